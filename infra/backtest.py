@@ -1,0 +1,316 @@
+"""Backtests by replay through the running pipeline (see docs/backtest.md).
+
+For each recommender, on a fresh stack (embedded broker + worker subprocess):
+
+1. announce the catalog on ``items`` (before the worker starts, so no event names an
+   item the worker has not heard of);
+2. **warm-up**: replay every event before ``train_until`` as fast as possible, then wait
+   until every user's list reflects all of their warm-up events;
+3. **scored part**: replay the rest in time order through `Gate`: a user's next event is
+   produced only once the list including their previous event has been published (the
+   list they saw before acting), other users' events keep flowing, and at most
+   ``in_flight`` events await their lists at once;
+4. read ``recommendations`` throughout, then score prequentially (`models.prequential`).
+
+Event ids are replaced by the replay sequence (``bt-<n>``) so the worker's duplicate
+filter never drops an event and each user's ordinal (``user_events``) stays exact.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import itertools
+import platform
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+
+from infra.config import EMBEDDED, Settings
+from infra.stack import Stack
+from models import metrics, prequential
+from models.prequential import Context, Produced, Published
+from streams.broadcast import Record, TopicReader
+from streams.contracts import Event, Item
+from streams.replay import Pacer, produce_items, replay
+
+# Both list lengths the metrics need; the worker publishes the longest.
+LIST_LENGTH = max(prequential.KS)
+# Default events awaiting their lists at once: each gated event costs one round trip
+# (~20-40 ms here), so throughput ~ in_flight / round trip; 1 = lockstep (exact, slow).
+IN_FLIGHT = 32
+# Lookahead past the oldest held-back event, per in-flight slot: ml-100k users act in
+# bursts of ~7 events, so 8 events per slot find about one other user per slot.
+LOOKAHEAD_PER_SLOT = 8
+# A gated event whose list never comes (dead-lettered, worker down) is released after this.
+STALL_TIMEOUT_S = 30.0
+# Warm-up lists must all arrive within this (the worker drains a backlog at ~2k ev/s).
+WARMUP_TIMEOUT_S = 600.0
+# Drill-down: users with the most scored events, and how much of each to show.
+DRILL_USERS = 4
+PACKAGES = ("streamrec", "confluent-kafka", "faust-streaming", "torch", "numpy")
+
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    recommenders: tuple[str, ...] = ("popularity", "cooccurrence")
+    train_until: float | None = None
+    rate: float | None = None
+    in_flight: int = IN_FLIGHT
+    seed: int = 2020
+    model_dir: str | None = None
+    source: str = ""
+
+
+@dataclass
+class Split:
+    """The log cut at ``train_until``: training counts, scored events with user ordinals."""
+
+    warmup: int = 0
+    scored: list[tuple[Event, int]] = field(default_factory=list)
+    train_counts: Counter[str] = field(default_factory=Counter)
+    # Each user's event count at the end of warm-up: what their last warm-up list must show.
+    warmup_ordinals: dict[str, int] = field(default_factory=dict)
+
+
+class ListBook:
+    """Lists read from ``recommendations``: the latest per user, and every one once scoring starts.
+
+    Called from the reader thread; `Gate` and `wait_for` wait on its condition.
+    """
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.latest: dict[str, Published] = {}
+        self.scored: list[Published] = []
+        self.recording = False
+
+    def on_records(self, records: list[Record]) -> None:
+        lists = [_published(r) for r in records]
+        with self.cond:
+            for published in lists:
+                self.latest[published.user_id] = published
+            if self.recording:
+                self.scored.extend(lists)
+            self.cond.notify_all()
+
+    def user_events(self, user_id: str) -> int:
+        published = self.latest.get(user_id)
+        return published.user_events if published else 0
+
+    def wait_for(self, expected: dict[str, int], timeout_s: float) -> int:
+        """Block until each user's latest list has ``user_events >= expected``; returns how many lag."""
+        deadline = time.monotonic() + timeout_s
+        with self.cond:
+            while (lagging := self._lagging(expected)) and time.monotonic() < deadline:
+                self.cond.wait(0.5)
+        return lagging
+
+    def start_recording(self) -> list[Published]:
+        """From now on keep every list; returns the latest per user so far (what users saw)."""
+        with self.cond:
+            self.recording = True
+            return list(self.latest.values())
+
+    def _lagging(self, expected: dict[str, int]) -> int:
+        return sum(1 for user, n in expected.items() if self.user_events(user) < n)
+
+
+def _published(record: Record) -> Published:
+    data = orjson.loads(record.value)
+    items = tuple(entry["item_id"] for entry in data["items"][:LIST_LENGTH])
+    # Publication time: the record's CreateTime, set when the worker's producer took it.
+    return Published(data["user_id"], items, int(data["user_events"]), record.timestamp_ms / 1000.0)
+
+
+class Gate:
+    """Per-user gated ordering of a time-ordered stream.
+
+    Yields events in time order, except that an event whose user still awaits the list
+    of their previous event is held back (with that user's later events) while other
+    users' events go ahead, at most ``in_flight`` awaiting lists and at most
+    ``LOOKAHEAD_PER_SLOT * in_flight`` events looked ahead.
+    """
+
+    def __init__(self, book: ListBook, in_flight: int, stall_timeout_s: float = STALL_TIMEOUT_S) -> None:
+        self.book = book
+        self.in_flight = max(1, in_flight)
+        self.lookahead = LOOKAHEAD_PER_SLOT * self.in_flight
+        self.stall_timeout_s = stall_timeout_s
+        self.awaiting: dict[str, tuple[int, float]] = {}
+        self.stalled = 0
+
+    def order(self, events: Iterable[tuple[Event, int]]) -> Iterator[Event]:
+        source = iter(events)
+        buffer: deque[tuple[Event, int]] = deque()
+        exhausted = False
+        while buffer or not exhausted:
+            with self.book.cond:
+                self._settle()
+                picked = self._pick(buffer)
+                if picked is None and not exhausted and len(buffer) < self.lookahead:
+                    nxt = next(source, None)
+                    exhausted = nxt is None
+                    if nxt is not None:
+                        buffer.append(nxt)
+                    continue
+                if picked is None:
+                    self.book.cond.wait(0.05)
+                    continue
+                event, ordinal = picked
+                self.awaiting[event.user_id] = (ordinal, time.monotonic())
+            yield event
+
+    def _settle(self) -> None:
+        """Forget users whose awaited list arrived (or stalled)."""
+        now = time.monotonic()
+        for user, (ordinal, since) in list(self.awaiting.items()):
+            if self.book.user_events(user) >= ordinal:
+                del self.awaiting[user]
+            elif now - since > self.stall_timeout_s:
+                self.stalled += 1
+                del self.awaiting[user]
+
+    def _pick(self, buffer: deque[tuple[Event, int]]) -> tuple[Event, int] | None:
+        if len(self.awaiting) >= self.in_flight:
+            return None
+        held: set[str] = set(self.awaiting)
+        for n, (event, ordinal) in enumerate(buffer):
+            if event.user_id not in held:
+                del buffer[n]
+                return event, ordinal
+            held.add(event.user_id)
+        return None
+
+
+def split(events: Iterable[Event], train_until: float) -> tuple[Iterator[Event], Split]:
+    """Stream the warm-up part (ts < train_until) while filling a `Split` with the rest.
+
+    Events get ids ``bt-<n>``; the log must be in time order (checked).
+    """
+    result = Split()
+    ordinals: Counter[str] = Counter()
+
+    def warmup() -> Iterator[Event]:
+        last_ts = float("-inf")
+        for n, event in enumerate(events):
+            if event.ts < last_ts:
+                raise ValueError(f"events must be in time order: event {n} has ts {event.ts} < {last_ts}")
+            last_ts = event.ts
+            event = replace(event, event_id=f"bt-{n}")
+            ordinals[event.user_id] += 1
+            if event.ts < train_until:
+                result.warmup += 1
+                result.train_counts[event.item_id] += 1
+                result.warmup_ordinals[event.user_id] = ordinals[event.user_id]
+                yield event
+            else:
+                result.scored.append((event, ordinals[event.user_id]))
+
+    return warmup(), result
+
+
+def default_train_until(events: Sequence[Event], scored_share: float = 0.2) -> float:
+    """The timestamp leaving the last ``scored_share`` of events for scoring."""
+    return events[int(len(events) * (1 - scored_share))].ts
+
+
+@dataclass
+class Run:
+    """Everything one recommender's replay produced."""
+
+    recommender: str
+    outcomes: list[prequential.Outcome]
+    warmup_events: int
+    warmup_s: float
+    scored_s: float
+    startup_s: float
+    stalled: int
+
+
+def run_one(
+    name: str,
+    settings: Settings,
+    events: Callable[[], Iterable[Event]],
+    items: Sequence[Item],
+    config: BacktestConfig,
+) -> tuple[Run, Split]:
+    """Replay the log through a fresh stack running ``name``; returns the outcomes."""
+    settings = settings.with_(recommender=name, k=LIST_LENGTH, **({"model_dir": config.model_dir} if config.model_dir else {}))
+    started = time.monotonic()
+    with ItemsFirstStack(settings, items) as stack:
+        book = ListBook()
+        reader = TopicReader(stack.settings.bootstrap_servers, stack.settings.topic_recommendations, book.on_records, name="backtest")
+        reader.start()
+        try:
+            startup_s = time.monotonic() - started
+            warm, cut = split(events(), config.train_until)
+            console.print(f"[bold]{name}[/]: warm-up replay (events before {config.train_until:.0f})")
+            t0 = time.monotonic()
+            replay(warm, stack.settings)
+            lagging = book.wait_for(cut.warmup_ordinals, WARMUP_TIMEOUT_S)
+            if lagging:
+                console.print(f"[yellow]{lagging} users' warm-up lists never arrived[/]")
+            warmup_s = time.monotonic() - t0
+            outcomes, scored_s, stalled = _scored_replay(book, cut, stack.settings, config)
+        finally:
+            reader.stop()
+    run = Run(name, outcomes, cut.warmup, warmup_s, scored_s, startup_s, stalled)
+    return run, cut
+
+
+def _scored_replay(
+    book: ListBook, cut: Split, settings: Settings, config: BacktestConfig
+) -> tuple[list[prequential.Outcome], float, int]:
+    seen_before = book.start_recording()
+    gate = Gate(book, config.in_flight)
+    produced: list[Produced] = []
+    ordinal_of = {e.event_id: n for e, n in cut.scored}
+
+    def sent(event: Event, at: float) -> None:
+        produced.append(Produced(event.user_id, event.item_id, event.ts, ordinal_of[event.event_id], at, event.event_type))
+
+    console.print(f"scored replay: {len(cut.scored)} events, {config.in_flight} in flight")
+    t0 = time.monotonic()
+    replay(gate.order(cut.scored), settings, Pacer(config.rate), total=len(cut.scored), on_sent=sent)
+    book.wait_for({p.user_id: p.ordinal for p in produced}, STALL_TIMEOUT_S)
+    scored_s = time.monotonic() - t0
+    with book.cond:
+        lists = seen_before + list(book.scored)
+    return prequential.prequential(produced, lists), scored_s, gate.stalled
+
+
+class ItemsFirstStack(Stack):
+    """A `Stack` that announces the catalog before its first worker starts.
+
+    The worker loads the whole catalog before consuming events; items announced later
+    race with the first events, which would be dead-lettered as unknown items.
+    """
+
+    def __init__(self, settings: Settings, items: Sequence[Item]) -> None:
+        super().__init__(settings)
+        self.items = items
+        self.announced = False
+
+    def start_worker(self, name: str) -> None:
+        if not self.announced:
+            produce_items(self.items, self.settings)
+            self.announced = True
+        super().start_worker(name)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            out[package] = "absent"
+    return out

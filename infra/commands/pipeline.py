@@ -1,0 +1,129 @@
+"""Commands that run or feed the pipeline: items, worker, serve, replay, up, demo."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+
+import click
+
+from infra.cli import main
+from infra.config import Settings
+from infra.stack import Stack, running_broker
+from streams.contracts import Event, Item
+from streams.replay import Pacer, produce_items, replay
+from streams.sources import DATASETS, movielens_events, movielens_items, read_events, read_items
+
+dataset_option = click.option("--dataset", type=click.Choice(DATASETS), help="A built-in dataset instead of FILE.")
+
+
+def connected(settings: Settings) -> Settings:
+    """Settings pointing at a real broker: the given one, or a running local stack's."""
+    url = running_broker(settings)
+    if url is None:
+        raise click.UsageError("no broker: run `make up` (or `streamrec up`) first, or set STREAMREC_BROKER")
+    return settings.with_(broker=url)
+
+
+def item_source(file: str | None, dataset: str | None) -> Iterator[Item] | list[Item]:
+    if bool(file) == bool(dataset):
+        raise click.UsageError("give FILE or --dataset")
+    return movielens_items(dataset) if dataset else read_items(file)
+
+
+def event_source(file: str | None, dataset: str | None) -> Iterator[Event] | list[Event]:
+    if bool(file) == bool(dataset):
+        raise click.UsageError("give FILE or --dataset")
+    return movielens_events(dataset) if dataset else read_events(file)
+
+
+@main.group()
+def items() -> None:
+    """The item catalog (the ``items`` topic)."""
+
+
+@items.command("load")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
+@dataset_option
+@click.pass_obj
+def items_load(settings: Settings, file: str | None, dataset: str | None) -> None:
+    """Announce items from FILE (JSONL/CSV) or a dataset on the items topic."""
+    n = produce_items(item_source(file, dataset), connected(settings))
+    click.echo(f"announced {n} items on {settings.topic_items}")
+
+
+@main.command()
+@click.option("--name", default="worker-0", show_default=True, help="Worker name (its own state dir).")
+@click.option("--recommender", help="popularity | cooccurrence | transformer")
+@click.option("--loglevel", default="info", show_default=True)
+@click.pass_obj
+def worker(settings: Settings, name: str, recommender: str | None, loglevel: str) -> None:
+    """Run one stream worker (Faust + RocksDB) until stopped."""
+    from streams.worker import run
+
+    settings = connected(settings)
+    run(settings.with_(recommender=recommender or settings.recommender), name, loglevel)
+
+
+@main.command()
+@click.pass_obj
+def serve(settings: Settings) -> None:
+    """Run the HTTP server: latest lists per user, event intake, health, metrics."""
+    import uvicorn
+
+    from serving.app import create_app
+
+    settings = connected(settings)
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+
+
+@main.command("replay")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
+@dataset_option
+@click.option("--rate", type=float, help="Events per second (default: as fast as possible).")
+@click.option("--speedup", type=float, help="Follow the log's timestamps, this many times faster.")
+@click.option("--limit", type=int, help="Only the first N events.")
+@click.pass_obj
+def replay_command(
+    settings: Settings, file: str | None, dataset: str | None, rate: float | None, speedup: float | None, limit: int | None
+) -> None:
+    """Produce a log's events (JSONL/CSV or a dataset) to the events topic, in order.
+
+    JSONL lines follow the events contract; CSV has the header
+    ``user_id,item_id,event_type,ts[,event_id]``.
+    """
+    events = itertools.islice(event_source(file, dataset), limit)
+    stats = replay(events, connected(settings), Pacer(rate, speedup))
+    click.echo(f"replayed {stats.events} events in {stats.wall_s:.1f} s ({stats.rate:,.0f} ev/s)")
+
+
+@main.command()
+@click.option("--workers", default=1, show_default=True)
+@click.option("--recommender", help="popularity | cooccurrence | transformer")
+@click.pass_obj
+def up(settings: Settings, workers: int, recommender: str | None) -> None:
+    """Start broker, workers and HTTP server, and keep them running until Ctrl-C."""
+    logging.basicConfig(level=logging.INFO)
+    settings = settings.with_(recommender=recommender or settings.recommender)
+    with Stack(settings, workers=workers, serve=True) as stack:
+        click.echo(f"broker {stack.settings.broker}  http {stack.http_url}  logs {stack.log_dir}")
+        click.echo("feed it: streamrec items load --dataset ml-100k && streamrec replay --dataset ml-100k --rate 500")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            click.echo("stopping")
+
+
+@main.command()
+@click.option("--rate", type=float, default=1000.0, show_default=True, help="Replay rate in events/s.")
+@click.option("--limit", type=int, help="Only the first N events of ml-100k.")
+@click.option("--recommender", help="popularity | cooccurrence | transformer")
+@click.pass_obj
+def demo(settings: Settings, rate: float, limit: int | None, recommender: str | None) -> None:
+    """Replay MovieLens-100K through the whole stack and print what came out."""
+    from infra.demo import run_demo
+
+    run_demo(settings.with_(recommender=recommender or settings.recommender), rate, limit)

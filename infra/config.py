@@ -1,0 +1,114 @@
+"""One settings object for every streamrec process.
+
+Precedence, lowest to highest: defaults < config file (TOML, ``STREAMREC_CONFIG`` or
+``--config``) < environment (``STREAMREC_<FIELD>``) < explicit overrides (CLI flags).
+
+>>> s = Settings.load(env={"STREAMREC_K": "20"}, overrides={"window": 30})
+>>> (s.k, s.window, s.topic_events)
+(20, 30, 'events')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "STREAMREC_"
+EMBEDDED = "embedded"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Effective configuration; every field can be set as ``STREAMREC_<NAME>``."""
+
+    # Where the broker is: "embedded" starts Tansu on loopback; "kafka://host:port" uses it.
+    broker: str = EMBEDDED
+    topic_events: str = "events"
+    topic_items: str = "items"
+    topic_recommendations: str = "recommendations"
+    topic_dlq: str = "events.dlq"
+    partitions: int = 4
+    # Length of the per-user recent-event window the models see.
+    window: int = 50
+    k: int = 10
+    # Besides purchases, never recommend what the user met in their last N events.
+    exclude_recent: int = 50
+    data_dir: str = ".streamrec"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    # Which recommender the worker publishes: "transformer", "cooccurrence" or "popularity".
+    recommender: str = "cooccurrence"
+    model_dir: str = ".streamrec/models"
+    # Consumer fetch wait (ms); Faust hard-codes 1500 ms, which caps freshness at ~1 s.
+    fetch_wait_ms: int = 10
+    # Micro-batch: at most this many events, waiting at most this long for them.
+    batch_max: int = 256
+    batch_window_s: float = 0.01
+    max_event_bytes: int = 4096
+    # Faust's check that a table's changelog matches the broker's end offsets after a
+    # restart. Off on the embedded broker, which reports end offsets wrong.
+    recovery_check: int = 1
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port`` form for confluent-kafka clients."""
+        return self.broker.removeprefix("kafka://")
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {
+            "events": self.topic_events,
+            "items": self.topic_items,
+            "recommendations": self.topic_recommendations,
+            "dlq": self.topic_dlq,
+        }
+
+    def with_(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def as_env(self) -> dict[str, str]:
+        """Environment that reproduces these settings in a child process."""
+        return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def load(
+        cls,
+        file: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        path = file or env.get(ENV_PREFIX + "CONFIG")
+        if path:
+            values.update(_read_file(Path(path)))
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = raw
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    data = tomllib.loads(path.read_text())
+    section = data.get("streamrec", data)
+    unknown = set(section) - {f.name for f in dataclasses.fields(Settings)}
+    if unknown:
+        raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
+    return dict(section)
+
+
+def _coerce(cls: type[Settings], name: str, value: Any) -> Any:
+    types = {f.name: f.type for f in dataclasses.fields(cls)}
+    if name not in types:
+        raise ValueError(f"unknown setting {name!r}")
+    kind = {"int": int, "float": float, "str": str}[str(types[name])]
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"setting {name}={value!r} is not a valid {kind.__name__}") from exc

@@ -1,0 +1,162 @@
+"""Run the whole stack locally: embedded broker, topics, workers and the HTTP server.
+
+Each worker and the server are child processes started through the ``streamrec``
+command with the stack's settings in their environment, exactly as an operator would
+run them, so tests, the demo and backtests exercise the real deployment path.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from infra.broker import EmbeddedBroker, create_topics, wipe_state
+from infra.config import EMBEDDED, Settings
+from streams.topics import topic_partitions
+from streams.worker import ready_marker
+
+WORKER_READY_TIMEOUT_S = 90.0
+SERVER_READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+
+def broker_file(settings: Settings) -> Path:
+    """Where a running local stack leaves its broker's address for other commands."""
+    return Path(settings.data_dir) / "broker.url"
+
+
+def running_broker(settings: Settings) -> str | None:
+    """The broker to use: the configured one, else the running local stack's, else None."""
+    if settings.broker != EMBEDDED:
+        return settings.broker
+    path = broker_file(settings)
+    return path.read_text().strip() if path.exists() else None
+
+
+def _require_free_port(host: str, port: int) -> None:
+    with socket.socket() as s:
+        if s.connect_ex((host, port)) == 0:
+            raise RuntimeError(f"{host}:{port} is already in use (another streamrec serve?); set STREAMREC_HTTP_PORT")
+
+
+class Stack:
+    """Context manager for a running streamrec deployment on this machine.
+
+    >>> with Stack(Settings.load()) as stack:  # doctest: +SKIP
+    ...     stack.settings.broker
+    'kafka://127.0.0.1:40123'
+    """
+
+    def __init__(self, settings: Settings, workers: int = 1, serve: bool = False) -> None:
+        self.settings = settings
+        self.n_workers = workers
+        self.serve = serve
+        self.broker: EmbeddedBroker | None = None
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.log_dir = Path(settings.data_dir) / "logs"
+
+    def start(self) -> Stack:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Stack:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.serve:
+            _require_free_port(self.settings.http_host, self.settings.http_port)
+        if self.settings.broker == EMBEDDED:
+            self.broker = EmbeddedBroker(log_path=self.log_dir / "broker.log").start()
+            # The in-memory broker starts empty: state from an earlier run would disagree.
+            wipe_state(self.settings.data_dir)
+            self.settings = self.settings.with_(broker=self.broker.url, recovery_check=0)
+            broker_file(self.settings).write_text(self.broker.url)
+        create_topics(self.settings.bootstrap_servers, topic_partitions(self.settings))
+        for i in range(self.n_workers):
+            self.start_worker(f"worker-{i}")
+        if self.serve:
+            self.start_server()
+        self.wait_workers_ready()
+        return self
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.settings.http_port}"
+
+    def start_worker(self, name: str) -> None:
+        ready_marker(self.settings, name).unlink(missing_ok=True)
+        self._spawn(name, ["worker", "--name", name])
+
+    def start_server(self) -> None:
+        self._spawn("server", ["serve"])
+        deadline = time.monotonic() + SERVER_READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            self._check_alive("server")
+            try:
+                if httpx.get(f"{self.http_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"HTTP server not ready after {SERVER_READY_TIMEOUT_S:.0f} s")
+
+    def wait_workers_ready(self, names: list[str] | None = None) -> None:
+        names = names or [n for n in self.processes if n.startswith("worker")]
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+        for name in names:
+            while not ready_marker(self.settings, name).exists():
+                self._check_alive(name)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} not ready after {WORKER_READY_TIMEOUT_S:.0f} s; see {self.log_dir}")
+                time.sleep(0.1)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Stop one process abruptly (crash tests) or politely (SIGTERM)."""
+        process = self.processes.pop(name)
+        process.send_signal(sig)
+        process.wait(timeout=STOP_TIMEOUT_S)
+
+    def stop(self) -> None:
+        processes = list(self.processes.values())
+        self.processes.clear()
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self.broker:
+            self.broker.stop()
+            broker_file(self.settings).unlink(missing_ok=True)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        env = {**os.environ, **self.settings.as_env(), "PYTHONUNBUFFERED": "1"}
+        log = open(self.log_dir / f"{name}.log", "ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "infra", *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.processes[name] = process
+
+    def _check_alive(self, name: str) -> None:
+        code = self.processes[name].poll()
+        if code is not None:
+            raise RuntimeError(f"{name} exited with code {code}; see {self.log_dir / (name + '.log')}")

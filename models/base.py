@@ -1,0 +1,127 @@
+"""The recommender contract every model implements, online (worker) and offline (evaluation).
+
+Uniform verbs, river-style:
+
+- ``learn(user, interaction)``: observe that ``user`` (whose ``window`` is what came
+  *before*) did ``interaction``; updates item-side statistics.
+- ``recommend(users, k)``: top-``k`` ``(item_id, score)`` per user, best first, never
+  an item in ``user.exclude`` nor an unavailable item. Batched, because the worker
+  scores a whole micro-batch of users at once.
+- ``update_items(items)``: catalog changes (new items, availability).
+
+>>> from models.popularity import Popularity
+>>> model = Popularity()
+>>> for item in ("a", "b", "b", "c"):
+...     model.learn(UserContext("u"), Interaction(item, "view", 0.0))
+>>> model.recommend([UserContext("v", exclude=frozenset({"b"}))], k=2)
+[[('a', 1.0), ('c', 1.0)]]
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from streams.contracts import Item
+
+# How much one event says about interest, by type (view < click < purchase).
+EVENT_WEIGHTS: Mapping[str, float] = {"view": 1.0, "click": 2.0, "purchase": 4.0}
+
+Ranked = list[tuple[str, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """One entry of a user's recent-event window."""
+
+    item_id: str
+    event_type: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserContext:
+    """What a recommender may know of a user: the window (oldest first) and exclusions."""
+
+    user_id: str
+    window: Sequence[Interaction] = ()
+    exclude: frozenset[str] = field(default_factory=frozenset)
+    # Latest user vector kept in state, if the model produced one earlier.
+    vector: np.ndarray | None = None
+
+    def with_vector(self, vector: np.ndarray) -> UserContext:
+        return UserContext(self.user_id, self.window, self.exclude, vector)
+
+
+class Recommender(abc.ABC):
+    """Base class: a ranked list of items per user."""
+
+    name: ClassVar[str]
+
+    @property
+    def version(self) -> str:
+        """What the ``model`` field of a published list says: name, plus version if any."""
+        return self.name
+
+    def learn(self, user: UserContext, interaction: Interaction) -> None:  # noqa: B027 - optional
+        """Observe one event; default: the model has no streaming item-side state."""
+
+    def update_items(self, items: Iterable[Item]) -> None:  # noqa: B027 - optional
+        """Catalog changes; default: nothing to do."""
+
+    def embed(self, users: Sequence[UserContext]) -> np.ndarray | None:
+        """User vectors (one row per user) for models that have them; default: None."""
+        return None
+
+    @abc.abstractmethod
+    def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
+        """Top-``k`` items per user, best first."""
+
+
+class ItemVocab:
+    """Stable item_id <-> dense index mapping that only grows.
+
+    >>> vocab = ItemVocab(["a", "b"])
+    >>> vocab.add("c"), vocab.index("b"), vocab.ids[2]
+    (2, 1, 'c')
+    """
+
+    def __init__(self, ids: Iterable[str] = ()) -> None:
+        self.ids: list[str] = []
+        self._index: dict[str, int] = {}
+        for item_id in ids:
+            self.add(item_id)
+
+    def add(self, item_id: str) -> int:
+        idx = self._index.get(item_id)
+        if idx is None:
+            idx = self._index[item_id] = len(self.ids)
+            self.ids.append(item_id)
+        return idx
+
+    def index(self, item_id: str) -> int | None:
+        return self._index.get(item_id)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._index
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def top_k(scores: np.ndarray, k: int, vocab: ItemVocab, banned: Iterable[int]) -> Ranked:
+    """Top-``k`` of a dense score vector, skipping banned indices (scores is not modified)."""
+    scores = scores.copy()
+    banned = [b for b in banned if b < len(scores)]
+    if banned:
+        scores[banned] = -np.inf
+    k = min(k, int(np.isfinite(scores).sum()))
+    if k <= 0:
+        return []
+    idx = np.argpartition(-scores, k - 1)[:k]
+    idx = idx[np.lexsort((idx, -scores[idx]))]  # ties: the older item first, deterministically
+    return [(vocab.ids[i], float(scores[i])) for i in idx]

@@ -1,0 +1,256 @@
+"""Next-item training of `SequenceEncoder` on time-ordered user sequences.
+
+Every position of a window is a target (one forward per window): with user states
+``h_t`` and tied item vectors ``v(i)``, the loss over targets ``i_{t+1}`` of type ``e_{t+1}`` is
+
+.. math:: \\mathcal{L} = \\frac{\\sum_t w_{e_{t+1}} \\left(-h_t \\cdot v(i_{t+1})
+          + \\log \\sum_j e^{h_t \\cdot v(j)}\\right)}{\\sum_t w_{e_{t+1}}}
+
+(full softmax). Above `SAMPLED_SOFTMAX_ABOVE` items the sum runs over the positive and
+`NEGATIVES` items drawn from the training frequency ``q`` instead, every logit corrected
+by ``- log q_j`` (logQ correction) so the estimate stays unbiased towards popular items.
+
+Long histories are cut into several windows, with a random offset each epoch. The model
+is validated every epoch on each user's second-to-last item (full ranking, seen items
+masked) and the best-NDCG@10 weights are kept (early stopping).
+
+>>> from streams.contracts import Event
+>>> seqs = user_sequences([Event("u", "a", "view", 2.0), Event("u", "b", "click", 1.0)])
+>>> [e.item_id for e in seqs["u"]]
+['b', 'a']
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from torch.nn import functional as F
+
+from models.base import ItemVocab
+from models.metrics import accuracy, masked_ranks
+from models.sequence import SequenceConfig, SequenceEncoder, encode_last, gap_buckets, pack
+from streams.contracts import EVENT_TYPE_INDEX, Event, Item
+
+# Full softmax up to this catalog size; beyond it, sampled softmax with logQ correction.
+SAMPLED_SOFTMAX_ABOVE = 50_000
+NEGATIVES = 4096
+# Validation batch: users per forward pass when scoring the whole catalog.
+EVAL_BATCH = 256
+
+Windows = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    # Max epochs, and epochs without a better validation NDCG@10 before stopping.
+    epochs: int = 200
+    patience: int = 25
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    # Loss weight per target event type; uniform = every next item counts the same,
+    # which is what next-item accuracy measures (EVENT_WEIGHTS would favour purchases).
+    type_weights: tuple[tuple[str, float], ...] = (("view", 1.0), ("click", 1.0), ("purchase", 1.0))
+    seed: int = 2020
+    # Wall-clock cap, so a slow machine still returns the best model so far.
+    max_seconds: float = 540.0
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: SequenceEncoder
+    vocab: ItemVocab  # item_id -> ID row - 1
+    text: np.ndarray  # (len(vocab) + 1, text_dim), row 0 = padding
+    metrics: dict[str, float]
+
+
+def user_sequences(events: Iterable[Event]) -> dict[str, list[Event]]:
+    """Each user's events, oldest first (ties keep input order)."""
+    seqs: defaultdict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        seqs[event.user_id].append(event)
+    return {user: sorted(evs, key=lambda e: e.ts) for user, evs in seqs.items()}
+
+
+def leave_one_out(
+    seqs: Mapping[str, list[Event]],
+) -> tuple[dict[str, list[Event]], dict[str, Event], dict[str, Event]]:
+    """Split each user: all but the last two = train, second-to-last = valid, last = test.
+
+    Users with fewer than three events keep everything for training.
+    """
+    train, valid, test = {}, {}, {}
+    for user, evs in seqs.items():
+        if len(evs) < 3:
+            train[user] = list(evs)
+            continue
+        train[user], valid[user], test[user] = evs[:-2], evs[-2], evs[-1]
+    return train, valid, test
+
+
+def encode_events(events: Sequence[Event], vocab: ItemVocab) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(catalog index = vocab index + 1, event type + 1, ts)`` arrays; unknown items dropped."""
+    kept = [e for e in events if e.item_id in vocab]
+    return (
+        np.array([vocab.index(e.item_id) + 1 for e in kept], dtype=np.int64),
+        np.array([EVENT_TYPE_INDEX[e.event_type] + 1 for e in kept], dtype=np.int64),
+        np.array([e.ts for e in kept], dtype=np.float64),
+    )
+
+
+def train(
+    train_seqs: Mapping[str, list[Event]],
+    valid: Mapping[str, Event],
+    items: Sequence[Item],
+    item_text: np.ndarray,
+    model_config: Mapping[str, object] | None = None,
+    config: TrainConfig = TrainConfig(),
+) -> TrainResult:
+    """Fit a `SequenceEncoder` on ``train_seqs``; early-stop on ``valid`` (NDCG@10).
+
+    The vocabulary is ``items`` (in order; ``item_text[k]`` is the text vector of ``items[k]``)
+    plus any item seen in training without catalog text (empty text vector).
+    """
+    torch.set_num_threads(1)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    vocab = ItemVocab(item.item_id for item in items)
+    for evs in train_seqs.values():
+        for e in evs:
+            vocab.add(e.item_id)
+    text = np.zeros((len(vocab) + 1, item_text.shape[1]), dtype=np.float32)
+    text[1 : len(items) + 1] = item_text
+    model = SequenceEncoder(SequenceConfig(n_items=len(vocab), text_dim=text.shape[1], **dict(model_config or {})))
+    seqs = [encode_events(evs, vocab) for evs in train_seqs.values()]
+    val_users = [u for u in valid if valid[u].item_id in vocab]
+    val_windows = [encode_events(train_seqs[u], vocab) for u in val_users]
+    val_targets = [vocab.index(valid[u].item_id) + 1 for u in val_users]
+    counts = np.bincount(np.concatenate([s[0] for s in seqs]), minlength=len(vocab) + 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    text_t, weights = torch.from_numpy(text), _type_weights(config)
+    best = {"ndcg@10": -1.0}
+    best_state, best_epoch, started = None, 0, time.monotonic()
+    with _progress() as progress:
+        task = progress.add_task("training", total=config.epochs, info="")
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            loss = _epoch(model, optimizer, _windows(seqs, model.config.window, rng), text_t, counts, weights, config)
+            score = evaluate_windows(model, val_windows, val_targets, text_t)
+            if score["ndcg@10"] > best["ndcg@10"]:
+                best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+            info = f"loss {loss:.3f} val ndcg@10 {score['ndcg@10']:.4f} (best {best['ndcg@10']:.4f} @ {best_epoch})"
+            progress.update(task, advance=1, info=info)
+            if epoch - best_epoch >= config.patience or time.monotonic() - started > config.max_seconds:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    metrics = {f"valid_{k}": v for k, v in best.items()} | {
+        "best_epoch": best_epoch,
+        "epochs": epoch,
+        "train_seconds": round(time.monotonic() - started, 1),
+    }
+    return TrainResult(model, vocab, text, metrics)
+
+
+def evaluate_windows(
+    model: SequenceEncoder, windows: Windows, targets: Sequence[int], text: torch.Tensor
+) -> dict[str, float]:
+    """HR/NDCG/MRR@10/20 of full-catalog ranking, each window's own items masked."""
+    model.eval()
+    ranks = []
+    with torch.inference_mode():
+        items = model.item_vectors(torch.arange(len(text)), text)
+        for start in range(0, len(windows), EVAL_BATCH):
+            chunk = windows[start : start + EVAL_BATCH]
+            scores = (encode_last(model, chunk, items) @ items[1:].T).numpy()
+            banned = [w[0] - 1 for w in chunk]
+            ranks.extend(masked_ranks(scores, [t - 1 for t in targets[start : start + EVAL_BATCH]], banned))
+    return accuracy(ranks)
+
+
+def _windows(seqs: list[tuple[np.ndarray, ...]], length: int, rng: np.random.Generator) -> Windows:
+    """Training windows of ``length + 1`` events (inputs + shifted targets), shuffled.
+
+    Each sequence yields its most recent window plus earlier ones every ``length`` events
+    back from a random offset, so long histories are used whole and differently each epoch.
+    """
+    out: Windows = []
+    for seq in seqs:
+        n = len(seq[0])
+        if n < 2:
+            continue
+        ends = {n} | set(range(n - int(rng.integers(length)), 1, -length))
+        out.extend(tuple(a[max(0, end - length - 1) : end] for a in seq) for end in ends)
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def _epoch(
+    model: SequenceEncoder,
+    optimizer: torch.optim.Optimizer,
+    windows: Windows,
+    text: torch.Tensor,
+    counts: np.ndarray,
+    weights: torch.Tensor,
+    config: TrainConfig,
+) -> float:
+    length, total, n = model.config.window, 0.0, 0
+    for start in range(0, len(windows), config.batch_size):
+        idx, types, ts = pack(windows[start : start + config.batch_size], length + 1)
+        gaps = gap_buckets(ts, types > 0, model.config.gap_buckets)
+        inputs, targets, target_types = idx[:, :-1], idx[:, 1:], types[:, 1:]
+        items = model.item_vectors(_drop_ids(torch.arange(len(text)), model.config.id_dropout), text)
+        hidden = model(items[inputs], types[:, :-1], gaps[:, :-1])
+        keep = (targets > 0) & (types[:, :-1] > 0)
+        loss = _loss(hidden[keep], targets[keep], items, counts)
+        w = weights[target_types[keep]]
+        loss = (loss * w).sum() / w.sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total, n = total + loss.item(), n + 1
+    return total / max(n, 1)
+
+
+def _loss(hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor, counts: np.ndarray) -> torch.Tensor:
+    """Per-target cross-entropy against the item table (row 0 = padding): full or sampled softmax."""
+    n_items = len(items) - 1
+    if n_items <= SAMPLED_SOFTMAX_ABOVE:
+        return F.cross_entropy(hidden @ items[1:].T, targets - 1, reduction="none")
+    q = torch.as_tensor(counts[1:] + 1, dtype=torch.float32)
+    q = q / q.sum()
+    negatives = torch.multinomial(q, NEGATIVES, replacement=True) + 1
+    candidates = torch.cat([targets, negatives])
+    logits = hidden @ items[candidates].T - torch.log(q[candidates - 1])
+    accidental = targets[:, None] == candidates[None, :]
+    accidental[torch.arange(len(targets)), torch.arange(len(targets))] = False
+    return F.cross_entropy(logits.masked_fill(accidental, -torch.inf), torch.arange(len(targets)), reduction="none")
+
+
+def _drop_ids(ids: torch.Tensor, rate: float) -> torch.Tensor:
+    """Replace a random ``rate`` of ID indices with 0 (text only)."""
+    return torch.where(torch.rand(ids.shape) < rate, 0, ids) if rate > 0 else ids
+
+
+def _type_weights(config: TrainConfig) -> torch.Tensor:
+    weights = torch.zeros(len(EVENT_TYPE_INDEX) + 1)
+    for name, w in config.type_weights:
+        weights[EVENT_TYPE_INDEX[name] + 1] = w
+    return weights
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} epochs"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+    )

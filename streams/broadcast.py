@@ -1,0 +1,102 @@
+"""Read every partition of a topic from the beginning, outside any consumer group.
+
+Used where each process needs the whole topic: the catalog (``items``) in every worker,
+and the latest list per user (``recommendations``) in every serving replica. A group
+consumer would split partitions between replicas; this reader does not.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+log = logging.getLogger(__name__)
+
+# Short fetch waits keep readers fresh (the broker holds a fetch up to this long).
+FETCH_WAIT_MS = 10
+POLL_BATCH = 1000
+POLL_TIMEOUT_S = 0.1
+# With no end offsets to trust (the embedded broker reports them wrong), "caught up"
+# means: the first poll after start-up that came back empty after this long.
+IDLE_AS_CAUGHT_UP_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+    partition: int
+    offset: int
+
+
+Handler = Callable[[list[Record]], None]
+
+
+class TopicReader:
+    """Tail ``topic`` in a daemon thread, calling ``handler`` with batches of records.
+
+    >>> reader = TopicReader("127.0.0.1:9092", "items", print)  # doctest: +SKIP
+    >>> reader.start(); reader.wait_caught_up(10); reader.stop()  # doctest: +SKIP
+    """
+
+    def __init__(self, bootstrap: str, topic: str, handler: Handler, name: str = "reader") -> None:
+        self.topic = topic
+        self.handler = handler
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"streamrec-{name}-unused",  # required by the client; never joined
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": FETCH_WAIT_MS,
+                "fetch.min.bytes": 1,
+            }
+        )
+        self._stop = threading.Event()
+        self._caught_up = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{name}:{topic}", daemon=True)
+        self.records = 0
+
+    def start(self) -> TopicReader:
+        meta = self._consumer.list_topics(self.topic, timeout=10).topics[self.topic]
+        if meta.error is not None:
+            raise RuntimeError(f"topic {self.topic}: {meta.error}")
+        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        self._thread.start()
+        return self
+
+    def wait_caught_up(self, timeout_s: float) -> bool:
+        return self._caught_up.wait(timeout_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        idle_since = time.monotonic()
+        while not self._stop.is_set():
+            batch = [self._record(m) for m in self._consumer.consume(POLL_BATCH, POLL_TIMEOUT_S) if _ok(m)]
+            if batch:
+                self.records += len(batch)
+                self.handler(batch)
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= IDLE_AS_CAUGHT_UP_S:
+                self._caught_up.set()
+
+    @staticmethod
+    def _record(m) -> Record:  # noqa: ANN001 - confluent_kafka.Message
+        return Record(m.key(), m.value(), m.timestamp()[1], m.partition(), m.offset())
+
+
+def _ok(message) -> bool:  # noqa: ANN001 - confluent_kafka.Message
+    error = message.error()
+    if error is not None and error.code() != KafkaError._PARTITION_EOF:
+        log.warning("reader error on %s: %s", message.topic(), error)
+    return error is None

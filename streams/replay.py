@@ -1,0 +1,152 @@
+"""Produce logged events (and catalogs) to the broker: as fast as possible, at a fixed
+rate, or time-scaled to the log's own clock, with a progress bar.
+
+Events are produced in the order given (logs are read in time order) and keyed by
+user, so each user's events stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import Producer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from infra.config import Settings
+from streams.contracts import Event, Item
+
+# Small lingers batch well without adding visible latency.
+LINGER_MS = 5
+# Producer queue in messages: large enough to absorb a burst of a replay.
+QUEUE_MESSAGES = 500_000
+
+OnSent = Callable[[Event, float], None]
+
+
+@dataclass
+class ReplayStats:
+    events: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.wall_s if self.wall_s else 0.0
+
+
+class Pacer:
+    """When to send the next event: ``rate`` events/s, or the log's clock / ``speedup``.
+
+    >>> p = Pacer(rate=100.0); p.start(0.0); p.due(Event("u", "i", "view", 5.0))
+    0.0
+    >>> p.due(Event("u", "i", "view", 9.0))
+    0.01
+    """
+
+    def __init__(self, rate: float | None = None, speedup: float | None = None) -> None:
+        if rate is not None and speedup is not None:
+            raise ValueError("give a rate or a speedup, not both")
+        self.rate, self.speedup = rate, speedup
+        self.n = 0
+        self.t0 = 0.0
+        self.log_t0: float | None = None
+
+    def start(self, now: float) -> None:
+        self.t0, self.n, self.log_t0 = now, 0, None
+
+    def due(self, event: Event) -> float:
+        """Wall-clock time at which ``event`` should be sent."""
+        self.n += 1
+        if self.rate:
+            return self.t0 + (self.n - 1) / self.rate
+        if self.speedup:
+            self.log_t0 = event.ts if self.log_t0 is None else self.log_t0
+            return self.t0 + (event.ts - self.log_t0) / self.speedup
+        return self.t0
+
+
+def producer(settings: Settings) -> Producer:
+    return Producer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "linger.ms": LINGER_MS,
+            "queue.buffering.max.messages": QUEUE_MESSAGES,
+        }
+    )
+
+
+def progress_bar(disable: bool = False) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        disable=disable,
+    )
+
+
+def replay(
+    events: Iterable[Event],
+    settings: Settings,
+    pacer: Pacer | None = None,
+    total: int | None = None,
+    on_sent: OnSent | None = None,
+    quiet: bool = False,
+) -> ReplayStats:
+    """Produce ``events`` to the events topic; returns how many and how long."""
+    pacer = pacer or Pacer()
+    out = producer(settings)
+    stats = ReplayStats()
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("replay", total=total, rate="")
+        t0 = time.time()
+        pacer.start(t0)
+        for event in events:
+            _wait_until(pacer.due(event), out)
+            _produce(out, settings.topic_events, event.user_id, event.to_json())
+            if on_sent:
+                on_sent(event, time.time())
+            stats.events += 1
+            if stats.events % 1000 == 0:
+                bar.update(task, completed=stats.events, rate=f"{stats.events / (time.time() - t0):,.0f} ev/s")
+        out.flush()
+        stats.wall_s = time.time() - t0
+        bar.update(task, completed=stats.events, rate=f"{stats.rate:,.0f} ev/s")
+    return stats
+
+
+def produce_items(items: Iterable[Item], settings: Settings) -> int:
+    """Announce items on the items topic (key = item_id); returns how many."""
+    out = producer(settings)
+    n = 0
+    for item in items:
+        _produce(out, settings.topic_items, item.item_id, item.to_json())
+        n += 1
+    out.flush()
+    return n
+
+
+def produce_raw(settings: Settings, topic: str, key: str | None, value: bytes) -> None:
+    """Send one record as is (tests and tools that need malformed input)."""
+    out = producer(settings)
+    _produce(out, topic, key, value)
+    out.flush()
+
+
+def _produce(out: Producer, topic: str, key: str | None, value: bytes) -> None:
+    while True:
+        try:
+            out.produce(topic, key=key.encode() if key is not None else None, value=value)
+            out.poll(0)
+            return
+        except BufferError:  # local queue full: let the client send, then retry
+            out.poll(0.05)
+
+
+def _wait_until(when: float, out: Producer) -> None:
+    delay = when - time.time()
+    if delay > 0:
+        out.poll(0)
+        time.sleep(delay)

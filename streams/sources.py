@@ -1,0 +1,138 @@
+"""Event and item logs on disk: JSONL, CSV and the built-in MovieLens-100K.
+
+Every reader streams (yields one record at a time) so large logs never sit in memory.
+
+Event files: JSONL with the ``events`` contract per line, or CSV with the header
+``user_id,item_id,event_type,ts[,event_id]``. Item files: JSONL with the ``items``
+contract, or CSV with ``item_id,title[,description,category,available]``.
+
+MovieLens-100K is read from the installed ``recbole`` wheel (its licence forbids
+redistribution, so it is never copied into this repository). Ratings map to event
+types by `RATING_TO_EVENT`: 5 stars = purchase, 4 = click, 1-3 = view.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import orjson
+
+from streams.contracts import Event, InvalidEvent, Item, parse_item, validate_event
+
+RATING_TO_EVENT = {5: "purchase", 4: "click", 3: "view", 2: "view", 1: "view"}
+ML100K = "ml-100k"
+DATASETS = (ML100K,)
+
+
+def read_events(path: str | Path) -> Iterator[Event]:
+    """Yield the events of a JSONL or CSV file, validated, in file order."""
+    path = Path(path)
+    is_csv = _is_csv(path)
+    for line_no, row in _rows(path):
+        try:
+            yield validate_event(_csv_event(row) if is_csv else row)
+        except InvalidEvent as exc:
+            raise InvalidEvent(f"{path}:{line_no}: {exc}") from None
+
+
+def read_items(path: str | Path) -> Iterator[Item]:
+    """Yield the items of a JSONL or CSV file."""
+    path = Path(path)
+    for line_no, row in _rows(path):
+        if "available" in row and isinstance(row["available"], str):
+            row["available"] = row["available"].strip().lower() not in ("0", "false", "no")
+        try:
+            yield parse_item(orjson.dumps(row))
+        except InvalidEvent as exc:
+            raise InvalidEvent(f"{path}:{line_no}: {exc}") from None
+
+
+def write_jsonl(path: str | Path, records: Iterable[Event | Item]) -> int:
+    """Write records as JSONL; returns how many were written."""
+    n = 0
+    with open(path, "wb") as out:
+        for record in records:
+            out.write(record.to_json() + b"\n")
+            n += 1
+    return n
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
+
+
+def _rows(path: Path) -> Iterator[tuple[int, dict]]:
+    return _csv_rows(path) if _is_csv(path) else _jsonl_rows(path)
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    with open(path, "rb") as lines:
+        for line_no, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    yield line_no, orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise InvalidEvent(f"{path}:{line_no}: malformed JSON: {exc}") from None
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    with open(path, newline="") as f:
+        for line_no, row in enumerate(csv.DictReader(f), 2):
+            yield line_no, {k: v for k, v in row.items() if v not in (None, "")}
+
+
+def _csv_event(row: dict) -> dict:
+    if "ts" in row:
+        try:
+            row["ts"] = float(row["ts"])
+        except ValueError:
+            raise InvalidEvent(f"ts: {row['ts']!r} is not a number") from None
+    return row
+
+
+def dataset_dir(name: str = ML100K) -> Path:
+    """Folder of a dataset shipped inside the installed ``recbole`` package."""
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"dataset {name!r} needs recbole: pip install --no-deps recbole")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "dataset_example" / name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is missing from the installed recbole package")
+    return folder
+
+
+def movielens_events(name: str = ML100K) -> list[Event]:
+    """MovieLens ratings as events, sorted by time (ties keep file order)."""
+    events = [
+        Event(
+            user_id=row["user_id:token"],
+            item_id=row["item_id:token"],
+            event_type=RATING_TO_EVENT[int(float(row["rating:float"]))],
+            ts=float(row["timestamp:float"]),
+            event_id=f"{row['user_id:token']}-{row['item_id:token']}",
+        )
+        for row in _recbole_rows(dataset_dir(name) / f"{name}.inter")
+    ]
+    events.sort(key=lambda e: e.ts)
+    return events
+
+
+def movielens_items(name: str = ML100K) -> list[Item]:
+    """MovieLens movies as items: title (with year) and genres as the category."""
+    items = []
+    for row in _recbole_rows(dataset_dir(name) / f"{name}.item"):
+        year = row.get("release_year:token", "")
+        title = row["movie_title:token_seq"] + (f" ({year})" if year else "")
+        genres = row.get("class:token_seq", "").split()
+        items.append(Item(row["item_id:token"], title, category=", ".join(genres)))
+    return items
+
+
+def _recbole_rows(path: Path) -> Iterator[dict[str, str]]:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        for line in f:
+            yield dict(zip(header, line.rstrip("\n").split("\t"), strict=False))

@@ -1,0 +1,242 @@
+"""The stream processor: ``events`` -> per-user RocksDB state -> ``recommendations``.
+
+One Faust agent consumes ``events`` in micro-batches. For each event it validates
+(bad input goes to ``events.dlq`` with the reason), applies it idempotently to the
+user's state in a RocksDB-backed Faust table, and lets the recommender learn from it.
+At the end of the batch every touched user is scored at once (models are batched) and
+one refreshed top-K list per user is published.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import EventT
+
+from infra.config import Settings
+from models.base import Interaction, Recommender
+from streams.catalog import Catalog
+from streams.contracts import Event, InvalidEvent, dead_letter, parse_event, recommendation_message
+from streams.state import UserState
+
+log = logging.getLogger(__name__)
+
+APP_ID = "streamrec"
+USERS_TABLE = "users"
+# Tansu holds a group join for ~session/2: Faust's default 60 s session means ~38 s
+# start-up. 10 s keeps start-up and failover short; heartbeats must be well inside it.
+SESSION_TIMEOUT_S = 10.0
+HEARTBEAT_S = 1.0
+STATS_EVERY_S = 30.0
+CATALOG_WAIT_S = 30.0
+
+
+@dataclass
+class Touched:
+    """A user changed in this micro-batch: state, newest event, and its Faust event."""
+
+    state: UserState
+    event: Event
+    source: EventT
+
+
+def use_fetch_wait(ms: int) -> None:
+    """Override Faust's hard-coded ``fetch_max_wait_ms=1500`` (freshness would be ~1 s).
+
+    Faust builds its aiokafka consumer with a literal 1500 ms; the consumer reads the
+    value from ``_fetch_max_wait_ms`` when it starts, so setting it after construction
+    is enough.
+    """
+    original = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(original, "streamrec_fetch_wait", None) == ms:
+        return
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = ms
+        return consumer
+
+    create.streamrec_fetch_wait = ms  # type: ignore[attr-defined]
+    faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = create
+
+
+def create_app(settings: Settings, worker_name: str) -> faust.App:
+    """A Faust app for one worker process (all workers share the consumer group)."""
+    use_fetch_wait(settings.fetch_wait_ms)
+    return faust.App(
+        APP_ID,
+        broker=settings.broker,
+        store="rocksdb://",
+        datadir=str(Path(settings.data_dir) / "workers" / worker_name),
+        topic_partitions=settings.partitions,
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=HEARTBEAT_S,
+        recovery_consistency_check=bool(settings.recovery_check),
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        stream_wait_empty=False,
+    )
+
+
+def set_current_event(event: EventT) -> None:
+    """Make ``event`` Faust's current event: table writes take their partition from it.
+
+    ``take_events`` yields a batch outside Faust's per-event context, so without this a
+    table write would land on whichever event Faust saw last.
+    """
+    _current_event.set(weakref.ref(event))
+
+
+class EventProcessor:
+    """Validate, apply and score one micro-batch; publish lists and dead letters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        recommender: Recommender,
+        catalog: Catalog,
+        users: faust.Table,
+        recommendations: faust.TopicT,
+        dlq: faust.TopicT,
+    ) -> None:
+        self.settings = settings
+        self.recommender = recommender
+        self.catalog = catalog
+        self.users = users
+        self.recommendations_topic = recommendations
+        self.dlq = dlq
+        self.stats: Counter[str] = Counter()
+
+    async def handle(self, batch: Sequence[EventT]) -> None:
+        self.follow_catalog()
+        touched: dict[str, Touched] = {}
+        for source in batch:
+            event = await self._validated(source)
+            if event is not None:
+                self._apply(event, source, touched)
+        await self._publish(touched)
+
+    def follow_catalog(self) -> None:
+        """Hand catalog updates that arrived since the last batch to the recommender."""
+        updates = self.catalog.drain()
+        if updates:
+            self.recommender.update_items(updates)
+            self.stats["items"] += len(updates)
+
+    async def _validated(self, source: EventT) -> Event | None:
+        raw: bytes = source.value
+        self.stats["events_in"] += 1
+        try:
+            event = parse_event(raw, max_bytes=self.settings.max_event_bytes)
+            _check_routing(source.key, event, self.catalog)
+        except InvalidEvent as exc:
+            self.stats["dead_lettered"] += 1
+            where = f"{source.message.topic}[{source.message.partition}]@{source.message.offset}"
+            await self.dlq.send(key=source.key, value=dead_letter(raw, str(exc), where))
+            return None
+        return event
+
+    def _apply(self, event: Event, source: EventT, touched: dict[str, Touched]) -> None:
+        set_current_event(source)
+        entry = touched.get(event.user_id)
+        state = entry.state if entry else self._load(event.user_id)
+        before = state.context(event.user_id)
+        if not state.apply(event, source.message.offset):
+            self.stats["duplicates"] += 1
+            return
+        self.stats["applied"] += 1
+        self.recommender.learn(before, Interaction(event.item_id, event.event_type, event.ts))
+        touched[event.user_id] = Touched(state, event, source)
+
+    def _load(self, user_id: str) -> UserState:
+        return UserState.from_dict(self.users.get(user_id), self.settings.window)
+
+    async def _publish(self, touched: dict[str, Touched]) -> None:
+        if not touched:
+            return
+        users = list(touched)
+        contexts = [touched[u].state.context(u, self.settings.exclude_recent) for u in users]
+        vectors = self.recommender.embed(contexts)
+        if vectors is not None:
+            contexts = [c.with_vector(v) for c, v in zip(contexts, vectors, strict=True)]
+        ranked = self.recommender.recommend(contexts, self.settings.k)
+        now = time.time()
+        for i, user_id in enumerate(users):
+            entry = touched[user_id]
+            if vectors is not None:
+                entry.state.vector = [round(float(x), 5) for x in vectors[i]]
+            set_current_event(entry.source)
+            self.users[user_id] = entry.state.to_dict()
+            message = recommendation_message(
+                user_id, ranked[i], entry.event, self.recommender.version, entry.state.events, now
+            )
+            await self.recommendations_topic.send(key=user_id.encode(), value=message)
+        self.stats["lists_out"] += len(users)
+
+
+def _check_routing(key: bytes | None, event: Event, catalog: Catalog) -> None:
+    """Events must be keyed by their user (state is partitioned by it) and name a known item."""
+    if key is None or key.decode("utf-8", "replace") != event.user_id:
+        raise InvalidEvent(f"message key {key!r} must equal user_id {event.user_id!r}")
+    if event.item_id not in catalog:
+        raise InvalidEvent(f"unknown item_id {event.item_id!r} (announce it on the items topic first)")
+
+
+def build(settings: Settings, worker_name: str, recommender: Recommender, catalog: Catalog) -> tuple[faust.App, EventProcessor]:
+    """Wire topics, the users table and the agent into a Faust app."""
+    app = create_app(settings, worker_name)
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    events = app.topic(settings.topic_events, partitions=settings.partitions, **raw)
+    recommendations = app.topic(settings.topic_recommendations, partitions=settings.partitions, **raw)
+    dlq = app.topic(settings.topic_dlq, partitions=1, **raw)
+    users = app.Table(USERS_TABLE, partitions=settings.partitions)  # user_id -> UserState.to_dict()
+    processor = EventProcessor(settings, recommender, catalog, users, recommendations, dlq)
+
+    @app.agent(events)
+    async def process(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_max, settings.batch_window_s):
+            await processor.handle(batch)
+
+    @app.timer(STATS_EVERY_S)
+    async def report() -> None:
+        log.info("worker %s: %s", worker_name, dict(processor.stats))
+
+    @app.on_rebalance_complete.connect
+    async def mark_ready(sender: faust.App, **_: Any) -> None:
+        # Tells a supervisor (tests, the demo) that partitions are assigned and recovered.
+        ready_marker(settings, worker_name).write_text(str(time.time()))
+
+    return app, processor
+
+
+def ready_marker(settings: Settings, worker_name: str) -> Path:
+    return Path(settings.data_dir) / "workers" / worker_name / "ready"
+
+
+def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
+    """Run one worker until SIGTERM/SIGINT: catalog first, then the Faust worker."""
+    from models.registry import make_recommender
+
+    recommender = make_recommender(settings.recommender, settings)
+    catalog = Catalog()
+    reader = catalog.follow(settings.bootstrap_servers, settings.topic_items, name=worker_name)
+    if not reader.wait_caught_up(CATALOG_WAIT_S):
+        log.warning("catalog still loading after %.0f s; starting anyway", CATALOG_WAIT_S)
+    app, processor = build(settings, worker_name, recommender, catalog)
+    processor.follow_catalog()
+    ready_marker(settings, worker_name).parent.mkdir(parents=True, exist_ok=True)
+    ready_marker(settings, worker_name).unlink(missing_ok=True)
+    try:
+        faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    finally:
+        reader.stop()
