@@ -18,8 +18,8 @@ filter never drops an event and each user's ordinal (``user_events``) stays exac
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
-import itertools
 import platform
 import threading
 import time
@@ -27,11 +27,13 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import orjson
 from rich.console import Console
 
-from infra.config import EMBEDDED, Settings
+from infra.config import Settings
 from infra.stack import Stack
 from models import metrics, prequential
 from models.prequential import Context, Produced, Published
@@ -42,11 +44,14 @@ from streams.replay import Pacer, produce_items, replay
 # Both list lengths the metrics need; the worker publishes the longest.
 LIST_LENGTH = max(prequential.KS)
 # Default events awaiting their lists at once: each gated event costs one round trip
-# (~20-40 ms here), so throughput ~ in_flight / round trip; 1 = lockstep (exact, slow).
-IN_FLIGHT = 32
-# Lookahead past the oldest held-back event, per in-flight slot: ml-100k users act in
-# bursts of ~7 events, so 8 events per slot find about one other user per slot.
-LOOKAHEAD_PER_SLOT = 8
+# (~25-50 ms here), so throughput <= in_flight / round trip; 1 = lockstep (exact, slow).
+IN_FLIGHT = 64
+# Default events looked ahead of the oldest not-yet-produced one. 86% of ml-100k's
+# consecutive events are by the same user, so a small lookahead finds few other users
+# to run while one user's burst waits: simulated on ml-100k's scored 20% at a 25 ms
+# round trip, 256 -> 99 s, 1024 -> 35 s, 2048 -> 22 s. The price is reordering across
+# users (never within a user), measured and reported as reorder_*.
+LOOKAHEAD = 2048
 # A gated event whose list never comes (dead-lettered, worker down) is released after this.
 STALL_TIMEOUT_S = 30.0
 # Warm-up lists must all arrive within this (the worker drains a backlog at ~2k ev/s).
@@ -64,6 +69,7 @@ class BacktestConfig:
     train_until: float | None = None
     rate: float | None = None
     in_flight: int = IN_FLIGHT
+    lookahead: int = LOOKAHEAD
     seed: int = 2020
     model_dir: str | None = None
     source: str = ""
@@ -136,13 +142,15 @@ class Gate:
     Yields events in time order, except that an event whose user still awaits the list
     of their previous event is held back (with that user's later events) while other
     users' events go ahead, at most ``in_flight`` awaiting lists and at most
-    ``LOOKAHEAD_PER_SLOT * in_flight`` events looked ahead.
+    ``lookahead`` events buffered past the oldest not yet produced.
     """
 
-    def __init__(self, book: ListBook, in_flight: int, stall_timeout_s: float = STALL_TIMEOUT_S) -> None:
+    def __init__(
+        self, book: ListBook, in_flight: int, lookahead: int = LOOKAHEAD, stall_timeout_s: float = STALL_TIMEOUT_S
+    ) -> None:
         self.book = book
         self.in_flight = max(1, in_flight)
-        self.lookahead = LOOKAHEAD_PER_SLOT * self.in_flight
+        self.lookahead = max(1, lookahead)
         self.stall_timeout_s = stall_timeout_s
         self.awaiting: dict[str, tuple[int, float]] = {}
         self.stalled = 0
@@ -233,6 +241,7 @@ class Run:
     scored_s: float
     startup_s: float
     stalled: int
+    reorder: dict[str, float] = field(default_factory=dict)
 
 
 def run_one(
@@ -243,7 +252,13 @@ def run_one(
     config: BacktestConfig,
 ) -> tuple[Run, Split]:
     """Replay the log through a fresh stack running ``name``; returns the outcomes."""
-    settings = settings.with_(recommender=name, k=LIST_LENGTH, **({"model_dir": config.model_dir} if config.model_dir else {}))
+    settings = settings.with_(
+        recommender=name,
+        k=LIST_LENGTH,
+        # Own state dir: never touch (or advertise a broker to) a stack run by `streamrec up`.
+        data_dir=str(Path(settings.data_dir) / "backtest" / name),
+        **({"model_dir": config.model_dir} if config.model_dir else {}),
+    )
     started = time.monotonic()
     with ItemsFirstStack(settings, items) as stack:
         book = ListBook()
@@ -259,32 +274,55 @@ def run_one(
             if lagging:
                 console.print(f"[yellow]{lagging} users' warm-up lists never arrived[/]")
             warmup_s = time.monotonic() - t0
-            outcomes, scored_s, stalled = _scored_replay(book, cut, stack.settings, config)
+            outcomes, scored_s, stalled, reorder = _scored_replay(book, cut, stack.settings, config)
         finally:
             reader.stop()
-    run = Run(name, outcomes, cut.warmup, warmup_s, scored_s, startup_s, stalled)
+    run = Run(name, outcomes, cut.warmup, warmup_s, scored_s, startup_s, stalled, reorder)
     return run, cut
 
 
 def _scored_replay(
     book: ListBook, cut: Split, settings: Settings, config: BacktestConfig
-) -> tuple[list[prequential.Outcome], float, int]:
+) -> tuple[list[prequential.Outcome], float, int, dict[str, float]]:
     seen_before = book.start_recording()
-    gate = Gate(book, config.in_flight)
+    gate = Gate(book, config.in_flight, config.lookahead)
     produced: list[Produced] = []
+    order: list[int] = []
     ordinal_of = {e.event_id: n for e, n in cut.scored}
 
     def sent(event: Event, at: float) -> None:
         produced.append(Produced(event.user_id, event.item_id, event.ts, ordinal_of[event.event_id], at, event.event_type))
+        order.append(int(event.event_id.removeprefix("bt-")))
 
-    console.print(f"scored replay: {len(cut.scored)} events, {config.in_flight} in flight")
+    console.print(f"scored replay: {len(cut.scored)} events, {config.in_flight} in flight, lookahead {config.lookahead}")
     t0 = time.monotonic()
     replay(gate.order(cut.scored), settings, Pacer(config.rate), total=len(cut.scored), on_sent=sent)
     book.wait_for({p.user_id: p.ordinal for p in produced}, STALL_TIMEOUT_S)
     scored_s = time.monotonic() - t0
     with book.cond:
         lists = seen_before + list(book.scored)
-    return prequential.prequential(produced, lists), scored_s, gate.stalled
+    return prequential.prequential(produced, lists), scored_s, gate.stalled, reordering(order, [p.ts for p in produced])
+
+
+def reordering(log_index: Sequence[int], ts: Sequence[float]) -> dict[str, float]:
+    """How far ahead of each event the replay had already gone when it was produced.
+
+    For the ``n``-th produced event: ``max(log_index[:n]) - log_index[n]`` events and
+    ``max(ts[:n]) - ts[n]`` seconds of event time (0 for a replay in log order).
+
+    >>> reordering([0, 2, 1, 3], [0.0, 20.0, 10.0, 30.0])
+    {'reorder_max_events': 1, 'reorder_mean_events': 0.25, 'reorder_max_s': 10.0, 'reorder_p99_s': 9.7}
+    """
+    if not log_index:
+        return {}
+    ahead_n = np.maximum.accumulate(np.asarray(log_index)) - np.asarray(log_index)
+    ahead_s = np.maximum.accumulate(np.asarray(ts)) - np.asarray(ts)
+    return {
+        "reorder_max_events": int(ahead_n.max()),
+        "reorder_mean_events": round(float(ahead_n.mean()), 3),
+        "reorder_max_s": float(ahead_s.max()),
+        "reorder_p99_s": round(float(np.percentile(ahead_s, 99)), 3),
+    }
 
 
 class ItemsFirstStack(Stack):
@@ -314,3 +352,146 @@ def versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[package] = "absent"
     return out
+
+
+def run_backtest(
+    settings: Settings, events: Callable[[], Iterable[Event]], items: Sequence[Item], config: BacktestConfig
+) -> dict[str, Any]:
+    """Replay the log once per recommender (fresh stack each) and build the report."""
+    runs, cut = [], Split()
+    for name in config.recommenders:
+        run, cut = run_one(name, settings, events, items, config)
+        runs.append(run)
+        console.print(f"[bold]{name}[/]: {len(run.outcomes)} scored events in {run.scored_s:.1f} s")
+    context = Context(
+        catalog=[item.item_id for item in items],
+        train_counts=cut.train_counts,
+        categories=metrics.category_sets({item.item_id: item.category for item in items}),
+    )
+    return build_report(runs, cut, context, items, config, settings)
+
+
+def build_report(
+    runs: Sequence[Run], cut: Split, context: Context, items: Sequence[Item], config: BacktestConfig, settings: Settings
+) -> dict[str, Any]:
+    """The ``report.json`` document (also what ``report.html`` is rendered from)."""
+    titles = {item.item_id: item.title for item in items}
+    return {
+        "recommenders": {run.recommender: _row(run, context) for run in runs},
+        "over_time": {run.recommender: prequential.over_time(run.outcomes, context) for run in runs},
+        "long_tail": _long_tail(runs, context),
+        "latency_histogram": latency_histograms(runs),
+        "drilldown": drilldown(runs, titles),
+        "data": {
+            "source": config.source,
+            "train_until": config.train_until,
+            "warmup_events": cut.warmup,
+            "scored_events": len(cut.scored),
+            "users": len(cut.warmup_ordinals.keys() | {e.user_id for e, _ in cut.scored}),
+            "items": len(items),
+        },
+        "config": {**asdict(config), "list_length": LIST_LENGTH, "settings": _settings_used(settings)},
+        "versions": versions(),
+        "model": model_artifact(config.model_dir),
+    }
+
+
+def _row(run: Run, context: Context) -> dict[str, float]:
+    row = prequential.summarize(run.outcomes, context)
+    row.update(
+        wall_s=round(run.startup_s + run.warmup_s + run.scored_s, 2),
+        startup_s=round(run.startup_s, 2),
+        warmup_s=round(run.warmup_s, 2),
+        scored_s=round(run.scored_s, 2),
+        warmup_events=run.warmup_events,
+        throughput_eps=len(run.outcomes) / run.scored_s if run.scored_s else 0.0,
+        warmup_throughput_eps=run.warmup_events / run.warmup_s if run.warmup_s else 0.0,
+        stalled=run.stalled,
+        **run.reorder,
+    )
+    return row
+
+
+def _long_tail(runs: Sequence[Run], context: Context) -> dict[str, Any]:
+    tails = {run.recommender: prequential.long_tail(run.outcomes, context) for run in runs}
+    first = next(iter(tails.values()), {"train_share": [], "test_share": []})
+    return {
+        "train_share": first["train_share"],
+        "test_share": first["test_share"],
+        "exposure_share": {name: tail["exposure_share"] for name, tail in tails.items()},
+        "head_items": len(context.head),
+    }
+
+
+# Latency histogram: this many equal bins from 0 to the largest p99 (times the headroom).
+LATENCY_BINS = 40
+LATENCY_HEADROOM = 1.25
+
+
+def latency_histograms(runs: Sequence[Run]) -> dict[str, dict[str, list[float]]]:
+    """Counts per latency bin (ms), same edges for every recommender; the last bin holds the rest."""
+    values = {run.recommender: prequential.latencies_ms(run.outcomes) for run in runs}
+    p99s = [float(np.percentile(v, 99)) for v in values.values() if len(v)]
+    top = max(p99s, default=1.0) * LATENCY_HEADROOM
+    edges = np.linspace(0.0, top, LATENCY_BINS + 1)
+    return {
+        name: {"edges": edges.tolist(), "counts": np.histogram(np.clip(v, 0.0, top), bins=edges)[0].tolist()}
+        for name, v in values.items()
+    }
+
+
+# Drill-down: show this many events before the chosen point and after it.
+DRILL_RECENT = 5
+DRILL_NEXT = 5
+
+
+def drilldown(runs: Sequence[Run], titles: dict[str, str], n_users: int = DRILL_USERS) -> list[dict[str, Any]]:
+    """For the users with most scored events: their events before a point in the scored
+    part, the list each recommender showed them right then, and what they did next."""
+    if not runs:
+        return []
+    by_user: dict[str, list[int]] = {}
+    for n, outcome in enumerate(runs[0].outcomes):
+        by_user.setdefault(outcome.event.user_id, []).append(n)
+    chosen = sorted(by_user, key=lambda u: (-len(by_user[u]), u))[:n_users]
+    out = []
+    for user in chosen:
+        point = min(DRILL_RECENT, len(by_user[user]) - 1)
+        recent = [runs[0].outcomes[n].event for n in by_user[user][:point]]
+        upcoming = [runs[0].outcomes[n].event for n in by_user[user][point : point + DRILL_NEXT]]
+        shown = {run.recommender: _seen_by(run, user, point) for run in runs}
+        out.append(
+            {
+                "user_id": user,
+                "recent": [_described(e, titles) for e in recent],
+                "shown": {name: [{"item_id": i, "title": titles.get(i, i)} for i in items[: prequential.KS[0]]] for name, items in shown.items()},
+                "next": [_described(e, titles) for e in upcoming],
+            }
+        )
+    return out
+
+
+def _seen_by(run: Run, user: str, point: int) -> tuple[str, ...]:
+    """The list ``user`` saw before their ``point``-th scored event in ``run``."""
+    mine = [o for o in run.outcomes if o.event.user_id == user]
+    return mine[point].seen or () if point < len(mine) else ()
+
+
+def _described(event: Produced, titles: dict[str, str]) -> dict[str, Any]:
+    return {"item_id": event.item_id, "title": titles.get(event.item_id, event.item_id), "event_type": event.event_type, "ts": event.ts}
+
+
+def _settings_used(settings: Settings) -> dict[str, Any]:
+    keep = ("partitions", "window", "fetch_wait_ms", "batch_max", "batch_window_s", "model_dir")
+    return {name: getattr(settings, name) for name in keep}
+
+
+def model_artifact(model_dir: str | None) -> dict[str, Any]:
+    """The artifact a run used: its files with sizes and SHA-256 (None when models learn online only)."""
+    if not model_dir or not Path(model_dir).is_dir():
+        return {"dir": model_dir, "files": {}}
+    files = {}
+    for path in sorted(Path(model_dir).rglob("*")):
+        if path.is_file():
+            files[str(path.relative_to(model_dir))] = {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"dir": str(model_dir), "files": files}

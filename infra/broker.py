@@ -110,14 +110,25 @@ def wait_until_ready(bootstrap: str, timeout_s: float, process: subprocess.Popen
     raise TimeoutError(f"broker at {bootstrap} not ready after {timeout_s:.0f} s")
 
 
-def create_topics(bootstrap: str, partitions: dict[str, int]) -> None:
+def create_topics(
+    bootstrap: str,
+    partitions: dict[str, int],
+    configs: dict[str, dict[str, str]] | None = None,
+    replication: int = 1,
+) -> None:
     """Create topics up front with explicit partition counts (Tansu cannot add them later).
 
-    Topics that already exist are left as they are.
+    ``configs`` maps a topic to its topic-level configs (cleanup.policy, retention.ms ...).
+    Topics that already exist are left as they are, configs included.
     """
+    configs = configs or {}
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics)
-    wanted = [NewTopic(name, n, 1) for name, n in partitions.items() if name not in existing]
+    wanted = [
+        NewTopic(name, n, replication, config=configs.get(name, {}))
+        for name, n in partitions.items()
+        if name not in existing
+    ]
     if not wanted:
         return
     for name, future in admin.create_topics(wanted, operation_timeout=ADMIN_TIMEOUT_S).items():

@@ -29,3 +29,6 @@ def config(settings: Settings) -> None:
 
 # Command modules register themselves on `main`.
 from infra.commands import pipeline  # noqa: E402,F401  (items, worker, serve, replay, demo, up)
+from infra.commands import backtest  # noqa: E402,F401  (backtest)
+from infra.commands import models  # noqa: E402,F401  (train, evaluate)
+from infra.commands import topics  # noqa: E402,F401  (topics)

@@ -63,7 +63,7 @@ class UserState:
     def context(self, user_id: str, exclude_recent: int = 0) -> UserContext:
         """What recommenders see: the window; purchases and the last ``exclude_recent``
         window items excluded."""
-        recent = [i.item_id for i in self.window[len(self.window) - exclude_recent :]] if exclude_recent else []
+        recent = [i.item_id for i in self.window[-exclude_recent:]] if exclude_recent else []
         return UserContext(user_id, tuple(self.window), frozenset(self.purchased).union(recent))
 
     def to_dict(self) -> dict[str, Any]:

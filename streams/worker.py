@@ -9,6 +9,7 @@ one refreshed top-K list per user is published.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -39,6 +40,7 @@ SESSION_TIMEOUT_S = 10.0
 HEARTBEAT_S = 1.0
 STATS_EVERY_S = 30.0
 CATALOG_WAIT_S = 30.0
+UNKNOWN_ITEM_GRACE_S = 0.25
 
 
 @dataclass
@@ -119,11 +121,20 @@ class EventProcessor:
 
     async def handle(self, batch: Sequence[EventT]) -> None:
         self.follow_catalog()
+        parsed = [(source, self._parse(source)) for source in batch]
+        if any(isinstance(e, Event) and e.item_id not in self.catalog for _, e in parsed):
+            # An item announced just before its first event may still be in flight to
+            # our catalog reader: give it a moment before calling the item unknown.
+            await asyncio.sleep(UNKNOWN_ITEM_GRACE_S)
+            self.follow_catalog()
         touched: dict[str, Touched] = {}
-        for source in batch:
-            event = await self._validated(source)
-            if event is not None:
-                self._apply(event, source, touched)
+        for source, result in parsed:
+            if isinstance(result, Event) and result.item_id not in self.catalog:
+                result = InvalidEvent(f"unknown item_id {result.item_id!r} (announce it on the items topic first)")
+            if isinstance(result, InvalidEvent):
+                await self._dead_letter(source, result)
+            else:
+                self._apply(result, source, touched)
         await self._publish(touched)
 
     def follow_catalog(self) -> None:
@@ -133,18 +144,22 @@ class EventProcessor:
             self.recommender.update_items(updates)
             self.stats["items"] += len(updates)
 
-    async def _validated(self, source: EventT) -> Event | None:
-        raw: bytes = source.value
+    def _parse(self, source: EventT) -> Event | InvalidEvent:
         self.stats["events_in"] += 1
         try:
-            event = parse_event(raw, max_bytes=self.settings.max_event_bytes)
-            _check_routing(source.key, event, self.catalog)
+            event = parse_event(source.value, max_bytes=self.settings.max_event_bytes)
         except InvalidEvent as exc:
-            self.stats["dead_lettered"] += 1
-            where = f"{source.message.topic}[{source.message.partition}]@{source.message.offset}"
-            await self.dlq.send(key=source.key, value=dead_letter(raw, str(exc), where))
-            return None
+            return exc
+        key = source.key.decode("utf-8", "replace") if source.key is not None else None
+        if key != event.user_id:
+            # State is partitioned by key: a mis-keyed event would land on the wrong partition.
+            return InvalidEvent(f"message key {key!r} must equal user_id {event.user_id!r}")
         return event
+
+    async def _dead_letter(self, source: EventT, reason: InvalidEvent) -> None:
+        self.stats["dead_lettered"] += 1
+        where = f"{source.message.topic}[{source.message.partition}]@{source.message.offset}"
+        await self.dlq.send(key=source.key, value=dead_letter(source.value, str(reason), where))
 
     def _apply(self, event: Event, source: EventT, touched: dict[str, Touched]) -> None:
         set_current_event(source)
@@ -182,14 +197,6 @@ class EventProcessor:
             )
             await self.recommendations_topic.send(key=user_id.encode(), value=message)
         self.stats["lists_out"] += len(users)
-
-
-def _check_routing(key: bytes | None, event: Event, catalog: Catalog) -> None:
-    """Events must be keyed by their user (state is partitioned by it) and name a known item."""
-    if key is None or key.decode("utf-8", "replace") != event.user_id:
-        raise InvalidEvent(f"message key {key!r} must equal user_id {event.user_id!r}")
-    if event.item_id not in catalog:
-        raise InvalidEvent(f"unknown item_id {event.item_id!r} (announce it on the items topic first)")
 
 
 def build(settings: Settings, worker_name: str, recommender: Recommender, catalog: Catalog) -> tuple[faust.App, EventProcessor]:
