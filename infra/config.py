@@ -41,7 +41,7 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # Which recommender the worker publishes: "transformer", "cooccurrence" or "popularity".
-    recommender: str = "cooccurrence"
+    recommender: str = "transformer"
     model_dir: str = ".streamrec/models"
     # Consumer fetch wait (ms); Faust hard-codes 1500 ms, which caps freshness at ~1 s.
     fetch_wait_ms: int = 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from infra.config import Settings
@@ -10,17 +11,22 @@ from models.cooccurrence import CoOccurrence
 from models.popularity import Popularity
 
 
+log = logging.getLogger(__name__)
+
+TRANSFORMER = "transformer"
+
+
 def _transformer(settings: Settings) -> Recommender:
     # Imported lazily: torch and the text encoder cost seconds that the simple models skip.
     from models.transformer import TransformerRecommender
 
-    return TransformerRecommender.from_model_dir(settings.model_dir)
+    return TransformerRecommender.from_dir(settings.model_dir)
 
 
 FACTORIES: dict[str, Callable[[Settings], Recommender]] = {
     "popularity": lambda settings: Popularity(),
     "cooccurrence": lambda settings: CoOccurrence(),
-    "transformer": _transformer,
+    TRANSFORMER: _transformer,
 }
 
 
@@ -30,3 +36,15 @@ def make_recommender(name: str, settings: Settings) -> Recommender:
     except KeyError:
         raise ValueError(f"unknown recommender {name!r}; choose from {', '.join(FACTORIES)}") from None
     return factory(settings)
+
+
+def initial_recommender(settings: Settings) -> Recommender:
+    """What a worker starts with: the configured model, or, when the transformer has no
+    artifact yet, co-occurrence until one is trained (the worker hot-reloads it)."""
+    try:
+        return make_recommender(settings.recommender, settings)
+    except FileNotFoundError as exc:
+        if settings.recommender != TRANSFORMER:
+            raise
+        log.warning("%s; serving cooccurrence until an artifact appears", exc)
+        return CoOccurrence()

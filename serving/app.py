@@ -2,6 +2,8 @@
 
 - ``GET /v1/users/{user_id}/recommendations?k=10``: the latest list (404 if none yet)
 - ``POST /v1/events``: validate, produce to ``events`` keyed by user, 202 (422 if bad)
+- ``GET /v1/search?q=text&k=10``: items whose text matches the query (semantic)
+- ``GET /v1/items/{item_id}/similar?k=10``: items the model places near this one
 - ``GET /healthz``, ``GET /metrics`` (Prometheus text)
 """
 
@@ -24,6 +26,7 @@ from streams.broadcast import Record, TopicReader
 from streams.catalog import Catalog
 from streams.contracts import Event, InvalidEvent, validate_event
 from streams.replay import producer
+from serving.semantic import NoModel, SemanticIndex
 
 MAX_K = 100
 
@@ -72,6 +75,7 @@ class Metrics:
 
 def create_app(settings: Settings) -> FastAPI:
     lists, catalog = LatestLists(), Catalog()
+    semantic = SemanticIndex(settings, catalog)
     metrics = Metrics(lists)
     out: Producer = producer(settings)
 
@@ -100,9 +104,18 @@ def create_app(settings: Settings) -> FastAPI:
         message = lists.get(user_id)
         if message is None:
             return JSONResponse({"error": f"no recommendations for user {user_id!r} yet"}, status_code=404)
-        catalog.drain()
-        items = [{**entry, "title": catalog.title(entry["item_id"])} for entry in message["items"][:k]]
-        return {**message, "items": items}
+        return {**message, "items": _titled(catalog, message["items"][:k])}
+
+    @app.get("/v1/search")
+    def search(q: str = Query(..., min_length=1, max_length=500), k: int = Query(10, ge=1, le=MAX_K)) -> Any:
+        return _semantic(lambda: {"query": q, "items": _titled(catalog, _entries(semantic.search(q, k)))})
+
+    @app.get("/v1/items/{item_id}/similar")
+    def similar(item_id: str, k: int = Query(10, ge=1, le=MAX_K)) -> Any:
+        catalog.refresh()
+        if item_id not in catalog:
+            return JSONResponse({"error": f"unknown item {item_id!r}"}, status_code=404)
+        return _semantic(lambda: {"item_id": item_id, "items": _titled(catalog, _entries(semantic.similar(item_id, k)))})
 
     @app.post("/v1/events", status_code=202)
     def post_event(body: Any = Body(...)) -> Any:
@@ -119,7 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> Any:
-        catalog.drain()
+        catalog.refresh()
         return {"status": "ok", "users_with_lists": len(lists), "lists_consumed": lists.consumed, "items": len(catalog)}
 
     @app.get("/metrics")
@@ -127,6 +140,22 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _entries(ranked: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    return [{"item_id": item_id, "score": round(score, 6)} for item_id, score in ranked]
+
+
+def _titled(catalog: Catalog, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    catalog.refresh()
+    return [{**entry, "title": catalog.title(entry["item_id"])} for entry in entries]
+
+
+def _semantic(answer: Any) -> Any:
+    try:
+        return answer()
+    except NoModel as exc:
+        return JSONResponse({"error": str(exc)}, status_code=503)
 
 
 def _with_id(event: Event) -> Event:

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import orjson
 
-from streams.contracts import Event, InvalidEvent, Item, parse_item, validate_event
+from streams.contracts import EVENT_TYPES, Event, InvalidEvent, Item, parse_item, validate_event
 
 RATING_TO_EVENT = {5: "purchase", 4: "click", 3: "view", 2: "view", 1: "view"}
 ML100K = "ml-100k"
 DATASETS = (ML100K,)
+# Item-popularity skew of synthetic logs; ~1 is what real catalogs show.
+SYNTHETIC_ZIPF = 1.0
 
 
 def read_events(path: str | Path) -> Iterator[Event]:
@@ -136,3 +138,22 @@ def _recbole_rows(path: Path) -> Iterator[dict[str, str]]:
         header = f.readline().rstrip("\n").split("\t")
         for line in f:
             yield dict(zip(header, line.rstrip("\n").split("\t"), strict=False))
+
+
+def synthetic_catalog(n_items: int) -> list[Item]:
+    """Items ``s0..s{n-1}`` in a few text topics (for scale tests and benchmarks)."""
+    topics = ("space opera", "kitchen knives", "jazz piano", "trail running", "board games")
+    return [Item(f"s{i}", f"{topics[i % len(topics)]} #{i}", category=topics[i % len(topics)]) for i in range(n_items)]
+
+
+def synthetic_events(n_events: int, n_users: int, n_items: int, seed: int = 7, t0: float = 1.7e9) -> Iterator[Event]:
+    """Zipf-popular items, uniformly random users, one event per second of log time."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, n_items + 1) ** SYNTHETIC_ZIPF
+    items = rng.choice(n_items, size=n_events, p=weights / weights.sum())
+    users = rng.integers(0, n_users, size=n_events)
+    types = rng.choice(3, size=n_events, p=(0.7, 0.25, 0.05))
+    for n in range(n_events):
+        yield Event(f"su{users[n]}", f"s{items[n]}", EVENT_TYPES[types[n]], t0 + n, f"se{seed}-{n}")

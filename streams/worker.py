@@ -25,7 +25,9 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
 from infra.config import Settings
+from models.artifact import latest_version
 from models.base import Interaction, Recommender
+from models.registry import TRANSFORMER, initial_recommender, make_recommender
 from streams.catalog import Catalog
 from streams.contracts import Event, InvalidEvent, dead_letter, parse_event, recommendation_message
 from streams.state import UserState
@@ -39,6 +41,8 @@ USERS_TABLE = "users"
 SESSION_TIMEOUT_S = 10.0
 HEARTBEAT_S = 1.0
 STATS_EVERY_S = 30.0
+# How often workers look for a newer model artifact (a directory listing: cheap).
+MODEL_POLL_S = 5.0
 CATALOG_WAIT_S = 30.0
 UNKNOWN_ITEM_GRACE_S = 0.25
 
@@ -118,6 +122,7 @@ class EventProcessor:
         self.recommendations_topic = recommendations
         self.dlq = dlq
         self.stats: Counter[str] = Counter()
+        self._catalog_cursor = 0
 
     async def handle(self, batch: Sequence[EventT]) -> None:
         self.follow_catalog()
@@ -137,9 +142,32 @@ class EventProcessor:
                 self._apply(result, source, touched)
         await self._publish(touched)
 
+    async def reload_if_newer(self) -> None:
+        """Swap in a newer model artifact without stopping: the feedback loop's last step.
+
+        Loading (and embedding the catalog for the new model) runs in a thread so the
+        stream keeps flowing on the old model; the swap itself happens between batches.
+        """
+        if self.settings.recommender != TRANSFORMER:
+            return
+        version = latest_version(self.settings.model_dir)
+        if version is None or version == getattr(self.recommender, "artifact_version", None):
+            return
+        snapshot, at = self.catalog.updates_since(0)
+        new = await asyncio.get_running_loop().run_in_executor(None, self._load_transformer, snapshot)
+        new.update_items(self.catalog.updates_since(at)[0])  # items that arrived while loading
+        log.info("model %s -> %s", self.recommender.version, new.version)
+        self.recommender = new
+        self.stats["model_reloads"] += 1
+
+    def _load_transformer(self, items: list) -> Recommender:
+        recommender = make_recommender(TRANSFORMER, self.settings)
+        recommender.update_items(items)
+        return recommender
+
     def follow_catalog(self) -> None:
         """Hand catalog updates that arrived since the last batch to the recommender."""
-        updates = self.catalog.drain()
+        updates, self._catalog_cursor = self.catalog.updates_since(self._catalog_cursor)
         if updates:
             self.recommender.update_items(updates)
             self.stats["items"] += len(updates)
@@ -218,6 +246,10 @@ def build(settings: Settings, worker_name: str, recommender: Recommender, catalo
     async def report() -> None:
         log.info("worker %s: %s", worker_name, dict(processor.stats))
 
+    @app.timer(MODEL_POLL_S)
+    async def hot_reload() -> None:
+        await processor.reload_if_newer()
+
     @app.on_rebalance_complete.connect
     async def mark_ready(sender: faust.App, **_: Any) -> None:
         # Tells a supervisor (tests, the demo) that partitions are assigned and recovered.
@@ -232,9 +264,7 @@ def ready_marker(settings: Settings, worker_name: str) -> Path:
 
 def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
     """Run one worker until SIGTERM/SIGINT: catalog first, then the Faust worker."""
-    from models.registry import make_recommender
-
-    recommender = make_recommender(settings.recommender, settings)
+    recommender = initial_recommender(settings)
     catalog = Catalog()
     reader = catalog.follow(settings.bootstrap_servers, settings.topic_items, name=worker_name)
     if not reader.wait_caught_up(CATALOG_WAIT_S):

@@ -1,0 +1,108 @@
+"""Pipeline benchmark: event->recommendation latency at a fixed rate, and one worker's
+maximum sustained events/s, through the real broker, worker and topics.
+
+    python bench/bench_pipeline.py                      # cooccurrence
+    python bench/bench_pipeline.py --recommenders cooccurrence,transformer
+
+Each recommender gets a fresh stack; both phases use synthetic Zipf traffic. Latency is
+measured from the producer's send to the worker's publication of the first list that
+includes the event (`streams.freshness`). Throughput is events / (time from the first
+event sent to the last event included in a list) with the whole backlog produced up
+front, so it measures the worker, not the producer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from infra.broker import free_port
+from infra.config import Settings
+from infra.stack import Stack
+from streams.broadcast import TopicReader
+from streams.freshness import Freshness
+from streams.replay import Pacer, produce_items, replay
+from streams.sources import synthetic_catalog, synthetic_events
+
+ITEMS, USERS = 2000, 5000
+DRAIN_TIMEOUT_S = 300.0
+
+
+def run_phase(stack: Stack, n: int, rate: float | None, seed: int) -> tuple[Freshness, float]:
+    freshness = Freshness()
+
+    def on_lists(records) -> None:
+        for r in records:
+            m = orjson.loads(r.value)
+            freshness.published(m["user_id"], m["user_events"], m["generated_at"])
+
+    # Users are namespaced per phase so each phase's per-user counters start at zero.
+    events = [e.__class__(f"p{seed}-{e.user_id}", *_rest(e)) for e in synthetic_events(n, USERS, ITEMS, seed=seed)]
+    reader = TopicReader(stack.settings.bootstrap_servers, stack.settings.topic_recommendations, on_lists, f"bench{seed}").start()
+    reader.wait_caught_up(30)
+    t0 = time.time()
+    replay(events, stack.settings, Pacer(rate=rate), total=n, on_sent=lambda e, at: freshness.sent(e.user_id, at))
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while freshness.outstanding and time.monotonic() < deadline:
+        time.sleep(0.05)
+    wall = time.time() - t0
+    reader.stop()
+    return freshness, wall
+
+
+def _rest(e):
+    return e.item_id, e.event_type, e.ts, f"{e.event_id}"
+
+
+def bench(recommender: str, rate: float, latency_events: int, backlog_events: int, data: Path) -> dict:
+    settings = Settings.load(overrides={"data_dir": str(data / recommender), "http_port": free_port(), "recommender": recommender})
+    with Stack(settings) as stack:
+        produce_items(synthetic_catalog(ITEMS), stack.settings)
+        time.sleep(1.0)
+        run_phase(stack, 500, rate, seed=0)  # warm-up: JIT-free, but caches, connections, model
+        fresh, _ = run_phase(stack, latency_events, rate, seed=1)
+        backlog, wall = run_phase(stack, backlog_events, None, seed=2)
+    p = fresh.percentiles_ms()
+    return {
+        "recommender": recommender,
+        "rate": rate,
+        "latency_p50_ms": p["p50"],
+        "latency_p95_ms": p["p95"],
+        "latency_p99_ms": p["p99"],
+        "latency_events": latency_events,
+        "sustained_events_per_s": backlog_events / wall,
+        "backlog_events": backlog_events,
+        "unmatched": fresh.outstanding + backlog.outstanding,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recommenders", default="cooccurrence")
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--latency-events", type=int, default=10_000)
+    parser.add_argument("--backlog-events", type=int, default=30_000)
+    parser.add_argument("--out", default="bench/results/pipeline.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [bench(r, args.rate, args.latency_events, args.backlog_events, Path(tmp)) for r in args.recommenders.split(",")]
+    table = Table(title=f"pipeline: 1 worker, {ITEMS} items, {USERS} users, Zipf traffic")
+    for column in ("recommender", f"p50 ms @{args.rate:g}/s", "p95 ms", "p99 ms", "sustained ev/s", "unmatched"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(r["recommender"], f"{r['latency_p50_ms']:.1f}", f"{r['latency_p95_ms']:.1f}", f"{r['latency_p99_ms']:.1f}",
+                      f"{r['sustained_events_per_s']:,.0f}", str(r["unmatched"]))
+    Console().print(table)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Semantic endpoints' backend: text search and similar items through the newest model.
+
+The model is loaded on first use (torch and the text encoder cost seconds a server
+that only relays lists never pays) and replaced when a newer artifact appears, the
+same way workers hot-reload. Catalog updates are handed to it before every query so a
+brand-new item is searchable at once.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from infra.config import Settings
+from models.artifact import latest_version
+from models.base import Ranked
+from models.registry import TRANSFORMER, make_recommender
+from streams.catalog import Catalog
+
+
+class NoModel(RuntimeError):
+    """No trained artifact exists yet."""
+
+
+class SemanticIndex:
+    """search(text) and similar(item_id) over the catalog, through the newest artifact."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self._model = None
+        self._version: str | None = None
+        self._cursor = 0
+        self._lock = threading.Lock()
+
+    def search(self, text: str, k: int) -> Ranked:
+        with self._lock:
+            return self._current().search(text, k)
+
+    def similar(self, item_id: str, k: int) -> Ranked:
+        with self._lock:
+            return self._current().similar(item_id, k)
+
+    def _current(self):  # noqa: ANN202 - a TransformerRecommender (imported lazily)
+        version = latest_version(self.settings.model_dir)
+        if version is None:
+            raise NoModel(f"no model artifact under {self.settings.model_dir}: run `streamrec train`")
+        if version != self._version:
+            self._model = make_recommender(TRANSFORMER, self.settings)
+            self._version, self._cursor = version, 0
+        updates, self._cursor = self.catalog.updates_since(self._cursor)
+        self._model.update_items(updates)
+        return self._model
