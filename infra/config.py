@@ -31,6 +31,8 @@ class Settings:
     topic_items: str = "items"
     topic_recommendations: str = "recommendations"
     topic_dlq: str = "events.dlq"
+    # Applied events shared by all workers for item-side learning (streams/learning.py).
+    topic_learning: str = "events.learning"
     partitions: int = 4
     # Length of the per-user recent-event window the models see.
     window: int = 50
@@ -40,8 +42,13 @@ class Settings:
     data_dir: str = ".streamrec"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
-    # Which recommender the worker publishes: "transformer", "cooccurrence" or "popularity".
+    # Which recommender the worker publishes: a name of models.registry.FACTORIES
+    # ("transformer", "fusion", "fusion+tail", "cooccurrence", "popularity", ...).
     recommender: str = "transformer"
+    # Interest carried by one event of each type, for every model's item statistics.
+    event_weights: str = "view=1,click=2,purchase=4"
+    # Long-tail knob of the "+tail" re-ranker (models/rerank.py): 0 = off, 1 = least popular first.
+    tail_knob: float = 0.3
     model_dir: str = ".streamrec/models"
     # Consumer fetch wait (ms); Faust hard-codes 1500 ms, which caps freshness at ~1 s.
     fetch_wait_ms: int = 10
@@ -65,6 +72,7 @@ class Settings:
             "items": self.topic_items,
             "recommendations": self.topic_recommendations,
             "dlq": self.topic_dlq,
+            "learning": self.topic_learning,
         }
 
     def with_(self, **changes: Any) -> Settings:

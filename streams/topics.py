@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from infra.config import Settings
 
-# Catalog and dead letters are low-volume and read whole by every reader: one partition
+# Catalog, learning log and dead letters are read whole by every reader: one partition
 # keeps their order total.
 BROADCAST_PARTITIONS = 1
 
 
-def topic_partitions(settings: Settings) -> dict[str, int]:
-    """Every public topic with its partition count."""
+def topic_specs(settings: Settings) -> dict[str, tuple[str, int]]:
+    """Role -> (topic name, partition count) for every topic streamrec uses."""
     return {
-        settings.topic_events: settings.partitions,
-        settings.topic_recommendations: settings.partitions,
-        settings.topic_items: BROADCAST_PARTITIONS,
-        settings.topic_dlq: BROADCAST_PARTITIONS,
+        "events": (settings.topic_events, settings.partitions),
+        "recommendations": (settings.topic_recommendations, settings.partitions),
+        "items": (settings.topic_items, BROADCAST_PARTITIONS),
+        "learning": (settings.topic_learning, BROADCAST_PARTITIONS),
+        "dlq": (settings.topic_dlq, BROADCAST_PARTITIONS),
     }
+
+
+def topic_partitions(settings: Settings) -> dict[str, int]:
+    """Every topic's name with its partition count (for creating them up front)."""
+    return dict(topic_specs(settings).values())

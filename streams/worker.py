@@ -29,8 +29,10 @@ from models.artifact import latest_version
 from models.base import Interaction, Recommender
 from models.registry import TRANSFORMER, initial_recommender, make_recommender
 from streams.catalog import Catalog
+from streams.learning import Entry, LearningLog, encode_batch
 from streams.contracts import Event, InvalidEvent, dead_letter, parse_event, recommendation_message
 from streams.state import UserState
+from streams.topics import topic_specs
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ HEARTBEAT_S = 1.0
 STATS_EVERY_S = 30.0
 # How often workers look for a newer model artifact (a directory listing: cheap).
 MODEL_POLL_S = 5.0
-CATALOG_WAIT_S = 30.0
+CATCH_UP_WAIT_S = 30.0
 UNKNOWN_ITEM_GRACE_S = 0.25
 
 
@@ -111,21 +113,23 @@ class EventProcessor:
         settings: Settings,
         recommender: Recommender,
         catalog: Catalog,
+        learning: LearningLog,
         users: faust.Table,
-        recommendations: faust.TopicT,
-        dlq: faust.TopicT,
+        topics: dict[str, faust.TopicT],
     ) -> None:
         self.settings = settings
         self.recommender = recommender
         self.catalog = catalog
+        self.learning = learning
         self.users = users
-        self.recommendations_topic = recommendations
-        self.dlq = dlq
+        self.topics = topics
         self.stats: Counter[str] = Counter()
         self._catalog_cursor = 0
+        self._learning_cursor = 0
 
     async def handle(self, batch: Sequence[EventT]) -> None:
         self.follow_catalog()
+        self.follow_learning()
         parsed = [(source, self._parse(source)) for source in batch]
         if any(isinstance(e, Event) and e.item_id not in self.catalog for _, e in parsed):
             # An item announced just before its first event may still be in flight to
@@ -133,14 +137,16 @@ class EventProcessor:
             await asyncio.sleep(UNKNOWN_ITEM_GRACE_S)
             self.follow_catalog()
         touched: dict[str, Touched] = {}
+        applied: dict[int, list[Entry]] = {}
         for source, result in parsed:
             if isinstance(result, Event) and result.item_id not in self.catalog:
                 result = InvalidEvent(f"unknown item_id {result.item_id!r} (announce it on the items topic first)")
             if isinstance(result, InvalidEvent):
                 await self._dead_letter(source, result)
             else:
-                self._apply(result, source, touched)
+                self._apply(result, source, touched, applied)
         await self._publish(touched)
+        await self._share(applied)
 
     async def reload_if_newer(self) -> None:
         """Swap in a newer model artifact without stopping: the feedback loop's last step.
@@ -153,17 +159,13 @@ class EventProcessor:
         version = latest_version(self.settings.model_dir)
         if version is None or version == getattr(self.recommender, "artifact_version", None):
             return
-        snapshot, at = self.catalog.updates_since(0)
-        new = await asyncio.get_running_loop().run_in_executor(None, self._load_transformer, snapshot)
-        new.update_items(self.catalog.updates_since(at)[0])  # items that arrived while loading
-        log.info("model %s -> %s", self.recommender.version, new.version)
-        self.recommender = new
+        new = await asyncio.get_running_loop().run_in_executor(None, make_recommender, TRANSFORMER, self.settings)
+        # Bring the new model up to the old one's knowledge before it serves anyone.
+        self.recommender, self._catalog_cursor, self._learning_cursor = new, 0, 0
+        self.follow_catalog()
+        self.follow_learning()
+        log.info("model reloaded: %s", new.version)
         self.stats["model_reloads"] += 1
-
-    def _load_transformer(self, items: list) -> Recommender:
-        recommender = make_recommender(TRANSFORMER, self.settings)
-        recommender.update_items(items)
-        return recommender
 
     def follow_catalog(self) -> None:
         """Hand catalog updates that arrived since the last batch to the recommender."""
@@ -171,6 +173,13 @@ class EventProcessor:
         if updates:
             self.recommender.update_items(updates)
             self.stats["items"] += len(updates)
+
+    def follow_learning(self) -> None:
+        """Learn from every worker's applied events that arrived since the last batch."""
+        updates, self._learning_cursor = self.learning.updates_since(self._learning_cursor)
+        for update in updates:
+            self.recommender.learn(update.user, update.interaction)
+        self.stats["learned"] += len(updates)
 
     def _parse(self, source: EventT) -> Event | InvalidEvent:
         self.stats["events_in"] += 1
@@ -187,19 +196,26 @@ class EventProcessor:
     async def _dead_letter(self, source: EventT, reason: InvalidEvent) -> None:
         self.stats["dead_lettered"] += 1
         where = f"{source.message.topic}[{source.message.partition}]@{source.message.offset}"
-        await self.dlq.send(key=source.key, value=dead_letter(source.value, str(reason), where))
+        await self.topics["dlq"].send(key=source.key, value=dead_letter(source.value, str(reason), where))
 
-    def _apply(self, event: Event, source: EventT, touched: dict[str, Touched]) -> None:
+    def _apply(self, event: Event, source: EventT, touched: dict[str, Touched], applied: dict[int, list[Entry]]) -> None:
         set_current_event(source)
         entry = touched.get(event.user_id)
         state = entry.state if entry else self._load(event.user_id)
-        before = state.context(event.user_id)
-        if not state.apply(event, source.message.offset):
+        before = list(state.window)
+        offset = source.message.offset
+        if not state.apply(event, offset):
             self.stats["duplicates"] += 1
             return
         self.stats["applied"] += 1
-        self.recommender.learn(before, Interaction(event.item_id, event.event_type, event.ts))
+        interaction = Interaction(event.item_id, event.event_type, event.ts)
+        applied.setdefault(source.message.partition, []).append((offset, interaction, before))
         touched[event.user_id] = Touched(state, event, source)
+
+    async def _share(self, applied: dict[int, list[Entry]]) -> None:
+        """Publish what this batch applied, for every worker's item-side learning."""
+        for partition, entries in applied.items():
+            await self.topics["learning"].send(key=str(partition).encode(), value=encode_batch(partition, entries))
 
     def _load(self, user_id: str) -> UserState:
         return UserState.from_dict(self.users.get(user_id), self.settings.window)
@@ -223,19 +239,22 @@ class EventProcessor:
             message = recommendation_message(
                 user_id, ranked[i], entry.event, self.recommender.version, entry.state.events, now
             )
-            await self.recommendations_topic.send(key=user_id.encode(), value=message)
+            await self.topics["recommendations"].send(key=user_id.encode(), value=message)
         self.stats["lists_out"] += len(users)
 
 
-def build(settings: Settings, worker_name: str, recommender: Recommender, catalog: Catalog) -> tuple[faust.App, EventProcessor]:
+def build(
+    settings: Settings, worker_name: str, recommender: Recommender, catalog: Catalog, learning: LearningLog
+) -> tuple[faust.App, EventProcessor]:
     """Wire topics, the users table and the agent into a Faust app."""
     app = create_app(settings, worker_name)
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    events = app.topic(settings.topic_events, partitions=settings.partitions, **raw)
-    recommendations = app.topic(settings.topic_recommendations, partitions=settings.partitions, **raw)
-    dlq = app.topic(settings.topic_dlq, partitions=1, **raw)
+    topics = {
+        name: app.topic(topic, partitions=n, key_serializer="raw", value_serializer="raw")
+        for name, (topic, n) in topic_specs(settings).items()
+    }
     users = app.Table(USERS_TABLE, partitions=settings.partitions)  # user_id -> UserState.to_dict()
-    processor = EventProcessor(settings, recommender, catalog, users, recommendations, dlq)
+    processor = EventProcessor(settings, recommender, catalog, learning, users, topics)
+    events = topics["events"]
 
     @app.agent(events)
     async def process(stream: faust.StreamT) -> None:
@@ -265,15 +284,21 @@ def ready_marker(settings: Settings, worker_name: str) -> Path:
 def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
     """Run one worker until SIGTERM/SIGINT: catalog first, then the Faust worker."""
     recommender = initial_recommender(settings)
-    catalog = Catalog()
-    reader = catalog.follow(settings.bootstrap_servers, settings.topic_items, name=worker_name)
-    if not reader.wait_caught_up(CATALOG_WAIT_S):
-        log.warning("catalog still loading after %.0f s; starting anyway", CATALOG_WAIT_S)
-    app, processor = build(settings, worker_name, recommender, catalog)
+    catalog, learning = Catalog(), LearningLog()
+    readers = [
+        catalog.follow(settings.bootstrap_servers, settings.topic_items, name=worker_name),
+        learning.follow(settings.bootstrap_servers, settings.topic_learning, name=worker_name),
+    ]
+    for reader in readers:
+        if not reader.wait_caught_up(CATCH_UP_WAIT_S):
+            log.warning("%s still loading after %.0f s; starting anyway", reader.topic, CATCH_UP_WAIT_S)
+    app, processor = build(settings, worker_name, recommender, catalog, learning)
     processor.follow_catalog()
+    processor.follow_learning()
     ready_marker(settings, worker_name).parent.mkdir(parents=True, exist_ok=True)
     ready_marker(settings, worker_name).unlink(missing_ok=True)
     try:
         faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
     finally:
-        reader.stop()
+        for reader in readers:
+            reader.stop()

@@ -34,6 +34,9 @@ def topic_plan(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
         # Every reader loads the whole catalog from offset 0: the latest record per item must stay.
         settings.topic_items: COMPACT,
         settings.topic_dlq: {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
+        # Workers rebuild item-side statistics by reading it from offset 0: keep it all
+        # (streams/learning.py; snapshots would bound it, see docs/operations.md).
+        settings.topic_learning: {"cleanup.policy": "delete", "retention.ms": "-1"},
     }
     plan = {name: (n, configs[name]) for name, n in topic_partitions(settings).items()}
     # Faust names it "<app id>-<table>-changelog"; its partitions must equal the table's.
