@@ -100,11 +100,16 @@ def create_app(settings: Settings) -> FastAPI:
         return response
 
     @app.get("/v1/users/{user_id}/recommendations")
-    def recommendations(user_id: str, k: int = Query(10, ge=1, le=MAX_K)) -> Any:
+    def recommendations(
+        user_id: str, k: int = Query(10, ge=1, le=MAX_K), category: str | None = Query(None, max_length=200)
+    ) -> Any:
         message = lists.get(user_id)
         if message is None:
             return JSONResponse({"error": f"no recommendations for user {user_id!r} yet"}, status_code=404)
-        return {**message, "items": _titled(catalog, message["items"][:k])}
+        entries = _titled(catalog, message["items"])
+        if category:
+            entries = [e for e in entries if _in_category(catalog, e["item_id"], category)]
+        return {**message, "items": entries[:k]}
 
     @app.get("/v1/search")
     def search(q: str = Query(..., min_length=1, max_length=500), k: int = Query(10, ge=1, le=MAX_K)) -> Any:
@@ -149,6 +154,13 @@ def _entries(ranked: list[tuple[str, float]]) -> list[dict[str, Any]]:
 def _titled(catalog: Catalog, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     catalog.refresh()
     return [{**entry, "title": catalog.title(entry["item_id"])} for entry in entries]
+
+
+def _in_category(catalog: Catalog, item_id: str, category: str) -> bool:
+    """Case-insensitive match against one of the item's comma-separated categories."""
+    item = catalog.items.get(item_id)
+    wanted = category.strip().lower()
+    return item is not None and any(c.strip().lower() == wanted for c in item.category.split(","))
 
 
 def _semantic(answer: Any) -> Any:

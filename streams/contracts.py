@@ -12,8 +12,8 @@
 
 ``recommendations`` (key = user_id)::
 
-    {"user_id", "items": [{"item_id", "score"}...], "generated_at", "source_event_ts",
-     "source_event_id", "model", "user_events"}
+    {"user_id", "items": [{"item_id", "score", "reason"?, "source"?}...], "generated_at",
+     "source_event_ts", "source_event_id", "model", "user_events"}
 
 ``events.dlq``: ``{"reason", "original", "encoding": "text"|"base64", "source", "failed_at"}``.
 
@@ -182,12 +182,17 @@ def recommendation_message(
     model: str,
     user_events: int,
     now: float | None = None,
+    explanations: list[dict[str, str]] | None = None,
 ) -> bytes:
-    """The ``recommendations`` record published after a user's state changed."""
+    """The ``recommendations`` record published after a user's state changed; each item
+    carries its explanation (``reason``, ``source``) when the model gives one."""
+    explanations = explanations or [{} for _ in items]
     return orjson.dumps(
         {
             "user_id": user_id,
-            "items": [{"item_id": i, "score": round(float(s), 6)} for i, s in items],
+            "items": [
+                {"item_id": i, "score": round(float(s), 6), **why} for (i, s), why in zip(items, explanations, strict=True)
+            ],
             "generated_at": time.time() if now is None else now,
             "source_event_ts": source.ts,
             "source_event_id": source.event_id,

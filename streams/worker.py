@@ -27,7 +27,7 @@ from faust.types import EventT
 from infra.config import Settings
 from models.artifact import latest_version
 from models.base import Interaction, Recommender
-from models.registry import TRANSFORMER, initial_recommender, make_recommender
+from models.registry import initial_recommender, make_recommender, uses_artifacts
 from streams.catalog import Catalog
 from streams.learning import Entry, LearningLog, encode_batch
 from streams.contracts import Event, InvalidEvent, dead_letter, parse_event, recommendation_message
@@ -126,6 +126,8 @@ class EventProcessor:
         self.stats: Counter[str] = Counter()
         self._catalog_cursor = 0
         self._learning_cursor = 0
+        # The artifact the current recommender was built from (None: none existed).
+        self.model_version = latest_version(settings.model_dir)
 
     async def handle(self, batch: Sequence[EventT]) -> None:
         self.follow_catalog()
@@ -154,14 +156,14 @@ class EventProcessor:
         Loading (and embedding the catalog for the new model) runs in a thread so the
         stream keeps flowing on the old model; the swap itself happens between batches.
         """
-        if self.settings.recommender != TRANSFORMER:
-            return
         version = latest_version(self.settings.model_dir)
-        if version is None or version == getattr(self.recommender, "artifact_version", None):
+        if version == self.model_version or not uses_artifacts(self.settings.recommender):
             return
-        new = await asyncio.get_running_loop().run_in_executor(None, make_recommender, TRANSFORMER, self.settings)
+        name = self.settings.recommender
+        new = await asyncio.get_running_loop().run_in_executor(None, make_recommender, name, self.settings)
         # Bring the new model up to the old one's knowledge before it serves anyone.
-        self.recommender, self._catalog_cursor, self._learning_cursor = new, 0, 0
+        self.recommender, self.model_version = new, version
+        self._catalog_cursor, self._learning_cursor = 0, 0
         self.follow_catalog()
         self.follow_learning()
         log.info("model reloaded: %s", new.version)
@@ -229,6 +231,7 @@ class EventProcessor:
         if vectors is not None:
             contexts = [c.with_vector(v) for c, v in zip(contexts, vectors, strict=True)]
         ranked = self.recommender.recommend(contexts, self.settings.k)
+        reasons = [self.recommender.explain(c, r) for c, r in zip(contexts, ranked, strict=True)]
         now = time.time()
         for i, user_id in enumerate(users):
             entry = touched[user_id]
@@ -237,7 +240,7 @@ class EventProcessor:
             set_current_event(entry.source)
             self.users[user_id] = entry.state.to_dict()
             message = recommendation_message(
-                user_id, ranked[i], entry.event, self.recommender.version, entry.state.events, now
+                user_id, ranked[i], entry.event, self.recommender.version, entry.state.events, now, reasons[i]
             )
             await self.topics["recommendations"].send(key=user_id.encode(), value=message)
         self.stats["lists_out"] += len(users)

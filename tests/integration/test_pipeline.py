@@ -16,7 +16,7 @@ from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
-ITEMS = [Item(f"m{i}", f"Movie {i}", category="Drama") for i in range(20)]
+ITEMS = [Item(f"m{i}", f"Movie {i}", category="Drama" if i % 2 else "Comedy, Drama") for i in range(20)]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,8 @@ def test_http_serves_lists_and_takes_events(stack: Stack, catalog: list[Item]) -
     body = http.get(f"/v1/users/{user}/recommendations", params={"k": 3}).json()
     assert len(body["items"]) == 3 and body["user_events"] == 1
     assert "m3" not in {i["item_id"] for i in body["items"]} and body["items"][0]["title"].startswith("Movie")
+    comedies = http.get(f"/v1/users/{user}/recommendations", params={"category": "comedy"}).json()["items"]
+    assert comedies and all(int(i["item_id"][1:]) % 2 == 0 for i in comedies)
     bad = http.post("/v1/events", json={"user_id": user, "item_id": "m3", "event_type": "like"})
     assert bad.status_code == 422 and "event_type" in bad.json()["reasons"][0]
     assert http.get("/v1/users/x/recommendations", params={"k": 0}).status_code == 422
