@@ -8,8 +8,8 @@ For each recommender, on a fresh stack (embedded broker + worker subprocess):
    until every user's list reflects all of their warm-up events;
 3. **scored part**: replay the rest in time order through `Gate`: a user's next event is
    produced only once the list including their previous event has been published (the
-   list they saw before acting), other users' events keep flowing, and at most
-   ``in_flight`` events await their lists at once;
+   list they saw before acting), other users' events keep flowing, at most
+   ``in_flight`` events await their lists at once and at most ``lookahead`` wait to go;
 4. read ``recommendations`` throughout, then score prequentially (`models.prequential`).
 
 Event ids are replaced by the replay sequence (``bt-<n>``) so the worker's duplicate
@@ -19,8 +19,13 @@ filter never drops an event and each user's ordinal (``user_events``) stays exac
 from __future__ import annotations
 
 import hashlib
+import heapq
 import importlib.metadata
+import os
 import platform
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -37,16 +42,18 @@ from infra.config import Settings
 from infra.stack import Stack
 from models import metrics, prequential
 from models.prequential import Context, Produced, Published
+from models.registry import TRANSFORMER
 from streams.broadcast import Record, TopicReader
 from streams.contracts import Event, Item
 from streams.replay import Pacer, produce_items, replay
+from streams.sources import write_jsonl
 
 # Both list lengths the metrics need; the worker publishes the longest.
 LIST_LENGTH = max(prequential.KS)
 # Default events awaiting their lists at once: each gated event costs one round trip
 # (~25-50 ms here), so throughput <= in_flight / round trip; 1 = lockstep (exact, slow).
 IN_FLIGHT = 64
-# Default events looked ahead of the oldest not-yet-produced one. 86% of ml-100k's
+# Default cap on events read ahead and waiting to be produced. 86% of ml-100k's
 # consecutive events are by the same user, so a small lookahead finds few other users
 # to run while one user's burst waits: simulated on ml-100k's scored 20% at a 25 ms
 # round trip, 256 -> 99 s, 1024 -> 35 s, 2048 -> 22 s. The price is reordering across
@@ -56,11 +63,19 @@ LOOKAHEAD = 2048
 STALL_TIMEOUT_S = 30.0
 # Warm-up lists must all arrive within this (the worker drains a backlog at ~2k ev/s).
 WARMUP_TIMEOUT_S = 600.0
-# Drill-down: users with the most scored events, and how much of each to show.
+# Drill-down: this many users (those with most scored events), this many of their
+# events before the chosen point and after it.
 DRILL_USERS = 4
+DRILL_RECENT = 5
+DRILL_NEXT = 5
+# Latency histogram: this many equal bins from 0 to the largest p99 times the headroom.
+LATENCY_BINS = 40
+LATENCY_HEADROOM = 1.25
+# Console width when stderr is not a terminal (rich would fall back to 80 and cut the table).
+LOG_WIDTH = 200
 PACKAGES = ("streamrec", "confluent-kafka", "faust-streaming", "torch", "numpy")
 
-console = Console(stderr=True)
+console = Console(stderr=True, width=None if sys.stderr.isatty() else LOG_WIDTH)
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,8 @@ class BacktestConfig:
     seed: int = 2020
     model_dir: str | None = None
     source: str = ""
+    # Transformer training on the warm-up part when no model_dir is given (None: TrainConfig's).
+    train_epochs: int | None = None
 
 
 @dataclass
@@ -142,7 +159,8 @@ class Gate:
     Yields events in time order, except that an event whose user still awaits the list
     of their previous event is held back (with that user's later events) while other
     users' events go ahead, at most ``in_flight`` awaiting lists and at most
-    ``lookahead`` events buffered past the oldest not yet produced.
+    ``lookahead`` events buffered. Held events wait in per-user queues; users free to go
+    sit in a heap keyed by the log position of their next event (O(log n) per event).
     """
 
     def __init__(
@@ -153,60 +171,68 @@ class Gate:
         self.lookahead = max(1, lookahead)
         self.stall_timeout_s = stall_timeout_s
         self.awaiting: dict[str, tuple[int, float]] = {}
+        self.queues: dict[str, deque[tuple[int, Event, int]]] = {}
+        self.ready: list[tuple[int, str]] = []
+        self.buffered = 0
         self.stalled = 0
 
     def order(self, events: Iterable[tuple[Event, int]]) -> Iterator[Event]:
-        source = iter(events)
-        buffer: deque[tuple[Event, int]] = deque()
+        source = enumerate(events)
         exhausted = False
-        while buffer or not exhausted:
+        while self.buffered or not exhausted:
             with self.book.cond:
                 self._settle()
-                picked = self._pick(buffer)
-                if picked is None and not exhausted and len(buffer) < self.lookahead:
+                if not self.ready and not exhausted and self.buffered < self.lookahead:
                     nxt = next(source, None)
                     exhausted = nxt is None
                     if nxt is not None:
-                        buffer.append(nxt)
+                        self._add(nxt[0], *nxt[1])
                     continue
-                if picked is None:
+                if not self.ready or len(self.awaiting) >= self.in_flight:
                     self.book.cond.wait(0.05)
                     continue
-                event, ordinal = picked
+                event, ordinal = self._pop()
                 self.awaiting[event.user_id] = (ordinal, time.monotonic())
             yield event
 
+    def _add(self, position: int, event: Event, ordinal: int) -> None:
+        queue = self.queues.setdefault(event.user_id, deque())
+        queue.append((position, event, ordinal))
+        self.buffered += 1
+        if len(queue) == 1 and event.user_id not in self.awaiting:
+            heapq.heappush(self.ready, (position, event.user_id))
+
+    def _pop(self) -> tuple[Event, int]:
+        _, user = heapq.heappop(self.ready)
+        queue = self.queues[user]
+        _, event, ordinal = queue.popleft()
+        self.buffered -= 1
+        if not queue:
+            del self.queues[user]
+        return event, ordinal
+
     def _settle(self) -> None:
-        """Forget users whose awaited list arrived (or stalled)."""
+        """Free users whose awaited list arrived (or stalled); their next event becomes ready."""
         now = time.monotonic()
         for user, (ordinal, since) in list(self.awaiting.items()):
-            if self.book.user_events(user) >= ordinal:
+            arrived = self.book.user_events(user) >= ordinal
+            if arrived or now - since > self.stall_timeout_s:
+                self.stalled += not arrived
                 del self.awaiting[user]
-            elif now - since > self.stall_timeout_s:
-                self.stalled += 1
-                del self.awaiting[user]
-
-    def _pick(self, buffer: deque[tuple[Event, int]]) -> tuple[Event, int] | None:
-        if len(self.awaiting) >= self.in_flight:
-            return None
-        held: set[str] = set(self.awaiting)
-        for n, (event, ordinal) in enumerate(buffer):
-            if event.user_id not in held:
-                del buffer[n]
-                return event, ordinal
-            held.add(event.user_id)
-        return None
+                if user in self.queues:
+                    heapq.heappush(self.ready, (self.queues[user][0][0], user))
 
 
-def split(events: Iterable[Event], train_until: float) -> tuple[Iterator[Event], Split]:
-    """Stream the warm-up part (ts < train_until) while filling a `Split` with the rest.
+def split(events: Iterable[Event], train_until: float) -> tuple[Iterator[tuple[Event, int]], Split]:
+    """Stream the warm-up part (ts < train_until) with user ordinals while filling a
+    `Split` with the rest.
 
     Events get ids ``bt-<n>``; the log must be in time order (checked).
     """
     result = Split()
     ordinals: Counter[str] = Counter()
 
-    def warmup() -> Iterator[Event]:
+    def warmup() -> Iterator[tuple[Event, int]]:
         last_ts = float("-inf")
         for n, event in enumerate(events):
             if event.ts < last_ts:
@@ -218,16 +244,19 @@ def split(events: Iterable[Event], train_until: float) -> tuple[Iterator[Event],
                 result.warmup += 1
                 result.train_counts[event.item_id] += 1
                 result.warmup_ordinals[event.user_id] = ordinals[event.user_id]
-                yield event
+                yield event, ordinals[event.user_id]
             else:
                 result.scored.append((event, ordinals[event.user_id]))
 
     return warmup(), result
 
 
-def default_train_until(events: Sequence[Event], scored_share: float = 0.2) -> float:
-    """The timestamp leaving the last ``scored_share`` of events for scoring."""
-    return events[int(len(events) * (1 - scored_share))].ts
+def _warmup_order(warm: Iterator[tuple[Event, int]], book: ListBook, config: BacktestConfig) -> Iterator[Event]:
+    """Warm-up goes as fast as possible, except in lockstep: then it is gated too, so the
+    list each user has when scoring starts is reproducible as well."""
+    if config.in_flight == 1:
+        return Gate(book, in_flight=1).order(warm)
+    return (event for event, _ in warm)
 
 
 @dataclass
@@ -269,7 +298,7 @@ def run_one(
             warm, cut = split(events(), config.train_until)
             console.print(f"[bold]{name}[/]: warm-up replay (events before {config.train_until:.0f})")
             t0 = time.monotonic()
-            replay(warm, stack.settings)
+            replay(_warmup_order(warm, book, config), stack.settings)
             lagging = book.wait_for(cut.warmup_ordinals, WARMUP_TIMEOUT_S)
             if lagging:
                 console.print(f"[yellow]{lagging} users' warm-up lists never arrived[/]")
@@ -358,6 +387,11 @@ def run_backtest(
     settings: Settings, events: Callable[[], Iterable[Event]], items: Sequence[Item], config: BacktestConfig
 ) -> dict[str, Any]:
     """Replay the log once per recommender (fresh stack each) and build the report."""
+    train_s = None
+    if TRANSFORMER in config.recommenders and config.model_dir is None:
+        started = time.monotonic()
+        config = replace(config, model_dir=str(train_artifact(settings, events, items, config)))
+        train_s = round(time.monotonic() - started, 1)
     runs, cut = [], Split()
     for name in config.recommenders:
         run, cut = run_one(name, settings, events, items, config)
@@ -368,7 +402,31 @@ def run_backtest(
         train_counts=cut.train_counts,
         categories=metrics.category_sets({item.item_id: item.category for item in items}),
     )
-    return build_report(runs, cut, context, items, config, settings)
+    report = build_report(runs, cut, context, items, config, settings)
+    report["model"]["train_s"] = train_s
+    return report
+
+
+def train_artifact(settings: Settings, events: Callable[[], Iterable[Event]], items: Sequence[Item], config: BacktestConfig) -> Path:
+    """Train the transformer on the warm-up part with `streamrec train`; returns the model dir.
+
+    Runs the models issue's command as a child process on JSONL copies of the warm-up
+    events and the catalog, so training is exactly what an operator would run.
+    """
+    folder = Path(settings.data_dir) / "backtest" / "training"
+    folder.mkdir(parents=True, exist_ok=True)
+    warm, _ = split(events(), config.train_until)
+    write_jsonl(folder / "events.jsonl", (event for event, _ in warm))
+    write_jsonl(folder / "items.jsonl", items)
+    model_dir = folder / "model"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    command = [sys.executable, "-m", "infra", "train", "--events", str(folder / "events.jsonl"),
+               "--items", str(folder / "items.jsonl"), "--out", str(model_dir), "--seed", str(config.seed)]
+    if config.train_epochs is not None:
+        command += ["--epochs", str(config.train_epochs)]
+    console.print(f"training the transformer on the warm-up part: {' '.join(command[2:])}")
+    subprocess.run(command, check=True, env={**os.environ, **settings.as_env()})
+    return model_dir
 
 
 def build_report(
@@ -423,11 +481,6 @@ def _long_tail(runs: Sequence[Run], context: Context) -> dict[str, Any]:
     }
 
 
-# Latency histogram: this many equal bins from 0 to the largest p99 (times the headroom).
-LATENCY_BINS = 40
-LATENCY_HEADROOM = 1.25
-
-
 def latency_histograms(runs: Sequence[Run]) -> dict[str, dict[str, list[float]]]:
     """Counts per latency bin (ms), same edges for every recommender; the last bin holds the rest."""
     values = {run.recommender: prequential.latencies_ms(run.outcomes) for run in runs}
@@ -438,11 +491,6 @@ def latency_histograms(runs: Sequence[Run]) -> dict[str, dict[str, list[float]]]
         name: {"edges": edges.tolist(), "counts": np.histogram(np.clip(v, 0.0, top), bins=edges)[0].tolist()}
         for name, v in values.items()
     }
-
-
-# Drill-down: show this many events before the chosen point and after it.
-DRILL_RECENT = 5
-DRILL_NEXT = 5
 
 
 def drilldown(runs: Sequence[Run], titles: dict[str, str], n_users: int = DRILL_USERS) -> list[dict[str, Any]]:

@@ -49,7 +49,8 @@ def render(report: Mapping[str, Any]) -> str:
     summary = (
         f"{esc(data['source'])}: {data['warmup_events']:,} warm-up events, {data['scored_events']:,} scored events "
         f"from train_until = {data['train_until']:.0f}; {data['items']:,} items. Seed {report['config']['seed']}, "
-        f"in flight {report['config']['in_flight']}, rate {report['config']['rate'] or 'max'}."
+        f"in flight {report['config']['in_flight']}, lookahead {report['config']['lookahead']}, "
+        f"rate {report['config']['rate'] or 'max'}."
     )
     body = "\n".join(
         [
@@ -74,11 +75,13 @@ def section(title: str, content: str) -> str:
     return f'<section id="{anchor}"><h2>{esc(title)}</h2>\n{content}\n</section>'
 
 
-def fmt(value: object) -> str:
+def fmt(value: object, key: str = "") -> str:
+    """Table cell: times and rates with one decimal, ratios with four."""
     if isinstance(value, float):
         if math.isnan(value):
             return "–"
-        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.4f}"
+        coarse = abs(value) >= 100 or key.endswith(("_ms", "_s", "_eps"))
+        return f"{value:,.1f}" if coarse else f"{value:.4f}"
     return f"{value:,}" if isinstance(value, int) else esc(value)
 
 
@@ -86,7 +89,7 @@ def metrics_table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str])
     """One row per recommender."""
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = "".join(
-        f'<tr><td class="name">{esc(name)}</td>' + "".join(f"<td>{fmt(row.get(c, float('nan')))}</td>" for c in columns) + "</tr>"
+        f'<tr><td class="name">{esc(name)}</td>' + "".join(f"<td>{fmt(row.get(c, float('nan')), c)}</td>" for c in columns) + "</tr>"
         for name, row in rows.items()
     )
     return f'<div class="scroll"><table class="metrics"><tr><th class="name">recommender</th>{head}</tr>{body}</table></div>'
@@ -138,10 +141,19 @@ class Axes:
         return f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2"{dash} points="{coords}"/>'
 
 
-def legend(colours: Mapping[str, str]) -> str:
+# Legend box width and line height (px); where a legend goes depends on the chart's
+# empty corner: curves that rise early leave the bottom right free, histograms the top right.
+LEGEND_W, LEGEND_LINE = 170, 14
+
+
+def legend(colours: Mapping[str, str], corner: str = "top-left") -> str:
+    x = MARGIN["left"] + 8 if corner.endswith("left") else CHART_W - MARGIN["right"] - LEGEND_W
+    top = MARGIN["top"] + 4
+    if corner.startswith("bottom"):
+        top = CHART_H - MARGIN["bottom"] - 8 - LEGEND_LINE * len(colours)
     return "".join(
-        f'<rect x="{MARGIN["left"] + 8}" y="{MARGIN["top"] + 4 + 14 * n}" width="10" height="10" fill="{c}"/>'
-        f'<text x="{MARGIN["left"] + 22}" y="{MARGIN["top"] + 13 + 14 * n}">{esc(name)}</text>'
+        f'<rect x="{x}" y="{top + LEGEND_LINE * n}" width="10" height="10" fill="{c}"/>'
+        f'<text x="{x + 14}" y="{top + 9 + LEGEND_LINE * n}">{esc(name)}</text>'
         for n, (name, c) in enumerate(colours.items())
     )
 
@@ -155,7 +167,7 @@ def svg(content: str, caption: str, kind: str) -> str:
 
 def line_chart(
     series: Mapping[str, Sequence[tuple[float, float]]], colours: Mapping[str, str], title: str, x_label: str, y_label: str,
-    kind: str, caption: str, x_fmt: str = "{:g}", dashed: Sequence[str] = (),
+    kind: str, caption: str, x_fmt: str = "{:g}", dashed: Sequence[str] = (), corner: str = "top-left",
 ) -> str:
     points = [p for s in series.values() for p in s if not math.isnan(p[1])]
     if not points:
@@ -164,7 +176,7 @@ def line_chart(
     lines = "".join(
         axes.polyline([p for p in pts if not math.isnan(p[1])], colours[name], name in dashed) for name, pts in series.items()
     )
-    return svg(axes.frame(title, x_label, y_label, x_fmt) + lines + legend({n: colours[n] for n in series}), caption, kind)
+    return svg(axes.frame(title, x_label, y_label, x_fmt) + lines + legend({n: colours[n] for n in series}, corner), caption, kind)
 
 
 def over_time_charts(rows_by_name: Mapping[str, Sequence[Mapping[str, float]]], colours: Mapping[str, str]) -> str:
@@ -206,7 +218,7 @@ def long_tail_chart(tail: Mapping[str, Any], colours: Mapping[str, str]) -> str:
         f"head; the head ({tail['head_items']} items = 80% of training interactions) ends at the grey marker."
     )
     chart = line_chart(series, all_colours, "long tail: cumulative share by popularity rank", "item popularity rank",
-                       "cumulative share", "long-tail", caption, dashed=tuple(DATA_COLOURS))
+                       "cumulative share", "long-tail", caption, dashed=tuple(DATA_COLOURS), corner="bottom-right")
     marker = _head_marker(tail["head_items"], len(tail["train_share"]))
     return chart.replace("</svg>", marker + "</svg>", 1)
 
@@ -225,7 +237,7 @@ def latency_chart(histograms: Mapping[str, Mapping[str, Sequence[float]]], colou
         edges = hist["edges"]
         series[name] = [pt for n, c in enumerate(hist["counts"]) for pt in ((edges[n], c / total), (edges[n + 1], c / total))]
     caption = "Event -> list latency: from the event's production to the publication of the first list that includes it."
-    return line_chart(series, colours, "event -> recommendation latency", "latency (ms)", "share of events", "latency", caption, x_fmt="{:.0f}")
+    return line_chart(series, colours, "event -> recommendation latency", "latency (ms)", "share of events", "latency", caption, x_fmt="{:.0f}", corner="top-right")
 
 
 def drilldown(users: Sequence[Mapping[str, Any]]) -> str:

@@ -1,4 +1,4 @@
-"""Event and item logs on disk: JSONL, CSV and the built-in MovieLens-100K.
+"""Event and item logs: JSONL, CSV, the built-in MovieLens-100K, and the events topic.
 
 Every reader streams (yields one record at a time) so large logs never sit in memory.
 
@@ -20,11 +20,13 @@ from pathlib import Path
 
 import orjson
 
-from streams.contracts import EVENT_TYPES, Event, InvalidEvent, Item, parse_item, validate_event
+from streams.contracts import EVENT_TYPES, Event, InvalidEvent, Item, parse_event, parse_item, validate_event
 
 RATING_TO_EVENT = {5: "purchase", 4: "click", 3: "view", 2: "view", 1: "view"}
 ML100K = "ml-100k"
 DATASETS = (ML100K,)
+# Longest a topic read-back may take (100k events take ~1 s).
+TOPIC_READ_TIMEOUT_S = 600.0
 # Item-popularity skew of synthetic logs; ~1 is what real catalogs show.
 SYNTHETIC_ZIPF = 1.0
 
@@ -157,3 +159,28 @@ def synthetic_events(n_events: int, n_users: int, n_items: int, seed: int = 7, t
     types = rng.choice(3, size=n_events, p=(0.7, 0.25, 0.05))
     for n in range(n_events):
         yield Event(f"su{users[n]}", f"s{items[n]}", EVENT_TYPES[types[n]], t0 + n, f"se{seed}-{n}")
+
+
+def topic_events(bootstrap: str, topic: str) -> list[Event]:
+    """Every valid event on ``topic`` so far (the feedback loop's training log), in time order.
+
+    Invalid records are skipped: the worker has already dead-lettered them. Reading stops
+    when the reader is caught up (see `TopicReader`: end offsets are not trusted, the
+    embedded broker reports them wrong).
+    """
+    from streams.broadcast import TopicReader
+
+    raw: list[bytes] = []
+    reader = TopicReader(bootstrap, topic, lambda records: raw.extend(r.value for r in records), name="training")
+    reader.start()
+    if not reader.wait_caught_up(TOPIC_READ_TIMEOUT_S):
+        raise TimeoutError(f"{topic} still being read after {TOPIC_READ_TIMEOUT_S:.0f} s")
+    reader.stop()
+    events = []
+    for value in raw:
+        try:
+            events.append(parse_event(value))
+        except InvalidEvent:
+            continue
+    events.sort(key=lambda e: e.ts)
+    return events

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from functools import partial
 
 import click
 from rich.table import Table
 
 from infra import backtest, report
 from infra.cli import main
+from infra.commands.pipeline import event_source, item_source
 from infra.config import Settings
 from models.registry import FACTORIES
-from streams.contracts import Event
-from streams.sources import DATASETS, movielens_events, movielens_items, read_events, read_items
+from streams.contracts import Event, Item
+from streams.sources import DATASETS
 
 # Share of events left for scoring when --train-until is not given.
 SCORED_SHARE = 0.2
@@ -27,12 +27,13 @@ SUMMARY_COLUMNS = ("hr@10", "ndcg@10", "mrr@10", "coverage@10", "gini@10", "tail
 @click.option("--dataset", type=click.Choice(DATASETS), help="A built-in dataset instead of --events/--items.")
 @click.option("--train-until", type=float, help="Epoch s: events before it warm up/train, the rest are scored. Default: last 20%.")
 @click.option("--recommenders", default="popularity,cooccurrence", show_default=True, help=f"Comma list of {', '.join(FACTORIES)}.")
-@click.option("--model-dir", type=click.Path(file_okay=False), help="Model artifact for the transformer (from `streamrec train`).")
+@click.option("--model-dir", type=click.Path(file_okay=False), help="Transformer artifact dir (from `streamrec train`); default: train one on the warm-up part.")
 @click.option("--rate", type=float, help="Cap on the scored replay rate, events/s (default: as fast as gating allows).")
 @click.option("--in-flight", default=backtest.IN_FLIGHT, show_default=True, help="Scored events awaiting their lists at once (1 = lockstep).")
 @click.option("--lookahead", default=backtest.LOOKAHEAD, show_default=True, help="Events looked ahead past one held back (bounds reordering across users).")
 @click.option("--limit", type=int, help="Only the first N events of the log.")
 @click.option("--seed", default=2020, show_default=True, help="Recorded in the report; seeds training.")
+@click.option("--train-epochs", type=int, help="Max transformer epochs when training on the warm-up part (no --model-dir).")
 @click.option("--out", "out_dir", default="backtest-report", show_default=True, type=click.Path(file_okay=False))
 @click.pass_obj
 def backtest_command(
@@ -48,6 +49,7 @@ def backtest_command(
     lookahead: int,
     limit: int | None,
     seed: int,
+    train_epochs: int | None,
     out_dir: str,
 ) -> None:
     """Backtest recommenders by replaying a log through the running pipeline.
@@ -73,7 +75,7 @@ def backtest_command(
         raise click.UsageError(f"unknown recommender(s) {unknown}; choose from {', '.join(FACTORIES)}")
     events, items, source = _inputs(events_file, items_file, dataset, limit)
     cut = train_until if train_until is not None else _scored_tail_start(events)
-    config = backtest.BacktestConfig(names, cut, rate, in_flight, lookahead, seed, model_dir, source)
+    config = backtest.BacktestConfig(names, cut, rate, in_flight, lookahead, seed, model_dir, source, train_epochs)
     result = backtest.run_backtest(settings, events, list(items()), config)
     json_path, html_path = report.write(result, out_dir)
     backtest.console.print(summary_table(result["recommenders"]))
@@ -82,16 +84,17 @@ def backtest_command(
 
 def _inputs(
     events_file: str | None, items_file: str | None, dataset: str | None, limit: int | None
-) -> tuple[Callable[[], Iterable[Event]], Callable[[], Iterable], str]:
-    """Re-iterable event and item sources, and a name for the report."""
+) -> tuple[Callable[[], Iterable[Event]], Callable[[], Iterable[Item]], str]:
+    """Re-iterable event and item sources (each call reads afresh), and a name for the report."""
     if dataset and (events_file or items_file):
         raise click.UsageError("give --dataset or --events/--items, not both")
-    if dataset:
-        log = movielens_events(dataset)  # small and sorted by the loader
-        return (lambda: itertools.islice(log, limit)), partial(movielens_items, dataset), dataset
-    if not (events_file and items_file):
+    if not dataset and not (events_file and items_file):
         raise click.UsageError("give --events FILE and --items FILE (or --dataset)")
-    return (lambda: itertools.islice(read_events(events_file), limit)), partial(read_items, items_file), events_file
+    return (
+        lambda: itertools.islice(event_source(events_file, dataset), limit),
+        lambda: item_source(items_file, dataset),
+        dataset or str(events_file),
+    )
 
 
 def _scored_tail_start(events: Callable[[], Iterable[Event]]) -> float:
@@ -109,5 +112,5 @@ def summary_table(rows: dict[str, dict[str, float]]) -> Table:
     for column in SUMMARY_COLUMNS:
         table.add_column(column, justify="right")
     for name, row in rows.items():
-        table.add_row(name, *(report.fmt(row.get(c, float("nan"))) for c in SUMMARY_COLUMNS))
+        table.add_row(name, *(report.fmt(row.get(c, float("nan")), c) for c in SUMMARY_COLUMNS))
     return table
