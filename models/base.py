@@ -32,6 +32,36 @@ from streams.contracts import Item
 EVENT_WEIGHTS: Mapping[str, float] = {"view": 1.0, "click": 2.0, "purchase": 4.0}
 
 Ranked = list[tuple[str, float]]
+# One explanation per recommended item: {"reason": human text, "source": which model}.
+Explanation = dict[str, str]
+
+
+def parse_event_weights(spec: str) -> dict[str, float]:
+    """``"view=1,click=2,purchase=4"`` -> weights; types left out keep `EVENT_WEIGHTS`.
+
+    >>> parse_event_weights("click=3, purchase=9")
+    {'view': 1.0, 'click': 3.0, 'purchase': 9.0}
+    """
+    weights = dict(EVENT_WEIGHTS)
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in EVENT_WEIGHTS:
+            raise ValueError(f"event weight {part!r}: expected <{'|'.join(EVENT_WEIGHTS)}>=<number>")
+        weights[name] = float(value)
+        if weights[name] < 0:
+            raise ValueError(f"event weight {part!r} must not be negative")
+    return weights
+
+
+def window_weights(window: Sequence[Interaction], weights: Mapping[str, float], recency: float) -> np.ndarray:
+    """Weight of each window entry (oldest first): ``w_type * recency**d``, ``d`` = 0 for the newest.
+
+    >>> window_weights([Interaction("a", "purchase", 0), Interaction("b", "view", 1)], EVENT_WEIGHTS, 0.5).tolist()
+    [2.0, 1.0]
+    """
+    age = np.arange(len(window) - 1, -1, -1, dtype=np.float64)
+    return np.array([weights[e.event_type] for e in window], dtype=np.float64) * recency**age
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +110,11 @@ class Recommender(abc.ABC):
     @abc.abstractmethod
     def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
         """Top-``k`` items per user, best first."""
+
+    def explain(self, user: UserContext, ranked: Ranked) -> list[Explanation]:
+        """Per item of ``ranked`` (a list this model made for ``user``): ``{"reason", "source"}``;
+        default: empty dicts (the model cannot say why)."""
+        return [{} for _ in ranked]
 
 
 class ItemVocab:

@@ -10,17 +10,32 @@ Scoring a user with recent items ``j_1..j_M`` (newest first), popularity ``P``:
           + \\beta \\frac{P(i)}{\\max_i P(i)}
 
 so users with no history (or only never-followed items) fall back to popularity.
+
+With a half-life ``h`` (seconds of *event* time), every credit, and the popularity
+``P``, is also weighted ``2^{-(t - ts)/h}`` (`models.trending.EventTimeDecay`): what
+followed an item last week counts more than what followed it last year. Rows are
+normalised by ``\\|C[j]\\|_1``, so the decay changes the mix of a row, not its scale.
+``h = None`` (the default) is the undecayed model.
+
+>>> model = CoOccurrence(half_life_s=10.0)
+>>> for item, ts in (("x", 0), ("old", 1), ("x", 50), ("new", 51)):  # without decay: a tie
+...     before = (Interaction("x", "view", ts - 1),) if item != "x" else ()
+...     model.learn(UserContext("u", before), Interaction(item, "view", ts))
+>>> [i for i, _ in model.recommend([UserContext("v", (Interaction("x", "view", 60),), frozenset({"x"}))], 2)[0]]
+['new', 'old']
+>>> model.anchor(UserContext("v", (Interaction("x", "click", 60),)), "new")
+Interaction(item_id='x', event_type='click', ts=60)
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from models.base import EVENT_WEIGHTS, Interaction, Ranked, Recommender, UserContext, top_k
-from models.popularity import Popularity
+from models.trending import Trending
 from streams.contracts import Item
 
 # How many earlier window items an event is credited to, and how fast credit decays.
@@ -36,18 +51,25 @@ class CoOccurrence(Recommender):
 
     name = "cooccurrence"
 
-    def __init__(self, weights: dict[str, float] | None = None, blend: float = POPULARITY_BLEND) -> None:
+    def __init__(
+        self, weights: dict[str, float] | None = None, blend: float = POPULARITY_BLEND, half_life_s: float | None = None
+    ) -> None:
         self.weights = dict(EVENT_WEIGHTS if weights is None else weights)
-        self.popularity = Popularity(self.weights)
+        # Trending without decay is plain popularity; with it, popularity decays like C.
+        self.popularity = Trending(self.weights, half_life_s)
+        self.decay = self.popularity.decay
         self.items = self.popularity.items
         self.blend = blend
         self.counts: defaultdict[int, dict[int, float]] = defaultdict(dict)
         self.totals: defaultdict[int, float] = defaultdict(float)
 
     def learn(self, user: UserContext, interaction: Interaction) -> None:
+        factor = self.decay.rebase(interaction.ts)
+        if factor != 1.0:
+            self._scale(factor)
         self.popularity.learn(user, interaction)
         target = self.items.index(interaction.item_id)
-        weight = self.weights[interaction.event_type]
+        weight = self.weights[interaction.event_type] * self.decay.weight(interaction.ts)
         for d, previous in enumerate(reversed(user.window[-LEARN_SPAN:])):
             source = self.items.index(previous.item_id)
             if source == target:
@@ -61,19 +83,38 @@ class CoOccurrence(Recommender):
         self.popularity.update_items(items)
 
     def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
-        pop = self.items.live()
-        pop_part = self.blend * pop / pop.max() if len(pop) and pop.max() > 0 else np.zeros_like(pop)
+        pop_part = self.blend * self.popularity.trend()
         return [top_k(self._scores(user, pop_part), k, self.items.vocab, self.items.banned(user)) for user in users]
 
     def _scores(self, user: UserContext, pop_part: np.ndarray) -> np.ndarray:
         scores = np.zeros_like(pop_part)
+        for _, weight, row in self._rows(user):
+            idx = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
+            vals = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+            scores[idx] += weight * vals
+        top = scores.max() if len(scores) else 0.0
+        return (scores / top if top > 0 else scores) + pop_part
+
+    def anchor(self, user: UserContext, item_id: str) -> Interaction | None:
+        """The recent window item that contributes most to ``item_id``'s score (None: none does)."""
+        target = self.items.vocab.index(item_id)
+        contributions = [(weight * row.get(target, 0.0), recent) for recent, weight, row in self._rows(user)]
+        best = max(contributions, key=lambda c: c[0], default=(0.0, None))
+        return best[1] if best[0] > 0 else None
+
+    def _rows(self, user: UserContext) -> Iterator[tuple[Interaction, float, dict[int, float]]]:
+        """``(j_d, gamma^{d-1} w_type(j_d) / ||C[j_d]||_1, C[j_d])`` for recent items with a row."""
         for d, recent in enumerate(reversed(user.window[-CONTEXT_SPAN:])):
             source = self.items.vocab.index(recent.item_id)
             row = self.counts.get(source) if source is not None else None
-            if not row:
-                continue
-            idx = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
-            vals = np.fromiter(row.values(), dtype=np.float64, count=len(row))
-            scores[idx] += (DECAY**d) * self.weights[recent.event_type] * vals / self.totals[source]
-        top = scores.max() if len(scores) else 0.0
-        return (scores / top if top > 0 else scores) + pop_part
+            if row:
+                yield recent, (DECAY**d) * self.weights[recent.event_type] / self.totals[source], row
+
+    def _scale(self, factor: float) -> None:
+        """Multiply every stored sum (credits and popularity) by ``factor``: the decay moved its anchor."""
+        self.items.scores *= factor
+        for row in self.counts.values():
+            for target in row:
+                row[target] *= factor
+        for source in self.totals:
+            self.totals[source] *= factor

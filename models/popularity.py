@@ -53,7 +53,8 @@ class Popularity(Recommender):
         self.items = ItemScores()
 
     def learn(self, user: UserContext, interaction: Interaction) -> None:
-        self.items.scores[self.items.index(interaction.item_id)] += self.weights[interaction.event_type]
+        idx = self.items.index(interaction.item_id)  # may grow `scores`: index first, then read it
+        self.items.scores[idx] += self.weights[interaction.event_type]
 
     def update_items(self, items: Iterable[Item]) -> None:
         self.items.update_items(items)

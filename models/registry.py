@@ -6,9 +6,11 @@ import logging
 from collections.abc import Callable
 
 from infra.config import Settings
-from models.base import Recommender
+from models.base import Recommender, parse_event_weights
 from models.cooccurrence import CoOccurrence
 from models.popularity import Popularity
+from models.rerank import TAIL, TailRerank, is_knob
+from models.trending import Trending
 
 
 log = logging.getLogger(__name__)
@@ -23,19 +25,54 @@ def _transformer(settings: Settings) -> Recommender:
     return TransformerRecommender.from_dir(settings.model_dir)
 
 
+def _content(settings: Settings) -> Recommender:
+    # Text vectors from the artifact when there is one (no re-encoding), else the encoder.
+    from models.artifact import load_latest
+    from models.content import Content
+
+    artifact = load_latest(settings.model_dir)
+    vectors = (artifact.item_ids, artifact.item_text[1:]) if artifact is not None else None
+    return Content(_weights(settings), vectors)
+
+
+def _fusion(settings: Settings) -> Recommender:
+    from models.fusion import Fusion
+
+    return Fusion.from_dir(settings.model_dir, _weights(settings))
+
+
+def _tail(base: str) -> Callable[[Settings], Recommender]:
+    """``<base>+tail``: ``base`` re-ranked with the knob ``settings.tail_knob``."""
+    return lambda settings: TailRerank(make_recommender(base, settings), settings.tail_knob)
+
+
+def _weights(settings: Settings) -> dict[str, float]:
+    return parse_event_weights(settings.event_weights)
+
+
 FACTORIES: dict[str, Callable[[Settings], Recommender]] = {
-    "popularity": lambda settings: Popularity(),
-    "cooccurrence": lambda settings: CoOccurrence(),
+    "popularity": lambda settings: Popularity(_weights(settings)),
+    "cooccurrence": lambda settings: CoOccurrence(_weights(settings)),
     TRANSFORMER: _transformer,
+    "trending": lambda settings: Trending(_weights(settings)),
+    "content": _content,
+    "fusion": _fusion,
+    "fusion" + TAIL: _tail("fusion"),
 }
 
 
+def known(name: str) -> bool:
+    """A name `make_recommender` accepts: a factory, or ``<factory>@<knob>`` for ``+tail`` ones."""
+    base, at, knob = name.partition("@")
+    return base in FACTORIES and (not at or (base.endswith(TAIL) and is_knob(knob)))
+
+
 def make_recommender(name: str, settings: Settings) -> Recommender:
-    try:
-        factory = FACTORIES[name]
-    except KeyError:
-        raise ValueError(f"unknown recommender {name!r}; choose from {', '.join(FACTORIES)}") from None
-    return factory(settings)
+    """``fusion+tail@0.3`` = ``fusion+tail`` with ``tail_knob = 0.3``."""
+    if not known(name):
+        raise ValueError(f"unknown recommender {name!r}; choose from {', '.join(FACTORIES)} (+tail@<knob>)")
+    base, at, knob = name.partition("@")
+    return FACTORIES[base](settings.with_(tail_knob=float(knob)) if at else settings)
 
 
 def initial_recommender(settings: Settings) -> Recommender:
@@ -48,3 +85,12 @@ def initial_recommender(settings: Settings) -> Recommender:
             raise
         log.warning("%s; serving cooccurrence until an artifact appears", exc)
         return CoOccurrence()
+
+
+# Recommenders that learn everything from the stream; every other one reads model artifacts.
+STREAMING_ONLY = frozenset({"popularity", "cooccurrence", "trending"})
+
+
+def uses_artifacts(name: str) -> bool:
+    """Whether ``name`` must be rebuilt when a newer artifact appears (hot reload)."""
+    return name not in STREAMING_ONLY

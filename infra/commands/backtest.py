@@ -12,7 +12,7 @@ from infra import backtest, report
 from infra.cli import main
 from infra.commands.pipeline import event_source, item_source
 from infra.config import Settings
-from models.registry import FACTORIES
+from models.registry import FACTORIES, known
 from streams.contracts import Event, Item
 from streams.sources import DATASETS
 
@@ -26,7 +26,7 @@ SUMMARY_COLUMNS = ("hr@10", "ndcg@10", "mrr@10", "coverage@10", "gini@10", "tail
 @click.option("--items", "items_file", type=click.Path(exists=True, dir_okay=False), help="Item catalog (JSONL or CSV).")
 @click.option("--dataset", type=click.Choice(DATASETS), help="A built-in dataset instead of --events/--items.")
 @click.option("--train-until", type=float, help="Epoch s: events before it warm up/train, the rest are scored. Default: last 20%.")
-@click.option("--recommenders", default="popularity,cooccurrence", show_default=True, help=f"Comma list of {', '.join(FACTORIES)}.")
+@click.option("--recommenders", default="popularity,cooccurrence", show_default=True, help=f"Comma list of {', '.join(FACTORIES)} (a +tail one may end in @KNOB).")
 @click.option("--model-dir", type=click.Path(file_okay=False), help="Transformer artifact dir (from `streamrec train`); default: train one on the warm-up part.")
 @click.option("--rate", type=float, help="Cap on the scored replay rate, events/s (default: as fast as gating allows).")
 @click.option("--in-flight", default=backtest.IN_FLIGHT, show_default=True, help="Scored events awaiting their lists at once (1 = lockstep).")
@@ -70,7 +70,7 @@ def backtest_command(
     Writes OUT/report.json and OUT/report.html (self-contained). See docs/backtest.md.
     """
     names = tuple(n.strip() for n in recommenders.split(",") if n.strip())
-    unknown = [n for n in names if n not in FACTORIES]
+    unknown = [n for n in names if not known(n)]
     if unknown:
         raise click.UsageError(f"unknown recommender(s) {unknown}; choose from {', '.join(FACTORIES)}")
     events, items, source = _inputs(events_file, items_file, dataset, limit)

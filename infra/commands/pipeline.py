@@ -16,6 +16,9 @@ from streams.contracts import Event, Item
 from streams.replay import Pacer, produce_items, replay
 from streams.sources import DATASETS, movielens_events, movielens_items, read_events, read_items
 
+# A demo-sized training budget: a usable model in a couple of minutes (full: `streamrec train`).
+DEMO_TRAIN_S = 120.0
+
 dataset_option = click.option("--dataset", type=click.Choice(DATASETS), help="A built-in dataset instead of FILE.")
 
 
@@ -121,9 +124,18 @@ def up(settings: Settings, workers: int, recommender: str | None) -> None:
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="Replay rate in events/s.")
 @click.option("--limit", type=int, help="Only the first N events of ml-100k.")
 @click.option("--recommender", help="popularity | cooccurrence | transformer")
-@click.pass_obj
-def demo(settings: Settings, rate: float, limit: int | None, recommender: str | None) -> None:
+@click.option("--train-seconds", type=float, default=DEMO_TRAIN_S, show_default=True,
+              help="Training budget when the model needs an artifact and none exists yet.")
+@click.pass_context
+def demo(ctx: click.Context, rate: float, limit: int | None, recommender: str | None, train_seconds: float) -> None:
     """Replay MovieLens-100K through the whole stack and print what came out."""
+    from infra.commands.models import train
     from infra.demo import run_demo
+    from models.artifact import latest_version
+    from models.registry import uses_artifacts
 
-    run_demo(settings.with_(recommender=recommender or settings.recommender), rate, limit)
+    settings = ctx.obj.with_(recommender=recommender or ctx.obj.recommender)
+    if uses_artifacts(settings.recommender) and latest_version(settings.model_dir) is None:
+        click.echo(f"no model under {settings.model_dir}: training the transformer on ml-100k first")
+        ctx.invoke(train, dataset="ml-100k", max_seconds=train_seconds)
+    run_demo(settings, rate, limit)

@@ -32,3 +32,11 @@ def test_cooccurrence_recommends_what_follows_the_recent_items() -> None:
     # No history: popularity decides (p and q are the most frequent), excluded items never appear.
     cold = model.recommend([UserContext("cold", exclude=frozenset({"q"}))], 10)[0]
     assert cold[0][0] == "p" and "q" not in {i for i, _ in cold}
+
+
+def test_popularity_learns_items_never_announced_beyond_initial_capacity() -> None:
+    model = Popularity()
+    for n in range(200):  # more unannounced items than the score vector starts with
+        model.learn(UserContext("u"), Interaction(f"i{n}", "view", 0.0))
+    model.learn(UserContext("u"), Interaction("i150", "purchase", 0.0))
+    assert model.recommend([UserContext("v")], 1)[0] == [("i150", 5.0)]

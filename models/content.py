@@ -1,0 +1,115 @@
+"""Content similarity: items whose text is close to what the user met recently.
+
+With ``e(i)`` the unit text vector of item ``i`` (`models.text_encoder.TextEncoder`, or
+the artifact's stored ``item_text``) and ``r_d`` the window weights (event type times
+recency, `models.base.window_weights`), the user's profile and an item's score are
+
+.. math::
+    q_u = \\frac{\\sum_d r_d \\, e(j_d)}{\\|\\sum_d r_d \\, e(j_d)\\|_2}, \\quad s_u(i) = q_u \\cdot e(i)
+
+(cosine, as ``e(i)`` is unit-norm), retrieved exactly with FAISS (`models.retrieval.ItemIndex`).
+Items announced through `update_items` are encoded from their text on arrival, so a new
+item is recommendable before anyone touched it. Users without known window items get
+an empty list (the fusion's fallback chain handles them).
+
+>>> import numpy as np
+>>> from streams.contracts import Item
+>>> model = Content(vectors=(["jazz1", "jazz2", "rock"], np.array([[1, 0], [0.9, 0.1], [0, 1]], np.float32)))
+>>> user = UserContext("u", (Interaction("jazz1", "click", 0.0),), frozenset({"jazz1"}))
+>>> [i for i, _ in model.recommend([user], k=2)[0]]
+['jazz2', 'rock']
+>>> model.anchor(user, "jazz2")
+Interaction(item_id='jazz1', event_type='click', ts=0.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from models.base import EVENT_WEIGHTS, Interaction, Ranked, Recommender, UserContext, window_weights
+from models.retrieval import ItemIndex
+from models.text_encoder import TextEncoder
+from streams.contracts import Item
+
+# Per-position decay of the profile weights: the newest item counts 1, ten items back ~0.35.
+RECENCY = 0.9
+# Only the newest items shape the profile; older ones are already faint at RECENCY**20 ~ 0.12.
+SPAN = 20
+
+
+class Content(Recommender):
+    """Cosine between item texts and a recency-weighted profile of the user's window."""
+
+    name = "content"
+
+    def __init__(
+        self,
+        weights: Mapping[str, float] | None = None,
+        vectors: tuple[Sequence[str], np.ndarray] | None = None,
+        encode: Callable[[list[Item]], np.ndarray] | None = None,
+    ) -> None:
+        """``vectors``: known ``(item_ids, unit text vectors)``; ``encode`` embeds other new
+        items (default: a `TextEncoder`, loaded on first use)."""
+        self.weights = dict(EVENT_WEIGHTS if weights is None else weights)
+        self._encode = encode
+        self.index: ItemIndex | None = None
+        if vectors is not None:
+            self._add(list(vectors[0]), vectors[1])
+
+    def encode(self, items: list[Item]) -> np.ndarray:
+        if self._encode is None:
+            self._encode = TextEncoder().encode_items
+        return self._encode(items)
+
+    def update_items(self, items: Iterable[Item]) -> None:
+        items = list(items)
+        new = [item for item in items if self.index is None or item.item_id not in self.index.vocab]
+        if new:
+            self._add([item.item_id for item in new], self.encode(new))
+        for item in items:
+            self.index.set_available(item.item_id, item.available)
+
+    def profile(self, user: UserContext) -> np.ndarray | None:
+        """``q_u``, or None when no window item has a text vector."""
+        window = [e for e in user.window[-SPAN:] if self.vector(e.item_id) is not None]
+        if not window:
+            return None
+        weights = window_weights(window, self.weights, RECENCY)
+        mean = weights @ np.stack([self.vector(e.item_id) for e in window])
+        norm = np.linalg.norm(mean)
+        return mean / norm if norm > 0 else None
+
+    def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
+        profiles = [self.profile(user) for user in users]
+        known = [n for n, q in enumerate(profiles) if q is not None]
+        out: list[Ranked] = [[] for _ in users]
+        if known and self.index is not None:
+            found = self.index.search(np.stack([profiles[n] for n in known]), k, [users[n].exclude for n in known])
+            for n, ranked in zip(known, found, strict=True):
+                out[n] = ranked
+        return out
+
+    def vector(self, item_id: str) -> np.ndarray | None:
+        return None if self.index is None else self.index.vector(item_id)
+
+    def anchor(self, user: UserContext, item_id: str) -> Interaction | None:
+        """The window item whose text is closest to ``item_id``'s (None: no vectors)."""
+        return closest(self.index, user.window, item_id) if self.index is not None else None
+
+    def _add(self, item_ids: list[str], vectors: np.ndarray) -> None:
+        if self.index is None:
+            self.index = ItemIndex(vectors.shape[1])
+        self.index.add(item_ids, vectors)
+
+
+def closest(index: ItemIndex, window: Sequence[Interaction], item_id: str) -> Interaction | None:
+    """The recent window entry (last `SPAN`) whose vector in ``index`` has the largest
+    inner product with ``item_id``'s; None if either has no vector."""
+    target = index.vector(item_id)
+    known = [(e, index.vector(e.item_id)) for e in window[-SPAN:] if e.item_id != item_id]
+    known = [(e, v) for e, v in known if v is not None]
+    if target is None or not known:
+        return None
+    return max(known, key=lambda ev: float(ev[1] @ target))[0]

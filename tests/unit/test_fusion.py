@@ -1,0 +1,216 @@
+"""Fusion ranker, its sources and the long-tail re-ranker, on small hand-made streams."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from infra.config import Settings
+from models.base import Interaction, UserContext, parse_event_weights
+from models.content import Content
+from models.cooccurrence import CoOccurrence
+from models.fusion import Fusion, FusionWeights, fit
+from models.metrics import exposure, head_items
+from models.registry import known, make_recommender
+from models.rerank import TailRerank
+from models.trending import DAY_S, Trending
+from streams.contracts import Item
+from streams.sources import synthetic_catalog, synthetic_events
+
+TITLES = {"a": "Alpha", "b": "Beta", "c": "Gamma", "d": "Delta", "e": "Epsilon"}
+# Two text "topics": a/b/c close to each other, d/e close to each other.
+VECTORS = np.array([[1, 0], [0.95, 0.31], [0.9, 0.44], [0, 1], [0.2, 0.98]], np.float32)
+
+
+def catalog() -> list[Item]:
+    return [Item(i, t, category="Jazz" if i in "abc" else "Rock") for i, t in TITLES.items()]
+
+
+def fusion(weights: FusionWeights | None = None) -> Fusion:
+    sources = {
+        "cooccurrence": CoOccurrence(),
+        # Items announced later are "encoded" next to the Jazz topic.
+        "content": Content(vectors=(list(TITLES), VECTORS), encode=lambda new: np.tile([0.97, 0.2], (len(new), 1))),
+        "trending": Trending(),
+    }
+    model = Fusion(sources, weights)
+    model.update_items(catalog())
+    return model
+
+
+def play(model, sequences: dict[str, list[str]], event_type: str = "click", ts: float = 0.0) -> None:
+    for user, items in sequences.items():
+        window: list[Interaction] = []
+        for item in items:
+            model.learn(UserContext(user, tuple(window)), Interaction(item, event_type, ts))
+            window.append(Interaction(item, event_type, ts))
+
+
+def test_a_brand_new_user_gets_k_items_trending_first_then_newest() -> None:
+    model = fusion()
+    assert [i for i, _ in model.recommend([UserContext("nobody")], 5)[0]] == ["e", "d", "c", "b", "a"]  # no events: newest
+    play(model, {"u1": ["b", "c"], "u2": ["c"]})
+    ranked = model.recommend([UserContext("new", exclude=frozenset({"e"}))], 4)[0]
+    assert [i for i, _ in ranked] == ["c", "b", "d", "a"]  # trending (c twice), then newest; "e" excluded
+    model.update_items([Item("f", "Zeta")])
+    assert len(model.recommend([UserContext("new")], 6)[0]) == 6
+
+
+def test_fusion_ranks_items_the_sources_agree_on() -> None:
+    model = fusion()
+    play(model, {f"u{n}": ["a", "b"] for n in range(5)} | {"v": ["d", "e"]})
+    user = UserContext("w", (Interaction("a", "click", 1.0),), frozenset({"a"}))
+    assert model.recommend([user], 1)[0][0][0] == "b"  # follows "a" (co-occurrence) and is close in text
+
+
+def test_explanations_name_items_from_the_users_window() -> None:
+    model = fusion()
+    play(model, {f"u{n}": ["a", "b", "d"] for n in range(3)})
+    window = (Interaction("a", "purchase", 1.0), Interaction("d", "view", 2.0))
+    user = UserContext("w", window, frozenset({"a", "d"}))
+    ranked = model.recommend([user], 3)[0]
+    explanations = model.explain(user, ranked)
+    assert len(explanations) == len(ranked) and all(e["reason"] and e["source"] for e in explanations)
+    window_titles = {TITLES[e.item_id] for e in window}
+    for explanation in explanations:
+        if explanation["source"] != "trending":
+            assert any(explanation["reason"].endswith(title) for title in window_titles), explanation
+    assert any(e["reason"] == "because you bought Alpha" for e in explanations)
+    # A model that made no list for this user recomputes provenance: same answer.
+    assert fusion_explain_again(model, user, ranked) == explanations
+
+
+def fusion_explain_again(model: Fusion, user: UserContext, ranked):
+    model.recommend([UserContext("someone else", (Interaction("e", "view", 3.0),))], 2)
+    return model.explain(user, ranked)
+
+
+def test_explanations_of_fallback_and_new_items() -> None:
+    model = fusion()
+    play(model, {"u": ["a"]})
+    notes = model.explain(UserContext("new"), model.recommend([UserContext("new")], 2)[0])
+    assert notes == [{"reason": "trending now", "source": "trending"}, {"reason": "new in the catalog", "source": "newest"}]
+    play(model, {"u2": ["b"]}, ts=60 * DAY_S)  # the log is now older than NEW_ITEM_DAYS
+    model.update_items([Item("jazz-new", "Fresh Jazz")])
+    user = UserContext("w", (Interaction("a", "click", 1.0),), frozenset({"a"}))
+    reasons = dict(zip([i for i, _ in model.recommend([user], 5)[0]], model.explain(user, model.recommend([user], 5)[0])))
+    assert reasons["jazz-new"]["reason"] == "new item similar to Alpha"
+
+
+def test_fitted_weights_learn_which_source_predicts_and_round_trip(tmp_path) -> None:
+    model = fusion()
+    # The next item always follows by co-occurrence; text similarity points elsewhere.
+    play(model, {f"u{n}": ["a", "d"] for n in range(6)} | {f"v{n}": ["b", "e"] for n in range(6)})
+    contexts = [UserContext(f"t{n}", (Interaction(first, "click", 1.0),), frozenset({first})) for n, first in enumerate("ab" * 4)]
+    weights = fit(model, contexts, ["d", "e"] * 4)
+    assert weights.meta["with_target"] == 8
+    saved = FusionWeights.load(weights.save(tmp_path).parent)
+    assert saved is not None and np.allclose(saved.coef, weights.coef) and saved.sources == weights.sources
+    model.weights = saved
+    assert [model.recommend([c], 1)[0][0][0] for c in contexts[:2]] == ["d", "e"]
+
+
+def test_the_tail_knob_moves_exposure_monotonically_on_a_fixed_stream() -> None:
+    items = synthetic_catalog(200)
+    events = list(synthetic_events(5000, 100, 200, seed=3))
+    base = CoOccurrence()
+    base.update_items(items)
+    users: dict[str, list[Interaction]] = {}
+    for e in events:
+        base.learn(UserContext(e.user_id, tuple(users.get(e.user_id, ()))), Interaction(e.item_id, e.event_type, e.ts))
+        users.setdefault(e.user_id, []).append(Interaction(e.item_id, e.event_type, e.ts))
+    contexts = [UserContext(u, tuple(w[-10:]), frozenset(i.item_id for i in w)) for u, w in users.items()]
+    head = head_items(Counter(e.item_id for e in events))
+    tail_shares, coverages = [], []
+    for knob in (0.0, 0.05, 0.1, 0.2, 0.4, 0.8):
+        lists = [[i for i, _ in ranked] for ranked in TailRerank(base, knob).recommend(contexts, 10)]
+        assert all(len(ranked) == 10 for ranked in lists)
+        metrics = exposure(lists, [i.item_id for i in items], head, 10)
+        tail_shares.append(metrics["tail_share@10"])
+        coverages.append(metrics["coverage@10"])
+    assert tail_shares == sorted(tail_shares) and tail_shares[-1] > tail_shares[0] + 0.1, tail_shares
+    assert coverages == sorted(coverages) and coverages[-1] > coverages[0], coverages
+
+
+def test_the_exposure_penalty_fades_with_served_lists() -> None:
+    base = fusion()
+    play(base, {"u": ["a", "b", "c"]})
+    reranker = TailRerank(base, 1.0, half_life_lists=2.0)
+    served = [ranked[0][0] for ranked in reranker.recommend([UserContext("v")] * 3, 1)]
+    assert served == ["a", "b", "c"]  # trending ties, each pushed down once it has been shown
+    assert reranker.exposures(served).tolist() == pytest.approx([2**-1.5, 2**-1, 2**-0.5])  # 3, 2, 1 lists ago
+    before = reranker.exposures(list(TITLES)).sum()
+    reranker.rerank([], 1)  # an empty list served: time passes, exposure fades
+    assert reranker.exposures(list(TITLES)).sum() == pytest.approx(before * 2**-0.5)
+
+
+def test_trending_decays_by_event_time_not_wall_time() -> None:
+    def replay() -> dict[str, float]:
+        model = Trending(half_life_s=3600.0)
+        for item, ts in (("old", 0.0), ("old", 0.0), ("old", 0.0), ("new", 7200.0)):
+            model.learn(UserContext("u"), Interaction(item, "view", ts))
+        return dict(model.recommend([UserContext("v")], 2)[0])
+
+    first = replay()
+    assert first == {"new": 1.0, "old": pytest.approx(3 * 2**-2)}  # two half-lives of event time
+    assert replay() == first  # deterministic: no wall clock involved
+
+
+def test_trending_stays_finite_across_a_long_replay_and_prefers_the_users_categories() -> None:
+    model = Trending(half_life_s=10.0)
+    model.update_items(catalog())
+    for n, item in enumerate("abcde" * 40):
+        model.learn(UserContext("u"), Interaction(item, "view", n * 10.0))  # 200 half-lives: rebases
+    assert model.decay.anchor > 0.0
+    scores = dict(model.recommend([UserContext("v")], 5)[0])
+    assert all(math.isfinite(s) for s in scores.values()) and max(scores, key=scores.get) == "e"
+    jazz_fan = UserContext("w", (Interaction("a", "purchase", 0.0),))
+    assert model.recommend([jazz_fan], 1)[0][0][0] == "c"  # newest Jazz item beats the Rock "e"
+
+
+def test_cooccurrence_half_life_prefers_recent_followers_and_default_is_unchanged() -> None:
+    stream = [("x", "old", 0.0)] * 3 + [("x", "new", 100.0)]
+    for half_life, expected in ((None, "old"), (10.0, "new")):
+        model = CoOccurrence(half_life_s=half_life)
+        for first, second, ts in stream:
+            model.learn(UserContext("u"), Interaction(first, "view", ts))
+            model.learn(UserContext("u", (Interaction(first, "view", ts),)), Interaction(second, "view", ts))
+        user = UserContext("v", (Interaction("x", "view", 200.0),), frozenset({"x"}))
+        assert model.recommend([user], 1)[0][0][0] == expected
+
+
+def test_event_weights_setting_and_registry_names() -> None:
+    assert parse_event_weights("view=0.5,purchase=8") == {"view": 0.5, "click": 2.0, "purchase": 8.0}
+    with pytest.raises(ValueError, match="like"):
+        parse_event_weights("like=3")
+    settings = Settings.load(env={"STREAMREC_EVENT_WEIGHTS": "view=1,click=1,purchase=1"})
+    assert make_recommender("trending", settings).weights == {"view": 1.0, "click": 1.0, "purchase": 1.0}
+    assert known("fusion+tail") and known("fusion+tail@0.3") and not known("fusion@0.3")
+    assert not known("fusion+tail@lots")
+
+
+def test_hot_reload_swaps_the_artifact_and_keeps_the_streaming_state(tmp_path) -> None:
+    from models import artifact
+    from models.fusion import default_sources
+    from models.sequence import SequenceConfig, SequenceEncoder
+
+    def save() -> str:
+        net = SequenceEncoder(SequenceConfig(n_items=len(TITLES), text_dim=2))
+        text = np.vstack([np.zeros((1, 2), np.float32), VECTORS])
+        return artifact.save(tmp_path, net, list(TITLES), text, "toy").name
+
+    first = save()
+    model = TailRerank(Fusion(default_sources(tmp_path)), 0.5)
+    model.update_items(catalog())
+    play(model, {f"u{n}": ["a", "b"] for n in range(3)})
+    user = UserContext("w", (Interaction("a", "click", 1.0),), frozenset({"a"}))
+    before = model.recommend([user], 3)[0]
+    second = save()
+    new = model.reloaded(tmp_path)
+    assert (model.version, new.version) == (f"fusion@{first}+tail@0.5", f"fusion@{second}+tail@0.5")
+    assert new.base.sources["cooccurrence"] is model.base.sources["cooccurrence"] and new.exposure is model.exposure
+    assert len(new.recommend([user], 3)[0]) == len(before) == 3
+    assert new.explain(user, new.recommend([user], 3)[0])[0]["reason"]
