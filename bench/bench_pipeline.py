@@ -35,13 +35,14 @@ ITEMS, USERS = 2000, 5000
 DRAIN_TIMEOUT_S = 300.0
 
 
-def run_phase(stack: Stack, n: int, rate: float | None, seed: int) -> tuple[Freshness, float]:
+def run_phase(stack: Stack, n: int, rate: float | None, seed: int, models: set[str]) -> tuple[Freshness, float]:
     freshness = Freshness()
 
     def on_lists(records) -> None:
         for r in records:
             m = orjson.loads(r.value)
             freshness.published(m["user_id"], m["user_events"], m["generated_at"])
+            models.add(m["model"])
 
     # Users are namespaced per phase so each phase's per-user counters start at zero.
     events = [e.__class__(f"p{seed}-{e.user_id}", *_rest(e)) for e in synthetic_events(n, USERS, ITEMS, seed=seed)]
@@ -66,12 +67,14 @@ def bench(recommender: str, rate: float, latency_events: int, backlog_events: in
     with Stack(settings) as stack:
         produce_items(synthetic_catalog(ITEMS), stack.settings)
         time.sleep(1.0)
-        run_phase(stack, 500, rate, seed=0)  # warm-up: JIT-free, but caches, connections, model
-        fresh, _ = run_phase(stack, latency_events, rate, seed=1)
-        backlog, wall = run_phase(stack, backlog_events, None, seed=2)
+        models: set[str] = set()
+        run_phase(stack, 500, rate, seed=0, models=set())  # warm-up: caches, connections, model
+        fresh, _ = run_phase(stack, latency_events, rate, seed=1, models=models)
+        backlog, wall = run_phase(stack, backlog_events, None, seed=2, models=models)
     p = fresh.percentiles_ms()
     return {
         "recommender": recommender,
+        "served_by": sorted(models),
         "rate": rate,
         "latency_p50_ms": p["p50"],
         "latency_p95_ms": p["p95"],
@@ -94,10 +97,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [bench(r, args.rate, args.latency_events, args.backlog_events, Path(tmp)) for r in args.recommenders.split(",")]
     table = Table(title=f"pipeline: 1 worker, {ITEMS} items, {USERS} users, Zipf traffic")
-    for column in ("recommender", f"p50 ms @{args.rate:g}/s", "p95 ms", "p99 ms", "sustained ev/s", "unmatched"):
+    for column in ("recommender", "lists made by", f"p50 ms @{args.rate:g}/s", "p95 ms", "p99 ms", "sustained ev/s", "unmatched"):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(r["recommender"], f"{r['latency_p50_ms']:.1f}", f"{r['latency_p95_ms']:.1f}", f"{r['latency_p99_ms']:.1f}",
+        table.add_row(r["recommender"], ", ".join(r["served_by"]), f"{r['latency_p50_ms']:.1f}", f"{r['latency_p95_ms']:.1f}", f"{r['latency_p99_ms']:.1f}",
                       f"{r['sustained_events_per_s']:,.0f}", str(r["unmatched"]))
     Console().print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
