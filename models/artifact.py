@@ -43,7 +43,7 @@ TEXT_KEY = "item_text"
 
 @dataclasses.dataclass
 class Artifact:
-    path: Path
+    path: Path | None  # None: built in memory (`in_memory`), never written
     model: SequenceEncoder
     item_ids: list[str]
     item_text: np.ndarray
@@ -76,18 +76,22 @@ def save(
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     tensors[TEXT_KEY] = torch.from_numpy(np.ascontiguousarray(item_text, dtype=np.float32))
     save_file(tensors, tmp / WEIGHTS)
-    manifest = {
-        "format": FORMAT,
-        "version": version,
-        "created_at": now.isoformat(),
-        "config": dataclasses.asdict(model.config),
-        "item_ids": list(item_ids),
-        "text_model": text_model,
-        "metrics": {k: float(v) for k, v in (metrics or {}).items()},
-    }
+    manifest = _manifest(version, now, model, item_ids, text_model, metrics)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     os.rename(tmp, root / version)
     return root / version
+
+
+def in_memory(
+    model: SequenceEncoder,
+    item_ids: Sequence[str],
+    item_text: np.ndarray,
+    text_model: str,
+    metrics: Mapping[str, float] | None = None,
+) -> Artifact:
+    """An unsaved artifact (for evaluation right after training); version ``"memory"``."""
+    manifest = _manifest("memory", dt.datetime.now(dt.UTC), model, item_ids, text_model, metrics)
+    return Artifact(None, model.eval(), list(item_ids), np.asarray(item_text, dtype=np.float32), manifest)
 
 
 def load(path: str | Path) -> Artifact:
@@ -113,6 +117,25 @@ def latest_version(model_dir: str | Path) -> str | None:
 def load_latest(model_dir: str | Path) -> Artifact | None:
     version = latest_version(model_dir)
     return None if version is None else load(Path(model_dir) / version)
+
+
+def _manifest(
+    version: str,
+    now: dt.datetime,
+    model: SequenceEncoder,
+    item_ids: Sequence[str],
+    text_model: str,
+    metrics: Mapping[str, float] | None,
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": version,
+        "created_at": now.isoformat(),
+        "config": dataclasses.asdict(model.config),
+        "item_ids": list(item_ids),
+        "text_model": text_model,
+        "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+    }
 
 
 def _free_version(root: Path, now: dt.datetime) -> str:

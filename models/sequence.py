@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -128,20 +129,25 @@ class SequenceEncoder(nn.Module):
         return self.norm(x)
 
 
-def pack(windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], length: int) -> tuple[torch.Tensor, ...]:
-    """Left-pad ``(catalog index, event type + 1, ts)`` arrays to ``length`` (keeping the newest).
+def pack(windows: Sequence[tuple[np.ndarray, ...]], length: int) -> tuple[torch.Tensor, ...]:
+    """Left-pad each window's arrays (catalog index, event type + 1, ts, ...) to ``length``.
+
+    The newest ``length`` entries are kept; the last field stays float64 (timestamps),
+    the others become int64 (so extra integer fields go before ts).
 
     >>> idx, types, ts = pack([(np.array([4, 7]), np.array([1, 3]), np.array([0.0, 9.0]))], 3)
     >>> idx.tolist(), types.tolist()
     ([[0, 4, 7]], [[0, 1, 3]])
     """
-    out = torch.zeros(3, len(windows), length, dtype=torch.float64)
+    fields = len(windows[0]) if windows else 3
+    out = np.zeros((fields, len(windows), length), dtype=np.float64)  # numpy: cheap row writes
     for row, arrays in enumerate(windows):
         n = min(len(arrays[0]), length)
         if n:
             for field, values in enumerate(arrays):
-                out[field, row, length - n :] = torch.as_tensor(values[-n:], dtype=torch.float64)
-    return out[0].long(), out[1].long(), out[2]
+                out[field, row, length - n :] = values[-n:]
+    packed = torch.from_numpy(out)
+    return (*(f.long() for f in packed[:-1]), packed[-1])
 
 
 def encode_last(

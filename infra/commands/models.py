@@ -8,6 +8,7 @@ notes/peers.md for every method and prints a table, or JSON with ``--json``.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -21,6 +22,7 @@ from infra.config import Settings
 # Columns of the evaluation table / keys of --json, in order.
 METRICS = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "coverage@10", "gini@10", "tail_share@10")
 JSON_METRICS = METRICS[:-1]
+TABLE_WIDTH = 120
 
 
 def _encoder(settings: Settings, text_model: str | None):  # noqa: ANN202 - lazy import keeps --help fast
@@ -46,6 +48,7 @@ _data_options = [
     click.option("--text-model", type=click.Path(exists=True, file_okay=False), help="Local HF text model folder."),
     click.option("--epochs", type=int, default=None, help="Max epochs (default: TrainConfig)."),
     click.option("--seed", type=int, default=None, help="Random seed (default: TrainConfig)."),
+    click.option("--max-seconds", type=float, default=None, help="Training time cap (default: TrainConfig)."),
 ]
 
 
@@ -55,10 +58,11 @@ def _with_data_options(func):  # noqa: ANN001, ANN202
     return func
 
 
-def _train_config(epochs: int | None, seed: int | None):  # noqa: ANN202
+def _train_config(epochs: int | None, seed: int | None, max_seconds: float | None):  # noqa: ANN202
     from models.training import TrainConfig
 
-    overrides = {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
+    overrides = {"epochs": epochs, "seed": seed, "max_seconds": max_seconds}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     return TrainConfig(**overrides)
 
 
@@ -74,6 +78,7 @@ def train(
     text_model: str | None,
     epochs: int | None,
     seed: int | None,
+    max_seconds: float | None,
     out: str | None,
 ) -> None:
     """Train the sequence transformer and write a new artifact version."""
@@ -84,11 +89,13 @@ def train(
     seqs = training.user_sequences(events)
     train_seqs = {u: evs[:-1] for u, evs in seqs.items() if len(evs) >= 2}
     valid = {u: evs[-1] for u, evs in seqs.items() if len(evs) >= 2}
-    result = training.train(
-        train_seqs, valid, items, encoder.encode_items(items), {"window": settings.window}, _train_config(epochs, seed)
+    config = _train_config(epochs, seed, max_seconds)
+    result = training.train(train_seqs, valid, items, encoder.encode_items(items), {"window": settings.window}, config)
+    path = artifact.save(
+        out or settings.model_dir, result.model, result.vocab.ids, result.text, encoder.model_name, result.metrics
     )
-    path = artifact.save(out or settings.model_dir, result.model, result.vocab.ids, result.text, encoder.model_name, result.metrics)
-    click.echo(f"wrote {path}  (valid ndcg@10 {result.metrics['valid_ndcg@10']:.4f}, {result.metrics['train_seconds']} s)")
+    metrics = result.metrics
+    click.echo(f"wrote {path}  (valid ndcg@10 {metrics['valid_ndcg@10']:.4f}, {metrics['train_seconds']} s)")
 
 
 @main.command()
@@ -104,6 +111,7 @@ def evaluate(
     text_model: str | None,
     epochs: int | None,
     seed: int | None,
+    max_seconds: float | None,
     as_json: bool,
     cold_start: bool,
 ) -> None:
@@ -111,7 +119,7 @@ def evaluate(
     from models import evaluation
 
     events, items = _load(dataset, events_file, items_file)
-    encoder, config = _encoder(settings, text_model), _train_config(epochs, seed)
+    encoder, config = _encoder(settings, text_model), _train_config(epochs, seed, max_seconds)
     results = evaluation.evaluate(events, items, encoder, config)
     cold = evaluation.cold_start(events, items, encoder, config) if cold_start else None
     if as_json:
@@ -120,7 +128,8 @@ def evaluate(
             out["cold_start"] = cold
         click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return
-    console = Console()
+    # Piped output gets 80 columns by default, which would truncate the figures.
+    console = Console(width=None if sys.stdout.isatty() else TABLE_WIDTH)
     table = Table(title=f"leave-one-out, all items ranked, seen items masked ({len(events):,} events)")
     table.add_column("method")
     for name in METRICS:
@@ -129,7 +138,8 @@ def evaluate(
         table.add_row(name, *(f"{metrics[k]:.4f}" for k in METRICS))
     console.print(table)
     if cold is not None:
-        cold_table = Table(title=f"cold start: targets unseen in training ({int(cold['transformer']['targets'])} users)")
+        users = int(cold["transformer"]["targets"])
+        cold_table = Table(title=f"cold start: test targets never seen in training ({users} users)")
         for column in ("method", "hr@10", "ndcg@10"):
             cold_table.add_column(column, justify="right")
         for name, metrics in cold.items():

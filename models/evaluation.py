@@ -1,0 +1,159 @@
+"""Offline evaluation: the peers' protocol (notes/peers.md), every method through `Recommender`.
+
+Protocol: each user's events in time order; the last item is the test target, the
+second-to-last the validation target (used only by the transformer, for early stopping),
+the rest is training. Every method is asked for its top-20 over **all** items with the
+user's training and validation items excluded (masked); its ranks give HR/NDCG/MRR@10,
+HR/NDCG@20, and its top-10 lists give coverage, Gini and tail share (`models.metrics`).
+
+Streaming baselines learn the training events in global time order through ``learn``,
+each event with the user's window as the stream would have built it; at test time every
+method sees the user's last ``window`` training + validation events.
+
+Cold start (`cold_start`): a seeded random 10% of items is removed from all training
+data; at test time they are in the catalog with text only. Reported on the test users
+whose target is one of them.
+
+>>> from streams.contracts import Event
+>>> evs = [Event("u", i, "view", t) for t, i in enumerate("abcd")]
+>>> contexts, targets = holdout_contexts(*leave_one_out(user_sequences(evs)))
+>>> [e.item_id for e in contexts[0].window], sorted(contexts[0].exclude), targets
+(['a', 'b', 'c'], ['a', 'b', 'c'], ['d'])
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
+
+from models.artifact import in_memory
+from models.base import Interaction, Recommender, UserContext
+from models.cooccurrence import CoOccurrence
+from models.metrics import accuracy, exposure, head_items, hit_rank
+from models.popularity import Popularity
+from models.text_encoder import TextEncoder
+from models.training import TrainConfig, leave_one_out, train, user_sequences
+from models.transformer import TransformerRecommender
+from streams.contracts import Event, Item
+
+KS = (10, 20)
+WINDOW = 50
+# Share of items hidden from training in the cold-start check, and its seed.
+COLD_SHARE = 0.1
+COLD_SEED = 2020
+# Users per `recommend` call (the worker's micro-batch size).
+BATCH = 256
+
+Split = tuple[dict[str, list[Event]], dict[str, Event], dict[str, Event]]
+
+
+def interaction(event: Event) -> Interaction:
+    return Interaction(event.item_id, event.event_type, event.ts)
+
+
+def feed(
+    model: Recommender, train_seqs: Mapping[str, list[Event]], items: Sequence[Item], window: int = WINDOW
+) -> None:
+    """Announce the catalog, then ``learn`` every training event in global time order."""
+    model.update_items(items)
+    windows: dict[str, deque[Interaction]] = {u: deque(maxlen=window) for u in train_seqs}
+    for event in sorted((e for evs in train_seqs.values() for e in evs), key=lambda e: e.ts):
+        recent = windows[event.user_id]
+        model.learn(UserContext(event.user_id, tuple(recent)), interaction(event))
+        recent.append(interaction(event))
+
+
+def holdout_contexts(
+    train_seqs: Mapping[str, list[Event]], valid: Mapping[str, Event], test: Mapping[str, Event], window: int = WINDOW
+) -> tuple[list[UserContext], list[str]]:
+    """Per test user: window = last training + validation events; exclude = all of them."""
+    contexts, targets = [], []
+    for user, target in test.items():
+        history = [*train_seqs[user], valid[user]]
+        contexts.append(
+            UserContext(user, tuple(interaction(e) for e in history[-window:]), frozenset(e.item_id for e in history))
+        )
+        targets.append(target.item_id)
+    return contexts, targets
+
+
+def score(
+    model: Recommender, contexts: Sequence[UserContext], targets: Sequence[str], catalog: Sequence[str], head: set[str]
+) -> dict[str, float]:
+    """Accuracy at `KS` and exposure at 10 of ``model``'s top-20 lists."""
+    lists = []
+    for start in range(0, len(contexts), BATCH):
+        lists.extend([i for i, _ in ranked] for ranked in model.recommend(contexts[start : start + BATCH], max(KS)))
+    ranks = [hit_rank(ranked, target) for ranked, target in zip(lists, targets, strict=True)]
+    out = accuracy(ranks, KS)
+    del out["mrr@20"]
+    return out | exposure(lists, catalog, head, k=min(KS))
+
+
+def train_transformer(
+    train_seqs: Mapping[str, list[Event]],
+    valid: Mapping[str, Event],
+    items: Sequence[Item],
+    encoder: TextEncoder,
+    config: TrainConfig = TrainConfig(),
+    model_config: Mapping[str, object] | None = None,
+) -> TransformerRecommender:
+    """Train on ``train_seqs`` (early stopping on ``valid``) and wrap for serving."""
+    result = train(train_seqs, valid, items, encoder.encode_items(items), model_config, config)
+    artifact = in_memory(result.model, result.vocab.ids, result.text, encoder.model_name, result.metrics)
+    return TransformerRecommender(artifact, encoder)
+
+
+def evaluate(
+    events: Sequence[Event],
+    items: Sequence[Item],
+    encoder: TextEncoder,
+    config: TrainConfig = TrainConfig(),
+    methods: Sequence[str] = ("popularity", "cooccurrence", "transformer"),
+) -> dict[str, dict[str, float]]:
+    """All ``methods`` on the leave-one-out protocol; ``{name: metrics}``."""
+    train_seqs, valid, test = leave_one_out(user_sequences(events))
+    contexts, targets = holdout_contexts(train_seqs, valid, test)
+    catalog = [item.item_id for item in items]
+    head = head_items(Counter(e.item_id for evs in train_seqs.values() for e in evs))
+    builders: dict[str, Callable[[], Recommender]] = {
+        "popularity": lambda: _fed(Popularity(), train_seqs, items),
+        "cooccurrence": lambda: _fed(CoOccurrence(), train_seqs, items),
+        "transformer": lambda: train_transformer(train_seqs, valid, items, encoder, config),
+    }
+    return {name: score(builders[name](), contexts, targets, catalog, head) for name in methods}
+
+
+def cold_start(
+    events: Sequence[Event],
+    items: Sequence[Item],
+    encoder: TextEncoder,
+    config: TrainConfig = TrainConfig(),
+    share: float = COLD_SHARE,
+    seed: int = COLD_SEED,
+) -> dict[str, dict[str, float]]:
+    """HR/NDCG@10 on test targets that were never seen in training (text only)."""
+    ids = sorted(item.item_id for item in items)
+    cold = set(random.Random(seed).sample(ids, round(share * len(ids))))
+    train_seqs, valid, test = leave_one_out(user_sequences(events))
+    warm_train = {u: [e for e in evs if e.item_id not in cold] for u, evs in train_seqs.items()}
+    warm_valid = {u: e for u, e in valid.items() if e.item_id not in cold}
+    warm_items = [item for item in items if item.item_id not in cold]
+    cold_test = {u: e for u, e in test.items() if e.item_id in cold}
+    contexts, targets = holdout_contexts(train_seqs, valid, cold_test)
+    transformer = train_transformer(warm_train, warm_valid, warm_items, encoder, config)
+    transformer.update_items(items)
+    models: dict[str, Recommender] = {"popularity": _fed(Popularity(), warm_train, items), "transformer": transformer}
+    out = {}
+    for name, model in models.items():
+        lists = model.recommend(contexts, max(KS))
+        ranks = [hit_rank([i for i, _ in ranked], target) for ranked, target in zip(lists, targets, strict=True)]
+        metrics = accuracy(ranks, (10,))
+        out[name] = {"hr@10": metrics["hr@10"], "ndcg@10": metrics["ndcg@10"], "targets": float(len(targets))}
+    return out
+
+
+def _fed(model: Recommender, train_seqs: Mapping[str, list[Event]], items: Sequence[Item]) -> Recommender:
+    feed(model, train_seqs, items)
+    return model

@@ -1,0 +1,59 @@
+"""`streamrec train` / `evaluate` on ml-100k: an artifact the recommender serves, and the target."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from infra.cli import main
+from models.artifact import latest_version
+from models.base import Interaction, UserContext
+from models.transformer import TransformerRecommender
+
+pytestmark = pytest.mark.e2e
+
+# Best peer in notes/peers.md (GRU4Rec, seen items masked).
+PEER_HR10, PEER_NDCG10 = 0.1962, 0.1039
+
+
+def test_train_writes_an_artifact_the_recommender_serves(tmp_path: Path) -> None:
+    out = tmp_path / "models"
+    env = {"STREAMREC_DATA_DIR": str(tmp_path / "data")}
+    result = CliRunner().invoke(main, ["train", "--dataset", "ml-100k", "--out", str(out), "--epochs", "3"], env=env)
+    assert result.exit_code == 0, result.output
+    assert latest_version(out) is not None
+    rec = TransformerRecommender.from_dir(out)
+    window = (Interaction("50", "purchase", 0.0), Interaction("172", "click", 60.0))
+    user = UserContext("1", window, frozenset({"50", "172"}))
+    ranked = rec.recommend([user], k=10)[0]
+    assert len(ranked) == 10 and not {"50", "172"} & {i for i, _ in ranked}
+    assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
+
+
+def _evaluate(tmp_path: Path) -> dict[str, dict[str, float]]:
+    env = {"STREAMREC_DATA_DIR": str(tmp_path / "data")}
+    # Early stopping, not the wall-clock cap, ends training: the figures don't depend on load.
+    result = CliRunner().invoke(main, ["evaluate", "--dataset", "ml-100k", "--json", "--max-seconds", "1800"], env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output[result.output.index("{") :])["methods"]
+
+
+@pytest.fixture(scope="module")
+def methods(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, float]]:
+    return _evaluate(tmp_path_factory.mktemp("evaluate"))
+
+
+def test_evaluate_reports_every_method_and_the_transformer_beats_popularity(methods: dict) -> None:
+    assert set(methods) == {"popularity", "cooccurrence", "transformer"}
+    keys = {"hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "coverage@10", "gini@10"}
+    assert all(set(m) == keys for m in methods.values())
+    assert methods["transformer"]["ndcg@10"] > methods["popularity"]["ndcg@10"] * 1.5
+    assert methods["transformer"]["coverage@10"] > methods["popularity"]["coverage@10"]
+
+
+def test_transformer_beats_every_peer_on_ml100k(methods: dict) -> None:
+    transformer = methods["transformer"]
+    assert transformer["hr@10"] > PEER_HR10 and transformer["ndcg@10"] > PEER_NDCG10
