@@ -8,7 +8,9 @@ notes/peers.md for every method and prints a table, or JSON with ``--json``.
 
 from __future__ import annotations
 
+import functools
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import click
@@ -22,6 +24,8 @@ from infra.config import Settings
 # Columns of the evaluation table / keys of --json, in order.
 METRICS = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "coverage@10", "gini@10", "tail_share@10")
 JSON_METRICS = METRICS[:-1]
+# Longest the catalog read-back may take before training starts anyway.
+READ_TIMEOUT_S = 60.0
 TABLE_WIDTH = 120
 
 
@@ -31,20 +35,57 @@ def _encoder(settings: Settings, text_model: str | None):  # noqa: ANN202 - lazy
     return TextEncoder(text_model, cache_dir=Path(settings.data_dir) / "text_cache")
 
 
-def _load(dataset: str | None, events_file: str | None, items_file: str | None) -> tuple[list, list]:
-    from streams.sources import movielens_events, movielens_items, read_events, read_items
+@dataclass(frozen=True)
+class DataOptions:
+    """Where the events and items come from, and how to train on them."""
 
-    if dataset:
-        return movielens_events(dataset), movielens_items(dataset)
-    if not (events_file and items_file):
-        raise click.UsageError("give --dataset, or both --events and --items")
-    return list(read_events(events_file)), list(read_items(items_file))
+    dataset: str | None
+    events_file: str | None
+    items_file: str | None
+    from_broker: bool
+    text_model: str | None
+    epochs: int | None
+    seed: int | None
+    max_seconds: float | None
+
+    def load(self, settings: Settings) -> tuple[list, list]:
+        from streams.sources import movielens_events, movielens_items, read_events, read_items
+
+        if self.dataset:
+            return movielens_events(self.dataset), movielens_items(self.dataset)
+        if self.from_broker:
+            return _broker_log(settings)
+        if not (self.events_file and self.items_file):
+            raise click.UsageError("give --dataset, --from-broker, or both --events and --items")
+        return list(read_events(self.events_file)), list(read_items(self.items_file))
+
+    def train_config(self):  # noqa: ANN201 - lazy import keeps --help fast
+        from models.training import TrainConfig
+
+        overrides = {"epochs": self.epochs, "seed": self.seed, "max_seconds": self.max_seconds}
+        return TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _broker_log(settings: Settings) -> tuple[list, list]:
+    """The feedback loop's input: everything on the events and items topics so far."""
+    from infra.commands.pipeline import connected
+    from streams.catalog import Catalog
+    from streams.sources import topic_events
+
+    settings = connected(settings)
+    catalog = Catalog()
+    reader = catalog.follow(settings.bootstrap_servers, settings.topic_items, "training")
+    reader.wait_caught_up(READ_TIMEOUT_S)
+    reader.stop()
+    catalog.refresh()
+    return topic_events(settings.bootstrap_servers, settings.topic_events), list(catalog.items.values())
 
 
 _data_options = [
     click.option("--dataset", type=click.Choice(["ml-100k"]), help="Built-in dataset."),
     click.option("--events", "events_file", type=click.Path(exists=True, dir_okay=False), help="Events JSONL/CSV."),
     click.option("--items", "items_file", type=click.Path(exists=True, dir_okay=False), help="Items JSONL/CSV."),
+    click.option("--from-broker", is_flag=True, help="Train on the events and items topics (the feedback loop)."),
     click.option("--text-model", type=click.Path(exists=True, file_okay=False), help="Local HF text model folder."),
     click.option("--epochs", type=int, default=None, help="Max epochs (default: TrainConfig)."),
     click.option("--seed", type=int, default=None, help="Random seed (default: TrainConfig)."),
@@ -53,43 +94,35 @@ _data_options = [
 
 
 def _with_data_options(func):  # noqa: ANN001, ANN202
+    """Add the data options to a command and hand them to it as one `DataOptions` ``data``."""
+    names = [f.name for f in fields(DataOptions)]
+
+    @functools.wraps(func)
+    def command(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        return func(*args, data=DataOptions(**{n: kwargs.pop(n) for n in names}), **kwargs)
+
     for option in reversed(_data_options):
-        func = option(func)
-    return func
-
-
-def _train_config(epochs: int | None, seed: int | None, max_seconds: float | None):  # noqa: ANN202
-    from models.training import TrainConfig
-
-    overrides = {"epochs": epochs, "seed": seed, "max_seconds": max_seconds}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    return TrainConfig(**overrides)
+        command = option(command)
+    return command
 
 
 @main.command()
 @_with_data_options
 @click.option("--out", type=click.Path(file_okay=False), help="Model directory (default: settings.model_dir).")
 @click.pass_obj
-def train(
-    settings: Settings,
-    dataset: str | None,
-    events_file: str | None,
-    items_file: str | None,
-    text_model: str | None,
-    epochs: int | None,
-    seed: int | None,
-    max_seconds: float | None,
-    out: str | None,
-) -> None:
-    """Train the sequence transformer and write a new artifact version."""
+def train(settings: Settings, data: DataOptions, out: str | None) -> None:
+    """Train the sequence transformer and write a new artifact version.
+
+    Running workers pick the new version up within seconds (hot reload).
+    """
     from models import artifact, training
 
-    events, items = _load(dataset, events_file, items_file)
-    encoder = _encoder(settings, text_model)
+    events, items = data.load(settings)
+    encoder = _encoder(settings, data.text_model)
     seqs = training.user_sequences(events)
     train_seqs = {u: evs[:-1] for u, evs in seqs.items() if len(evs) >= 2}
     valid = {u: evs[-1] for u, evs in seqs.items() if len(evs) >= 2}
-    config = _train_config(epochs, seed, max_seconds)
+    config = data.train_config()
     result = training.train(train_seqs, valid, items, encoder.encode_items(items), {"window": settings.window}, config)
     path = artifact.save(
         out or settings.model_dir, result.model, result.vocab.ids, result.text, encoder.model_name, result.metrics
@@ -103,23 +136,12 @@ def train(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--cold-start", is_flag=True, help="Also run the cold-start check (10% of items text-only).")
 @click.pass_obj
-def evaluate(
-    settings: Settings,
-    dataset: str | None,
-    events_file: str | None,
-    items_file: str | None,
-    text_model: str | None,
-    epochs: int | None,
-    seed: int | None,
-    max_seconds: float | None,
-    as_json: bool,
-    cold_start: bool,
-) -> None:
+def evaluate(settings: Settings, data: DataOptions, as_json: bool, cold_start: bool) -> None:
     """Leave-one-out evaluation of every method (seen items masked, all items ranked)."""
     from models import evaluation
 
-    events, items = _load(dataset, events_file, items_file)
-    encoder, config = _encoder(settings, text_model), _train_config(epochs, seed, max_seconds)
+    events, items = data.load(settings)
+    encoder, config = _encoder(settings, data.text_model), data.train_config()
     results = evaluation.evaluate(events, items, encoder, config)
     cold = evaluation.cold_start(events, items, encoder, config) if cold_start else None
     if as_json:

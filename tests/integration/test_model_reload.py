@@ -13,14 +13,13 @@ import pytest
 
 from infra.config import Settings
 from infra.stack import Stack
-from models.artifact import save
+from models.artifact import latest_version, load_latest, save
 from models.text_encoder import TextEncoder
-from models.training import TrainConfig, train
 from streams.broadcast import TopicReader
 from streams.contracts import Event
 from streams.replay import produce_items, produce_raw
 from tests.conftest import wait_for
-from tests.unit.test_transformer_recommender import NEW, _catalog, _log
+from tests.topics import GAP_S, NEW, catalog, log, train_topic_model
 
 pytestmark = pytest.mark.integration
 
@@ -29,16 +28,7 @@ FAN = "space-fan"
 
 def write_artifact(model_dir: str) -> str:
     encoder = TextEncoder()
-    items = _catalog()
-    seqs = _log(random.Random(7))
-    result = train(
-        {u: evs[:-1] for u, evs in seqs.items()},
-        {u: evs[-1] for u, evs in seqs.items()},
-        items,
-        encoder.encode_items(items),
-        {"window": 10, "id_dropout": 0.5, "dropout": 0.1},
-        TrainConfig(epochs=15, patience=15, lr=3e-3, batch_size=16),
-    )
+    result = train_topic_model(encoder)
     return save(model_dir, result.model, result.vocab.ids, result.text, encoder.model_name).name
 
 
@@ -46,7 +36,7 @@ def test_hot_reload_keeps_state_and_new_items_are_recommendable(settings: Settin
     settings = settings.with_(recommender="transformer", model_dir=str(tmp_path / "models"))
     lists: list[dict] = []
     with Stack(settings) as stack:
-        produce_items(_catalog(), stack.settings)
+        produce_items(catalog(), stack.settings)
         reader = TopicReader(stack.settings.bootstrap_servers, stack.settings.topic_recommendations,
                              lambda rs: lists.extend(orjson.loads(r.value) for r in rs), "reload").start()
         sent = 0
@@ -54,7 +44,7 @@ def test_hot_reload_keeps_state_and_new_items_are_recommendable(settings: Settin
         def send(item_id: str) -> None:
             nonlocal sent
             sent += 1
-            event = Event(FAN, item_id, "view", 60.0 * sent, f"fan-{sent}")  # the training log's spacing
+            event = Event(FAN, item_id, "view", GAP_S * sent, f"fan-{sent}")  # the training log's spacing
             produce_raw(stack.settings, stack.settings.topic_events, FAN, event.to_json())
 
         for k in range(3):
@@ -79,3 +69,34 @@ def test_hot_reload_keeps_state_and_new_items_are_recommendable(settings: Settin
         reader.stop()
     recommended = [entry["item_id"] for entry in lists[-1]["items"]]
     assert recommended[0] == NEW.item_id, recommended
+
+
+def test_feedback_loop_retrains_from_the_event_log(settings: Settings, tmp_path) -> None:
+    """Events on the topic -> ``streamrec train --from-broker`` -> the running worker serves it."""
+    from click.testing import CliRunner
+
+    from infra.cli import main
+    from streams.replay import replay
+
+    settings = settings.with_(recommender="transformer", model_dir=str(tmp_path / "models"))
+    events = sorted((e for seq in log(random.Random(3)).values() for e in seq), key=lambda e: e.ts)
+    lists: list[dict] = []
+    with Stack(settings) as stack:
+        produce_items(catalog(), stack.settings)
+        reader = TopicReader(stack.settings.bootstrap_servers, stack.settings.topic_recommendations,
+                             lambda rs: lists.extend(orjson.loads(r.value) for r in rs), "loop").start()
+        replay(events, stack.settings, quiet=True)
+        env = {k: v for k, v in stack.settings.as_env().items() if k != "STREAMREC_CONFIG"}
+        result = CliRunner().invoke(main, ["train", "--from-broker", "--epochs", "3"], env=env)
+        assert result.exit_code == 0, result.output
+        version = latest_version(stack.settings.model_dir)
+        nudges = (Event("u0", "space-0", "view", 1e6 + n, f"nudge-{n}") for n in range(1000))
+        assert wait_for(lambda: _served(stack, next(nudges), lists, version), 60, every_s=1.0)
+        reader.stop()
+    assert len(load_latest(stack.settings.model_dir).item_ids) == len({e.item_id for e in events})
+
+
+def _served(stack: Stack, event: Event, lists: list[dict], version: str) -> bool:
+    """Nudge the user until a list made by ``version`` appears."""
+    produce_raw(stack.settings, stack.settings.topic_events, event.user_id, event.to_json())
+    return any(m["model"] == f"transformer@{version}" for m in lists[-5:])

@@ -6,57 +6,19 @@ a briefly trained model and the real MiniLM encoder.
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from models.artifact import in_memory
 from models.base import Interaction, UserContext
 from models.text_encoder import TextEncoder
-from models.training import TrainConfig, train
 from models.transformer import TransformerRecommender
-from streams.contracts import Event, Item
-
-TOPICS = {
-    "space": ("Star voyage", "Science fiction, Space", "astronauts travel between planets and distant galaxies"),
-    "food": ("Kitchen secrets", "Cooking, Food", "chefs bake bread and cook pasta from family recipes"),
-    "sport": ("Match day", "Sports, Football", "a football team fights for the league championship"),
-    "jazz": ("Jazz nights", "Music, Jazz", "musicians play saxophone and piano in a smoky club"),
-}
-PER_TOPIC, USERS, EVENTS_PER_USER = 8, 64, 8
-NEW = Item("new-space", "Galaxy explorers", "a crew of astronauts explores a far galaxy", "Science fiction, Space")
-
-
-def _catalog() -> list[Item]:
-    return [
-        Item(f"{topic}-{k}", f"{title} {k}", f"{text}, part {k}", category)
-        for topic, (title, category, text) in TOPICS.items()
-        for k in range(PER_TOPIC)
-    ]
-
-
-def _log(rng: random.Random) -> dict[str, list[Event]]:
-    seqs = {}
-    for u in range(USERS):
-        topic = list(TOPICS)[u % len(TOPICS)]
-        picks = rng.sample(range(PER_TOPIC), EVENTS_PER_USER)
-        seqs[f"u{u}"] = [Event(f"u{u}", f"{topic}-{k}", "view", float(60 * t)) for t, k in enumerate(picks)]
-    return seqs
-
+from streams.contracts import Item
+from tests.topics import NEW, PER_TOPIC, train_topic_model
 
 @pytest.fixture(scope="module")
 def recommender() -> TransformerRecommender:
     encoder = TextEncoder()
-    items = _catalog()
-    seqs = _log(random.Random(7))
-    result = train(
-        {u: evs[:-1] for u, evs in seqs.items()},
-        {u: evs[-1] for u, evs in seqs.items()},
-        items,
-        encoder.encode_items(items),
-        {"window": 10, "id_dropout": 0.5, "dropout": 0.1},
-        TrainConfig(epochs=15, patience=15, lr=3e-3, batch_size=16),
-    )
+    result = train_topic_model(encoder)
     return TransformerRecommender(in_memory(result.model, result.vocab.ids, result.text, encoder.model_name), encoder)
 
 
