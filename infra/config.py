@@ -67,16 +67,6 @@ class Settings:
         """``host:port`` form for confluent-kafka clients."""
         return self.broker.removeprefix("kafka://")
 
-    @property
-    def topics(self) -> dict[str, str]:
-        return {
-            "events": self.topic_events,
-            "items": self.topic_items,
-            "recommendations": self.topic_recommendations,
-            "dlq": self.topic_dlq,
-            "learning": self.topic_learning,
-        }
-
     def with_(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
