@@ -102,7 +102,7 @@ def main() -> None:
     for r in rows:
         table.add_row(r["recommender"], ", ".join(r["served_by"]), f"{r['latency_p50_ms']:.1f}", f"{r['latency_p95_ms']:.1f}", f"{r['latency_p99_ms']:.1f}",
                       f"{r['sustained_events_per_s']:,.0f}", str(r["unmatched"]))
-    Console().print(table)
+    Console(width=120).print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=2))
 
