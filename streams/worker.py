@@ -130,14 +130,13 @@ class EventProcessor:
         self.model_version = latest_version(settings.model_dir)
 
     async def handle(self, batch: Sequence[EventT]) -> None:
-        self.follow_catalog()
-        self.follow_learning()
+        self.follow()
         parsed = [(source, self._parse(source)) for source in batch]
         if any(isinstance(e, Event) and e.item_id not in self.catalog for _, e in parsed):
             # An item announced just before its first event may still be in flight to
             # our catalog reader: give it a moment before calling the item unknown.
             await asyncio.sleep(UNKNOWN_ITEM_GRACE_S)
-            self.follow_catalog()
+            self.follow()
         touched: dict[str, Touched] = {}
         applied: dict[int, list[Entry]] = {}
         for source, result in parsed:
@@ -153,35 +152,40 @@ class EventProcessor:
     async def reload_if_newer(self) -> None:
         """Swap in a newer model artifact without stopping: the feedback loop's last step.
 
-        Loading (and embedding the catalog for the new model) runs in a thread so the
-        stream keeps flowing on the old model; the swap itself happens between batches.
+        Loading, embedding the catalog and replaying the learning log for the new model
+        run in a thread, so the stream keeps flowing on the old model; the swap happens
+        between batches, and the next batch hands it whatever arrived meanwhile.
         """
         version = latest_version(self.settings.model_dir)
         if version == self.model_version or not uses_artifacts(self.settings.recommender):
             return
-        name = self.settings.recommender
-        new = await asyncio.get_running_loop().run_in_executor(None, make_recommender, name, self.settings)
-        # Bring the new model up to the old one's knowledge before it serves anyone.
+        new, catalog_at, learning_at = await asyncio.get_running_loop().run_in_executor(None, self._fresh_model)
         self.recommender, self.model_version = new, version
-        self._catalog_cursor, self._learning_cursor = 0, 0
-        self.follow_catalog()
-        self.follow_learning()
+        self._catalog_cursor, self._learning_cursor = catalog_at, learning_at
         log.info("model reloaded: %s", new.version)
         self.stats["model_reloads"] += 1
 
-    def follow_catalog(self) -> None:
-        """Hand catalog updates that arrived since the last batch to the recommender."""
-        updates, self._catalog_cursor = self.catalog.updates_since(self._catalog_cursor)
-        if updates:
-            self.recommender.update_items(updates)
-            self.stats["items"] += len(updates)
+    def _fresh_model(self) -> tuple[Recommender, int, int]:
+        """A new recommender brought up to the whole catalog and learning log (off the loop)."""
+        recommender = make_recommender(self.settings.recommender, self.settings)
+        return recommender, *self._catch_up(recommender, 0, 0)
 
-    def follow_learning(self) -> None:
-        """Learn from every worker's applied events that arrived since the last batch."""
-        updates, self._learning_cursor = self.learning.updates_since(self._learning_cursor)
-        for update in updates:
-            self.recommender.learn(update.user, update.interaction)
-        self.stats["learned"] += len(updates)
+    def follow(self) -> None:
+        """Hand the recommender the catalog updates and every worker's applied events that
+        arrived since the last batch."""
+        catalog_at, learning_at = self._catch_up(self.recommender, self._catalog_cursor, self._learning_cursor)
+        self.stats["items"] += catalog_at - self._catalog_cursor
+        self.stats["learned"] += learning_at - self._learning_cursor
+        self._catalog_cursor, self._learning_cursor = catalog_at, learning_at
+
+    def _catch_up(self, recommender: Recommender, catalog_from: int, learning_from: int) -> tuple[int, int]:
+        items, catalog_at = self.catalog.updates_since(catalog_from)
+        if items:
+            recommender.update_items(items)
+        learned, learning_at = self.learning.updates_since(learning_from)
+        for update in learned:
+            recommender.learn(update.user, update.interaction)
+        return catalog_at, learning_at
 
     def _parse(self, source: EventT) -> Event | InvalidEvent:
         self.stats["events_in"] += 1
@@ -296,8 +300,7 @@ def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
         if not reader.wait_caught_up(CATCH_UP_WAIT_S):
             log.warning("%s still loading after %.0f s; starting anyway", reader.topic, CATCH_UP_WAIT_S)
     app, processor = build(settings, worker_name, recommender, catalog, learning)
-    processor.follow_catalog()
-    processor.follow_learning()
+    processor.follow()
     ready_marker(settings, worker_name).parent.mkdir(parents=True, exist_ok=True)
     ready_marker(settings, worker_name).unlink(missing_ok=True)
     try:
