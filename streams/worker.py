@@ -29,6 +29,7 @@ from models.artifact import latest_version
 from models.base import Interaction, Recommender
 from models.registry import initial_recommender, make_recommender, uses_artifacts
 from streams.catalog import Catalog
+from streams.learning import CONTEXT as LEARNING_CONTEXT
 from streams.learning import Entry, LearningLog, encode_batch
 from streams.contracts import Event, InvalidEvent, dead_letter, parse_event, recommendation_message
 from streams.state import UserState
@@ -208,7 +209,7 @@ class EventProcessor:
         set_current_event(source)
         entry = touched.get(event.user_id)
         state = entry.state if entry else self._load(event.user_id)
-        before = list(state.window)
+        before = state.window[-LEARNING_CONTEXT:]  # what the learning record carries
         offset = source.message.offset
         if not state.apply(event, offset):
             self.stats["duplicates"] += 1
