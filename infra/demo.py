@@ -47,8 +47,7 @@ def run_demo(settings: Settings, rate: float, limit: int | None) -> None:
         produce_items(items, stack.settings)
         freshness, dead, models = Freshness(), [], Counter()
         readers = _follow(stack.settings, freshness, dead, models)
-        for key, value in BAD_EVENTS:
-            produce_raw(stack.settings, stack.settings.topic_events, key, value)
+        produce_raw(stack.settings, stack.settings.topic_events, BAD_EVENTS)
         stats = replay(events, stack.settings, Pacer(rate=rate), total=len(events),
                        on_sent=lambda e, at: freshness.sent(e.user_id, at))
         _drain(freshness, dead, len(BAD_EVENTS))

@@ -128,10 +128,14 @@ def produce_items(items: Iterable[Item], settings: Settings) -> int:
     return n
 
 
-def produce_raw(settings: Settings, topic: str, key: str | None, value: bytes) -> None:
-    """Send one record as is (tests and tools that need malformed input)."""
+def produce_raw(settings: Settings, topic: str, records: Iterable[tuple[str | None, bytes]]) -> None:
+    """Send ``(key, value)`` records as they are, in order, with one producer.
+
+    For tests and tools that need malformed input, which `replay` would refuse to build.
+    """
     out = producer(settings)
-    _produce(out, topic, key, value)
+    for key, value in records:
+        _produce(out, topic, key, value)
     out.flush()
 
 

@@ -48,6 +48,9 @@ STATS_EVERY_S = 30.0
 MODEL_POLL_S = 5.0
 CATCH_UP_WAIT_S = 30.0
 UNKNOWN_ITEM_GRACE_S = 0.25
+# Unknown item ids remembered as already given their grace (then forgotten all at once):
+# a stream of events for one bogus item costs one grace, not one per batch.
+GRACE_MEMORY = 10_000
 
 
 @dataclass
@@ -127,17 +130,14 @@ class EventProcessor:
         self.stats: Counter[str] = Counter()
         self._catalog_cursor = 0
         self._learning_cursor = 0
+        self._graced: set[str] = set()
         # The artifact the current recommender was built from (None: none existed).
         self.model_version = latest_version(settings.model_dir)
 
     async def handle(self, batch: Sequence[EventT]) -> None:
         self.follow()
         parsed = [(source, self._parse(source)) for source in batch]
-        if any(isinstance(e, Event) and e.item_id not in self.catalog for _, e in parsed):
-            # An item announced just before its first event may still be in flight to
-            # our catalog reader: give it a moment before calling the item unknown.
-            await asyncio.sleep(UNKNOWN_ITEM_GRACE_S)
-            self.follow()
+        await self._grace_unknown_items([e for _, e in parsed if isinstance(e, Event)])
         touched: dict[str, Touched] = {}
         applied: dict[int, list[Entry]] = {}
         for source, result in parsed:
@@ -149,6 +149,21 @@ class EventProcessor:
                 self._apply(result, source, touched, applied)
         await self._publish(touched)
         await self._share(applied)
+
+    async def _grace_unknown_items(self, events: list[Event]) -> None:
+        """Wait once per unknown item id before calling it unknown.
+
+        An item announced just before its first event may still be in flight to our
+        catalog reader; each new unknown id buys one short wait, never more.
+        """
+        unknown = {e.item_id for e in events if e.item_id not in self.catalog}
+        if not unknown - self._graced:
+            return
+        await asyncio.sleep(UNKNOWN_ITEM_GRACE_S)
+        self.follow()
+        if len(self._graced) > GRACE_MEMORY:
+            self._graced.clear()
+        self._graced |= unknown
 
     async def reload_if_newer(self) -> None:
         """Swap in a newer model artifact without stopping: the feedback loop's last step.

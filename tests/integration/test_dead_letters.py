@@ -39,9 +39,8 @@ def test_bad_input_is_dead_lettered_and_valid_input_is_not_lost(stack: Stack) ->
     lists: list[dict] = []
     out = TopicReader(settings.bootstrap_servers, settings.topic_recommendations,
                       lambda rs: lists.extend(m for m in map(orjson.loads, (r.value for r in rs)) if m["user_id"] == user), "test2").start()
-    for i, raw in enumerate(bad.values()):  # bad and valid interleaved
-        produce_raw(settings, settings.topic_events, user, raw)
-        produce_raw(settings, settings.topic_events, user, valid(i))
+    interleaved = [record for i, raw in enumerate(bad.values()) for record in ((user, raw), (user, valid(i)))]
+    produce_raw(settings, settings.topic_events, interleaved)
     assert wait_for(lambda: len(dead) >= len(bad) and any(m["user_events"] == len(bad) for m in lists), 60)
     reader.stop()
     out.stop()

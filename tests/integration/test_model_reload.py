@@ -45,7 +45,7 @@ def test_hot_reload_keeps_state_and_new_items_are_recommendable(settings: Settin
             nonlocal sent
             sent += 1
             event = Event(FAN, item_id, "view", GAP_S * sent, f"fan-{sent}")  # the training log's spacing
-            produce_raw(stack.settings, stack.settings.topic_events, FAN, event.to_json())
+            produce_raw(stack.settings, stack.settings.topic_events, [(FAN, event.to_json())])
 
         for k in range(3):
             send(f"space-{k}")
@@ -98,5 +98,5 @@ def test_feedback_loop_retrains_from_the_event_log(settings: Settings, tmp_path)
 
 def _served(stack: Stack, event: Event, lists: list[dict], version: str) -> bool:
     """Nudge the user until a list made by ``version`` appears."""
-    produce_raw(stack.settings, stack.settings.topic_events, event.user_id, event.to_json())
+    produce_raw(stack.settings, stack.settings.topic_events, [(event.user_id, event.to_json())])
     return any(m["model"] == f"transformer@{version}" for m in lists[-5:])
