@@ -42,7 +42,7 @@ from infra.config import Settings
 from infra.stack import Stack
 from models import metrics, prequential
 from models.prequential import Context, Produced, Published
-from models.registry import TRANSFORMER
+from models.registry import needs_training
 from streams.broadcast import Record, TopicReader
 from streams.contracts import Event, Item
 from streams.replay import Pacer, produce_items, replay
@@ -388,7 +388,7 @@ def run_backtest(
 ) -> dict[str, Any]:
     """Replay the log once per recommender (fresh stack each) and build the report."""
     train_s = None
-    if TRANSFORMER in config.recommenders and config.model_dir is None:
+    if config.model_dir is None and any(needs_training(name) for name in config.recommenders):
         started = time.monotonic()
         config = replace(config, model_dir=str(train_artifact(settings, events, items, config)))
         train_s = round(time.monotonic() - started, 1)

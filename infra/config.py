@@ -51,6 +51,9 @@ class Settings:
     # item's recent exposure; 0 = off. 0.75, the knee of the ml-100k curve (docs/fusion.md),
     # doubles coverage@10 for -4% NDCG@10.
     tail_knob: float = 0.75
+    # β of the transformer's new-item boost (models/transformer.py): 1 scores an item with no
+    # interactions as if its ID added the average amount; 0 = its text alone (docs/cold_start.md).
+    new_item_boost: float = 1.0
     model_dir: str = ".streamrec/models"
     # Consumer fetch wait (ms); Faust hard-codes 1500 ms, which caps freshness at ~1 s.
     fetch_wait_ms: int = 10

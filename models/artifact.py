@@ -57,6 +57,10 @@ class Artifact:
     def text_model(self) -> str:
         return str(self.manifest["text_model"])
 
+    @property
+    def metrics(self) -> dict[str, float]:
+        return dict(self.manifest.get("metrics", {}))
+
 
 def save(
     model_dir: str | Path,

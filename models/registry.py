@@ -22,7 +22,7 @@ def _transformer(settings: Settings) -> Recommender:
     # Imported lazily: torch and the text encoder cost seconds that the simple models skip.
     from models.transformer import TransformerRecommender
 
-    return TransformerRecommender.from_dir(settings.model_dir)
+    return TransformerRecommender.from_dir(settings.model_dir, new_item_boost=settings.new_item_boost)
 
 
 def _content(settings: Settings) -> Recommender:
@@ -94,3 +94,8 @@ STREAMING_ONLY = frozenset({"popularity", "cooccurrence", "trending"})
 def uses_artifacts(name: str) -> bool:
     """Whether ``name`` must be rebuilt when a newer artifact appears (hot reload)."""
     return name not in STREAMING_ONLY
+
+
+def needs_training(name: str) -> bool:
+    """Whether ``name`` needs `streamrec train` output (content can encode texts itself)."""
+    return name.partition("@")[0] in {TRANSFORMER, "fusion", "fusion" + TAIL}

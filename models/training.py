@@ -158,6 +158,7 @@ def train(
         model.load_state_dict(best_state)
     model.eval()
     metrics = {f"valid_{k}": float(v) for k, v in best.items()} | {
+        "id_contribution": id_contribution(model, val_windows, val_targets, text_t),
         "best_epoch": best_epoch,
         "epochs": epoch,
         "train_seconds": round(time.monotonic() - started, 1),
@@ -179,6 +180,22 @@ def evaluate_windows(
             banned = [w[0] - 1 for w in chunk]
             ranks.extend(masked_ranks(scores, [t - 1 for t in targets[start : start + EVAL_BATCH]], banned))
     return accuracy(ranks)
+
+
+def id_contribution(model: SequenceEncoder, windows: Windows, targets: Sequence[int], text: torch.Tensor) -> float:
+    """Mean ``h_u \\cdot E_{id}[t_u]`` over validation users: what an item's ID adds, on average,
+    to the score of the item a user actually picks next (0 with no validation users).
+
+    A new item has no ID row, so its score lacks this part; the recommender adds it back
+    (`models.transformer.NEW_ITEM_BOOST`) so new items compete with known ones on text.
+    """
+    if not windows:
+        return 0.0
+    model.eval()
+    with torch.inference_mode():
+        items = model.item_vectors(torch.arange(len(text)), text)
+        users = torch.cat([encode_last(model, windows[s : s + EVAL_BATCH], items) for s in range(0, len(windows), EVAL_BATCH)])
+        return float((users * model.id_emb(torch.as_tensor(targets))).sum(1).mean())
 
 
 def _windows(seqs: list[tuple[np.ndarray, ...]], length: int, span: int, rng: np.random.Generator) -> Windows:

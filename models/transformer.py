@@ -8,6 +8,15 @@ for items the artifact does not know), and
           i \\text{ available}, i \\notin exclude(u)\\}
 
 so an item announced through `update_items` is recommendable at once, with no interaction.
+A new item's vector is ``W text(i)`` alone, so its score lacks the part an ID embedding
+adds; the new-item boost restores its average:
+
+.. math:: s(u, i_{new}) = h_u \\cdot W text(i) + \\beta \\, \\bar b, \\quad
+          \\bar b = \\operatorname{mean}_{valid} h_u \\cdot E_{id}[t_u]
+
+with ``b̄`` measured at training time (`models.training.id_contribution`) and ``β`` the
+knob (`NEW_ITEM_BOOST`; 0 = text alone). FAISS takes it as one extra dimension: users
+carry a constant 1 there, new items ``β b̄``, known items 0.
 `search` ranks items by cosine between a text query and item texts (same text encoder);
 `similar` ranks items by ``v(item) \\cdot v(i)``.
 
@@ -33,6 +42,10 @@ from streams.contracts import EVENT_TYPE_INDEX, Item
 
 # Users per forward pass in `embed`: the encoder's throughput peaks around 8-64 on 1 thread.
 EMBED_BATCH = 64
+# β of the new-item boost: 1 scores a new item as if its ID added the average amount.
+# Measured by `streamrec evaluate --cold-start` (docs/cold_start.md): 0 leaves new items
+# almost never shown; 1 brings cold-start HR@10 from ~0.01 to ~0.1.
+NEW_ITEM_BOOST = 1.0
 
 
 class TransformerRecommender(Recommender):
@@ -40,7 +53,9 @@ class TransformerRecommender(Recommender):
 
     name = "transformer"
 
-    def __init__(self, artifact: Artifact, encoder: TextEncoder | None = None) -> None:
+    def __init__(
+        self, artifact: Artifact, encoder: TextEncoder | None = None, new_item_boost: float = NEW_ITEM_BOOST
+    ) -> None:
         torch.set_num_threads(1)
         self.artifact, self.model = artifact, artifact.model.eval()
         self._encoder = encoder
@@ -52,17 +67,20 @@ class TransformerRecommender(Recommender):
             ids = torch.arange(len(artifact.item_ids) + 1)
             self.item_vectors = self.model.item_vectors(ids, torch.from_numpy(artifact.item_text))
         self.texts = artifact.item_text  # catalog-aligned text vectors, row 0 = padding
-        self.index = ItemIndex(self.model.config.d)
-        self.index.add(artifact.item_ids, self.item_vectors[1:].numpy())
+        self.boost = new_item_boost * float(artifact.metrics.get("id_contribution", 0.0))
+        self.index = ItemIndex(self.model.config.d + 1)  # + the boost dimension
+        self.index.add(artifact.item_ids, _with_boost(self.item_vectors[1:].numpy(), 0.0))
         self.text_index: ItemIndex | None = None  # built on the first `search`
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path, encoder: TextEncoder | None = None) -> TransformerRecommender:
+    def from_dir(
+        cls, model_dir: str | Path, encoder: TextEncoder | None = None, new_item_boost: float = NEW_ITEM_BOOST
+    ) -> TransformerRecommender:
         """The newest artifact under ``model_dir``."""
         artifact = load_latest(model_dir)
         if artifact is None:
             raise FileNotFoundError(f"no model artifact under {model_dir}: run `streamrec train` first")
-        return cls(artifact, encoder)
+        return cls(artifact, encoder, new_item_boost)
 
     @property
     def artifact_version(self) -> str:
@@ -100,7 +118,7 @@ class TransformerRecommender(Recommender):
         for i, user in enumerate(users):
             if user.vector is not None:
                 vectors[i] = user.vector
-        return self.index.search(vectors, k, [user.exclude for user in users])
+        return self.index.search(_with_boost(vectors, 1.0), k, [user.exclude for user in users])
 
     def update_items(self, items: Iterable[Item]) -> None:
         """New items: text-only vectors, searchable at once; known items: availability."""
@@ -127,7 +145,7 @@ class TransformerRecommender(Recommender):
         vector = self.index.vector(item_id)
         if vector is None:
             return []
-        return self.index.search(vector[None, :], k, [{item_id}])[0]
+        return self.index.search(_with_boost(vector[None, :-1], 0.0), k, [{item_id}])[0]
 
     def _add(self, items: list[Item]) -> None:
         text = self.encoder.encode_items(items)
@@ -137,7 +155,7 @@ class TransformerRecommender(Recommender):
         with torch.inference_mode():
             vectors = self.model.item_vectors(torch.zeros(len(items), dtype=torch.long), torch.from_numpy(text))
         self.item_vectors = torch.cat([self.item_vectors, vectors])
-        self.index.add([item.item_id for item in items], vectors.numpy())
+        self.index.add([item.item_id for item in items], _with_boost(vectors.numpy(), self.boost))
         if self.text_index is not None:
             self.text_index.add([item.item_id for item in items], text)
 
@@ -149,3 +167,8 @@ class TransformerRecommender(Recommender):
             np.array([EVENT_TYPE_INDEX[e.event_type] + 1 for _, e in known], dtype=np.int64),
             np.array([e.ts for _, e in known], dtype=np.float64),
         )
+
+
+def _with_boost(vectors: np.ndarray, value: float) -> np.ndarray:
+    """``vectors`` with the boost dimension appended (users: 1, new items: the boost, known: 0)."""
+    return np.hstack([vectors, np.full((len(vectors), 1), value, dtype=np.float32)])

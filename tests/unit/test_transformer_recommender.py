@@ -6,20 +6,32 @@ a briefly trained model and the real MiniLM encoder.
 
 from __future__ import annotations
 
+import dataclasses
+import random
+
+import numpy as np
 import pytest
 
 from models.artifact import in_memory
 from models.base import Interaction, UserContext
 from models.text_encoder import TextEncoder
+from models.evaluation import cold_start
+from models.training import TrainConfig, TrainResult
 from models.transformer import TransformerRecommender
 from streams.contracts import Item
-from tests.topics import NEW, PER_TOPIC, train_topic_model
+from tests.topics import NEW, PER_TOPIC, catalog, log, train_topic_model
+
 
 @pytest.fixture(scope="module")
-def recommender() -> TransformerRecommender:
+def trained() -> TrainResult:
+    return train_topic_model(TextEncoder())
+
+
+@pytest.fixture(scope="module")
+def recommender(trained: TrainResult) -> TransformerRecommender:
     encoder = TextEncoder()
-    result = train_topic_model(encoder)
-    return TransformerRecommender(in_memory(result.model, result.vocab.ids, result.text, encoder.model_name), encoder)
+    artifact = in_memory(trained.model, trained.vocab.ids, trained.text, encoder.model_name)  # no metrics: no boost
+    return TransformerRecommender(artifact, encoder)
 
 
 def _user(topic: str, seen: int = PER_TOPIC) -> UserContext:
@@ -60,3 +72,36 @@ def test_stored_user_vector_is_used_instead_of_the_window(recommender: Transform
     jazz = _user("jazz")
     as_food = UserContext(jazz.user_id, jazz.window, jazz.exclude, vector=food_vector)
     assert recommender.recommend([as_food], k=1)[0][0][0].startswith("food")
+
+
+def _boosted(recommender: TransformerRecommender, id_contribution: float, boost: float) -> TransformerRecommender:
+    artifact = recommender.artifact
+    manifest = {**artifact.manifest, "metrics": {"id_contribution": id_contribution}}
+    boosted = TransformerRecommender(dataclasses.replace(artifact, manifest=manifest), recommender.encoder, boost)
+    boosted.update_items([NEW])
+    return boosted
+
+
+def test_new_item_boost_adds_beta_times_the_id_contribution(recommender: TransformerRecommender) -> None:
+    user = _user("food", seen=2)
+    plain, boosted = (_boosted(recommender, 0.4, beta) for beta in (0.0, 2.5))
+    everything = len(plain.catalog.ids)
+    before, after = (dict(r.recommend([user], everything)[0]) for r in (plain, boosted))
+    assert after[NEW.item_id] == pytest.approx(before[NEW.item_id] + 2.5 * 0.4, abs=1e-4)
+    assert all(after[i] == pytest.approx(s, abs=1e-5) for i, s in before.items() if i != NEW.item_id)
+    assert plain.similar("space-0", 5) == boosted.similar("space-0", 5)  # similarity ignores the boost
+
+
+def test_training_measures_the_id_contribution(trained: TrainResult) -> None:
+    contribution = trained.metrics["id_contribution"]
+    assert np.isfinite(contribution) and contribution != 0.0
+
+
+def test_cold_start_check_new_items_take_more_slots_as_the_boost_grows() -> None:
+    seqs = log(random.Random(3))
+    events = [e for evs in seqs.values() for e in evs]
+    config = TrainConfig(epochs=10, patience=10, batch_size=16)
+    result = cold_start(events, catalog(), TextEncoder(), config, share=0.25, boosts=(0.0, 1.0, 3.0))
+    shares = [result[f"transformer β={b:g}"]["cold_share@10"] for b in (0.0, 1.0, 3.0)]
+    assert shares == sorted(shares) and shares[-1] > shares[0]
+    assert result["popularity"]["hr@10"] == 0.0 < result["transformer β=3"]["hr@10"]
