@@ -22,6 +22,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import ClassVar
 
 import numpy as np
@@ -107,6 +108,10 @@ class Recommender(abc.ABC):
         """User vectors (one row per user) for models that have them; default: None."""
         return None
 
+    def carry_over(self, previous: Recommender) -> None:  # noqa: B027 - optional
+        """Hot reload: take over from ``previous``, the model this one replaces, the state
+        that replaying the catalog and the learned events cannot rebuild; default: none."""
+
     @abc.abstractmethod
     def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
         """Top-``k`` items per user, best first."""
@@ -121,8 +126,8 @@ class ItemVocab:
     """Stable item_id <-> dense index mapping that only grows.
 
     >>> vocab = ItemVocab(["a", "b"])
-    >>> vocab.add("c"), vocab.index("b"), vocab.ids[2]
-    (2, 1, 'c')
+    >>> vocab.add("c"), vocab.index("b"), vocab.ids[2], vocab.indices(["c", "x"]).tolist()
+    (2, 1, 'c', [2, -1])
     """
 
     def __init__(self, ids: Iterable[str] = ()) -> None:
@@ -140,6 +145,10 @@ class ItemVocab:
 
     def index(self, item_id: str) -> int | None:
         return self._index.get(item_id)
+
+    def indices(self, item_ids: Iterable[str]) -> np.ndarray:
+        """`index` of each id, -1 for unknown ones."""
+        return np.fromiter(map(self._index.get, item_ids, repeat(-1)), dtype=np.int64)
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._index
@@ -159,4 +168,4 @@ def top_k(scores: np.ndarray, k: int, vocab: ItemVocab, banned: Iterable[int]) -
         return []
     idx = np.argpartition(-scores, k - 1)[:k]
     idx = idx[np.lexsort((idx, -scores[idx]))]  # ties: the older item first, deterministically
-    return [(vocab.ids[i], float(scores[i])) for i in idx]
+    return list(zip(map(vocab.ids.__getitem__, idx.tolist()), scores[idx].tolist()))  # pairs made in C

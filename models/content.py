@@ -96,7 +96,7 @@ class Content(Recommender):
 
     def anchor(self, user: UserContext, item_id: str) -> Interaction | None:
         """The window item whose text is closest to ``item_id``'s (None: no vectors)."""
-        return closest(self.index, user.window, item_id) if self.index is not None else None
+        return closest(self.index, user.window, [item_id])[0] if self.index is not None else None
 
     def _add(self, item_ids: list[str], vectors: np.ndarray) -> None:
         if self.index is None:
@@ -104,12 +104,19 @@ class Content(Recommender):
         self.index.add(item_ids, vectors)
 
 
-def closest(index: ItemIndex, window: Sequence[Interaction], item_id: str) -> Interaction | None:
-    """The recent window entry (last `SPAN`) whose vector in ``index`` has the largest
-    inner product with ``item_id``'s; None if either has no vector."""
-    target = index.vector(item_id)
-    known = [(e, index.vector(e.item_id)) for e in window[-SPAN:] if e.item_id != item_id]
-    known = [(e, v) for e, v in known if v is not None]
-    if target is None or not known:
-        return None
-    return max(known, key=lambda ev: float(ev[1] @ target))[0]
+def closest(index: ItemIndex, window: Sequence[Interaction], item_ids: Sequence[str]) -> list[Interaction | None]:
+    """Per item: the recent window entry (last `SPAN`) whose vector in ``index`` has the
+    largest inner product with the item's, never the item itself (the earliest on ties);
+    None if either has no vector."""
+    out: list[Interaction | None] = [None] * len(item_ids)
+    recent = [(e, v) for e in window[-SPAN:] if (v := index.vector(e.item_id)) is not None]
+    targets = [(n, v) for n, i in enumerate(item_ids) if (v := index.vector(i)) is not None]
+    if not recent or not targets:
+        return out
+    similarity = np.stack([v for _, v in targets]) @ np.stack([v for _, v in recent]).T
+    same = np.array([[item_ids[n] == e.item_id for e, _ in recent] for n, _ in targets])
+    similarity[same] = -np.inf
+    for (n, _), row in zip(targets, similarity, strict=True):
+        best = int(row.argmax())
+        out[n] = recent[best][0] if row[best] > -np.inf else None
+    return out

@@ -62,6 +62,9 @@ class CoOccurrence(Recommender):
         self.blend = blend
         self.counts: defaultdict[int, dict[int, float]] = defaultdict(dict)
         self.totals: defaultdict[int, float] = defaultdict(float)
+        # Rows of `counts` as arrays, made when first scored after a change: a popular
+        # item's row is in many users' windows, and converting it per user dominated scoring.
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def learn(self, user: UserContext, interaction: Interaction) -> None:
         factor = self.decay.rebase(interaction.ts)
@@ -78,6 +81,7 @@ class CoOccurrence(Recommender):
             row = self.counts[source]
             row[target] = row.get(target, 0.0) + credit
             self.totals[source] += credit
+            self._arrays.pop(source, None)
 
     def update_items(self, items: Iterable[Item]) -> None:
         self.popularity.update_items(items)
@@ -88,9 +92,8 @@ class CoOccurrence(Recommender):
 
     def _scores(self, user: UserContext, pop_part: np.ndarray) -> np.ndarray:
         scores = np.zeros_like(pop_part)
-        for _, weight, row in self._rows(user):
-            idx = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
-            vals = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+        for _, weight, source in self._rows(user):
+            idx, vals = self._row_arrays(source)
             scores[idx] += weight * vals
         top = scores.max() if len(scores) else 0.0
         return (scores / top if top > 0 else scores) + pop_part
@@ -98,20 +101,29 @@ class CoOccurrence(Recommender):
     def anchor(self, user: UserContext, item_id: str) -> Interaction | None:
         """The recent window item that contributes most to ``item_id``'s score (None: none does)."""
         target = self.items.vocab.index(item_id)
-        contributions = [(weight * row.get(target, 0.0), recent) for recent, weight, row in self._rows(user)]
+        contributions = [(weight * self.counts[j].get(target, 0.0), recent) for recent, weight, j in self._rows(user)]
         best = max(contributions, key=lambda c: c[0], default=(0.0, None))
         return best[1] if best[0] > 0 else None
 
-    def _rows(self, user: UserContext) -> Iterator[tuple[Interaction, float, dict[int, float]]]:
-        """``(j_d, gamma^{d-1} w_type(j_d) / ||C[j_d]||_1, C[j_d])`` for recent items with a row."""
+    def _rows(self, user: UserContext) -> Iterator[tuple[Interaction, float, int]]:
+        """``(j_d, gamma^{d-1} w_type(j_d) / ||C[j_d]||_1, row of j_d)`` for recent items with a row."""
         for d, recent in enumerate(reversed(user.window[-CONTEXT_SPAN:])):
             source = self.items.vocab.index(recent.item_id)
-            row = self.counts.get(source) if source is not None else None
-            if row:
-                yield recent, (DECAY**d) * self.weights[recent.event_type] / self.totals[source], row
+            if source is not None and self.counts.get(source):
+                yield recent, (DECAY**d) * self.weights[recent.event_type] / self.totals[source], source
+
+    def _row_arrays(self, source: int) -> tuple[np.ndarray, np.ndarray]:
+        """``counts[source]`` as (targets, credits) arrays."""
+        arrays = self._arrays.get(source)
+        if arrays is None:
+            row = self.counts[source]
+            targets = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
+            arrays = self._arrays[source] = targets, np.fromiter(row.values(), dtype=np.float64, count=len(row))
+        return arrays
 
     def _scale(self, factor: float) -> None:
         """Multiply every stored sum (credits and popularity) by ``factor``: the decay moved its anchor."""
+        self._arrays.clear()
         self.items.scores *= factor
         for row in self.counts.values():
             for target in row:

@@ -43,8 +43,9 @@ first `NEW_ITEM_DAYS`, when everything is new), "trending in <category>".
 >>> fusion.recommend([UserContext("new")], k=2)  # no history: trending, then newest
 [[('a', 1.0), ('b', 0.0)]]
 
-Fit on a log and save next to the transformer artifact (``streamrec train`` holds out each
-user's last event; the same events are the fitting positions here)::
+``streamrec train`` fits the weights for each artifact it writes, on the same log (`fit_for`:
+the events it holds out, each user's last, are the fitting positions). To refit on a log
+next to the newest artifact without retraining::
 
     python -m models.fusion --dataset ml-100k --model-dir .streamrec/models
 """
@@ -52,11 +53,13 @@ user's last event; the same events are the fitting positions here)::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +69,6 @@ from models.base import (
     EVENT_WEIGHTS,
     Explanation,
     Interaction,
-    ItemVocab,
     Ranked,
     Recommender,
     UserContext,
@@ -138,9 +140,13 @@ class FusionWeights:
 
     def contributions(self, features: np.ndarray) -> np.ndarray:
         """``(n, S)``: each source's share of the logit (its score and rank terms)."""
+        return (((features - self.mean) / self.scale) * self.coef) @ self._source_terms
+
+    @functools.cached_property
+    def _source_terms(self) -> np.ndarray:
+        """``(features, S)`` 0/1: which source's score or rank each feature is."""
         names = [name.partition("*")[2].partition(":")[2] for name in feature_names(self.sources)]
-        mask = np.array([[name == source for source in self.sources] for name in names], dtype=np.float64)
-        return (((features - self.mean) / self.scale) * self.coef) @ mask
+        return np.array([[name == source for source in self.sources] for name in names], dtype=np.float64)
 
     def save(self, model_dir: str | Path) -> Path:
         path = Path(model_dir) / WEIGHTS_FILE
@@ -220,6 +226,12 @@ class Fusion(Recommender):
         new.sources["transformer"].update_items(self.catalog.values())  # items the artifact lacks: text-only
         return new
 
+    def carry_over(self, previous: Recommender) -> None:
+        """When items were first seen, as ``previous`` saw it live: a replay announces the
+        whole catalog before any event, so it dates items by their first event at best."""
+        if isinstance(previous, Fusion):
+            self.first_seen.update(previous.first_seen)  # in place: `reloaded` shares the dict
+
     @property
     def version(self) -> str:
         transformer = self.sources.get("transformer")
@@ -256,15 +268,21 @@ class Fusion(Recommender):
             logits = self.weights.logits(x)
             order = np.argsort(-logits, kind="stable")[:k]
             out[n] = [(candidates[c], float(logits[c])) for c in order]
-            self._credited[users[n].user_id] = self.credit(candidates, x)
+            self._credited[users[n].user_id] = self.credit(candidates, x, order)
         return [r if len(r) >= k else self.fill(user, r, k) for user, r in zip(users, out, strict=True)]
 
     def features(self, users: Sequence[UserContext]) -> list[tuple[list[str], np.ndarray]]:
-        """Per user: the candidates and their ``x`` matrix."""
-        lists = {name: source.recommend(users, self.fetch) for name, source in self.sources.items()}
-        pop = np.log1p(self.items.live())
-        pop = pop / pop.max() if len(pop) and pop.max() > 0 else pop
-        return [self._user_features(user, [lists[s][n] for s in self.sources], pop) for n, user in enumerate(users)]
+        """Per user: the candidates (in the order the sources first propose them) and their
+        ``x`` matrix; built for the whole batch at once."""
+        if not users:
+            return []
+        proposals = Proposals.of([source.recommend(users, self.fetch) for source in self.sources.values()])
+        candidates = Candidates.of(proposals)
+        u, b = self._user_vectors(users)[candidates.user], self._candidate_vectors(proposals, candidates)
+        x = (u[:, :, None] * b[:, None, :]).reshape(len(b), -1)
+        ids = np.array(proposals.item_ids, dtype=object)
+        ends = np.searchsorted(candidates.user, np.arange(len(users) + 1))  # rows come user by user
+        return [(ids[candidates.item[i:j]].tolist(), x[i:j]) for i, j in zip(ends[:-1], ends[1:], strict=True)]
 
     def fill(self, user: UserContext, ranked: Ranked, k: int) -> Ranked:
         """Complete ``ranked`` to ``k`` items: trending (positive trend), then newest.
@@ -284,36 +302,53 @@ class Fusion(Recommender):
         credited = self._credited.get(user.user_id)
         if credited is None or any(item not in credited for item, _ in ranked):
             credited = self.credit(*self.features([user])[0]) if user.window else {}
-        return [self._explain(user, item, credited.get(item)) for item, _ in ranked]
+        items = [item for item, _ in ranked]
+        sources = [credited.get(item) for item in items]
+        reasons = self._trending_reasons(user, items, sources) | self._anchored_reasons(user, items, sources)
+        return [reasons[item] for item in items]
 
-    def credit(self, candidates: list[str], x: np.ndarray) -> dict[str, str]:
-        """Candidate -> the source that adds most to its logit."""
+    def credit(self, candidates: list[str], x: np.ndarray, rows: Iterable[int] | None = None) -> dict[str, str]:
+        """Candidate -> the source that adds most to its logit; only those in ``rows`` if given."""
         best = self.weights.contributions(x).argmax(axis=1)
-        return {item: self.weights.sources[b] for item, b in zip(candidates, best, strict=True)}
+        rows = range(len(candidates)) if rows is None else rows
+        return {candidates[r]: self.weights.sources[best[r]] for r in rows}
 
-    def _user_features(self, user: UserContext, lists: list[Ranked], pop: np.ndarray) -> tuple[list[str], np.ndarray]:
-        vocab = ItemVocab(item for ranked in lists for item, _ in ranked)
-        n, s = len(vocab), len(lists)
-        scores, ranks = np.zeros((n, s)), np.full((n, s), math.log2(self.fetch + 2))
-        for col, ranked in enumerate(lists):
-            values = np.array([score for _, score in ranked])
-            low, high = (values.min(), values.max()) if len(values) else (0.0, 0.0)
-            for rank, (item, score) in enumerate(ranked, 1):
-                row = vocab.index(item)
-                scores[row, col] = (score - low) / (high - low) if high > low else 1.0
-                ranks[row, col] = math.log2(1 + rank)
-        idx = [self.items.vocab.index(i) for i in vocab.ids]
-        popularity = np.array([pop[i] if i is not None and i < len(pop) else 0.0 for i in idx])
-        age = np.array([self._age_days(i) for i in vocab.ids])
-        b = np.column_stack([np.ones(n), scores, ranks, popularity, np.log1p(age)])
-        x = (self._user_vector(user)[None, :, None] * b[:, None, :]).reshape(n, -1)
-        return vocab.ids, x
+    def _candidate_vectors(self, proposals: Proposals, candidates: Candidates) -> np.ndarray:
+        """``b`` per candidate row (see module doc)."""
+        n, s = len(candidates.item), len(self.sources)
+        # math.log2, not np.log2: the same values as scoring one candidate at a time.
+        log_rank = np.array([math.log2(1 + r) for r in range(max(self.fetch, int(proposals.rank.max(initial=0))) + 2)])
+        scores, ranks = np.zeros((n, s)), np.full((n, s), log_rank[self.fetch + 1])
+        scores[candidates.row, proposals.source] = proposals.score
+        ranks[candidates.row, proposals.source] = log_rank[proposals.rank]
+        popularity, log_age = self._item_vectors(proposals.item_ids)
+        item = candidates.item
+        return np.column_stack([np.ones(n), scores, ranks, popularity[item], log_age[item]])
 
-    def _user_vector(self, user: UserContext) -> np.ndarray:
-        counts = np.bincount([EVENT_TYPE_INDEX[e.event_type] for e in user.window], minlength=len(EVENT_TYPES))
-        shares = counts / max(len(user.window), 1)
-        history = math.log1p(len(user.window)) / math.log1p(FULL_WINDOW)
-        return np.array([1.0, history, shares[EVENT_TYPE_INDEX["click"]], shares[EVENT_TYPE_INDEX["purchase"]]])
+    def _item_vectors(self, item_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled popularity and ``log(1 + age / day)`` per item."""
+        pop = np.log1p(self.items.live())
+        pop = pop / pop.max() if len(pop) and pop.max() > 0 else pop
+        rows = self.items.vocab.indices(item_ids)
+        popularity = np.zeros(len(item_ids))
+        popularity[rows >= 0] = pop[rows[rows >= 0]]
+        first = np.fromiter(map(self.first_seen.get, item_ids, repeat(np.nan)), np.float64, len(item_ids))
+        age = np.zeros(len(item_ids))
+        seen = ~np.isnan(first)
+        if self.clock is not None:
+            age[seen] = np.maximum(0.0, self.clock - first[seen]) / DAY_S
+        return popularity, np.log1p(age)
+
+    def _user_vectors(self, users: Sequence[UserContext]) -> np.ndarray:
+        """``u`` per user (one row each)."""
+        lengths = np.array([len(user.window) for user in users])
+        types = np.fromiter((EVENT_TYPE_INDEX[e.event_type] for user in users for e in user.window), np.int64)
+        owner = np.repeat(np.arange(len(users)), lengths)
+        counts = np.bincount(owner * len(EVENT_TYPES) + types, minlength=len(users) * len(EVENT_TYPES))
+        shares = counts.reshape(len(users), -1) / np.maximum(lengths, 1)[:, None]
+        history = [math.log1p(n) / math.log1p(FULL_WINDOW) for n in lengths]
+        click, purchase = EVENT_TYPE_INDEX["click"], EVENT_TYPE_INDEX["purchase"]
+        return np.column_stack([np.ones(len(users)), history, shares[:, click], shares[:, purchase]])
 
     def _age_days(self, item_id: str) -> float:
         first = self.first_seen.get(item_id)
@@ -325,15 +360,29 @@ class Fusion(Recommender):
             return True
         return first - self.started >= NEW_ITEM_DAYS * DAY_S and self._age_days(item_id) < NEW_ITEM_DAYS
 
-    def _explain(self, user: UserContext, item_id: str, source: str | None) -> Explanation:
-        if source is None:  # a fallback item
-            trend = self.trending.items.vocab.index(item_id)
-            if trend is not None and self.trending.items.live()[trend] > 0:
-                return self.trending.explain(user, [(item_id, 0.0)])[0]
-            return {"reason": "new in the catalog", "source": "newest"}
-        if source == "trending":
-            return self.trending.explain(user, [(item_id, 0.0)])[0]
-        anchor = self._anchor(user, item_id, source)
+    def _trending_reasons(
+        self, user: UserContext, items: list[str], sources: list[str | None]
+    ) -> dict[str, Explanation]:
+        """Items credited to trending, and fallback items: "trending ..." if they trend, else "new"."""
+        live, vocab = self.trending.items.live(), self.trending.items.vocab
+        fallback = [i for i, s in zip(items, sources, strict=True) if s is None]
+        trend = [i for i in fallback if (row := vocab.index(i)) is not None and live[row] > 0]
+        trend += [i for i, s in zip(items, sources, strict=True) if s == "trending"]
+        newest = {i: {"reason": "new in the catalog", "source": "newest"} for i in fallback}
+        return newest | dict(zip(trend, self.trending.explain(user, [(i, 0.0) for i in trend]), strict=True))
+
+    def _anchored_reasons(
+        self, user: UserContext, items: list[str], sources: list[str | None]
+    ) -> dict[str, Explanation]:
+        """Items credited to any other source: named after the window item that explains them."""
+        out = {}
+        for source in dict.fromkeys(s for s in sources if s not in (None, "trending")):
+            credited = [i for i, s in zip(items, sources, strict=True) if s == source]
+            for item_id, anchor in zip(credited, self._anchors(user, credited, source), strict=True):
+                out[item_id] = self._because(item_id, source, anchor)
+        return out
+
+    def _because(self, item_id: str, source: str, anchor: Interaction | None) -> Explanation:
         if anchor is None:
             return {"reason": "picked for you from your recent activity", "source": source}
         title = self.catalog[anchor.item_id].title if anchor.item_id in self.catalog else anchor.item_id
@@ -341,26 +390,98 @@ class Fusion(Recommender):
             return {"reason": f"new item similar to {title}", "source": source}
         return {"reason": f"because you {VERBS[anchor.event_type]} {title}", "source": source}
 
-    def _anchor(self, user: UserContext, item_id: str, source: str) -> Interaction | None:
-        """The window item that best explains ``item_id`` for ``source`` (text similarity otherwise)."""
+    def _anchors(self, user: UserContext, item_ids: list[str], source: str) -> list[Interaction | None]:
+        """Per item, the window item that best explains it for ``source``: its co-occurrence
+        anchor, else the nearest in the source's item vectors, else the nearest in text."""
         model = self.sources[source]
-        if isinstance(model, CoOccurrence):
-            found = model.anchor(user, item_id)
-            if found is not None:
-                return found
-        if hasattr(model, "index"):  # transformer and content: nearest item vector in the window
-            found = closest(model.index, user.window, item_id)
-            if found is not None:
-                return found
+        found = [model.anchor(user, i) for i in item_ids] if isinstance(model, CoOccurrence) else [None] * len(item_ids)
+        indexes = [getattr(model, "index", None)]  # transformer and content have item vectors
         content = self.sources.get("content")
-        return closest(content.index, user.window, item_id) if isinstance(content, Content) and content.index else None
+        if isinstance(content, Content) and content.index:  # an index with no available item: no text fallback
+            indexes.append(content.index)
+        for index in indexes:
+            missing = [n for n, anchor in enumerate(found) if anchor is None]
+            if index is not None and missing:
+                for n, anchor in zip(missing, closest(index, user.window, [item_ids[n] for n in missing]), strict=True):
+                    found[n] = anchor
+        return found
+
+
+@dataclass
+class Proposals:
+    """Every source's list for every user of a batch, flattened: user by user, then source
+    by source, best first (`Fusion.features`)."""
+
+    user: np.ndarray  # (M,) position in the batch of the user it was proposed to
+    source: np.ndarray  # (M,) column of the proposing source
+    rank: np.ndarray  # (M,) 1-based rank in that source's list
+    score: np.ndarray  # (M,) score min-max scaled over that list (1 for a flat list)
+    item: np.ndarray  # (M,) position of the proposed item in ``item_ids``
+    item_ids: list[str]  # the distinct items proposed, first-proposed first
+
+    @classmethod
+    def of(cls, lists: Sequence[Sequence[Ranked]]) -> Proposals:
+        """``lists[s][n]``: source ``s``'s list for user ``n``."""
+        ranked = [by_source[n] for n in range(len(lists[0])) for by_source in lists]
+        lengths = np.array([len(r) for r in ranked], dtype=np.int64)
+        group = np.repeat(np.arange(len(ranked)), lengths)
+        # zip/chain/map keep the per-proposal work in C: a batch holds ~400 proposals per user.
+        columns = [tuple(zip(*r)) or ((), ()) for r in ranked]
+        ids = list(chain.from_iterable(i for i, _ in columns))
+        score = np.fromiter(chain.from_iterable(s for _, s in columns), np.float64, len(ids))
+        item_ids = list(dict.fromkeys(ids))
+        item = np.fromiter(map(dict(zip(item_ids, range(len(item_ids)))).__getitem__, ids), np.int64, len(ids))
+        rank = np.arange(len(ids)) - (np.cumsum(lengths) - lengths)[group] + 1
+        return cls(group // len(lists), group % len(lists), rank, min_max(score, lengths), item, item_ids)
+
+
+@dataclass
+class Candidates:
+    """The union of a batch's proposals per user: one row per distinct (user, item)."""
+
+    user: np.ndarray  # (R,) the row's user; rows come user by user, in batch order
+    item: np.ndarray  # (R,) the row's item in `Proposals.item_ids`; per user, first-proposed first
+    row: np.ndarray  # (M,) the row of each proposal
+
+    @classmethod
+    def of(cls, proposals: Proposals) -> Candidates:
+        n_items = max(len(proposals.item_ids), 1)
+        key = proposals.user * n_items + proposals.item
+        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        order = np.argsort(first)  # proposals come user by user, so rows do too
+        row = np.empty(len(order), dtype=np.int64)
+        row[order] = np.arange(len(order))
+        return cls(unique[order] // n_items, unique[order] % n_items, row[inverse])
+
+
+def min_max(score: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``score`` min-max scaled within each of the consecutive lists of ``lengths`` (1 where a list is flat).
+
+    >>> min_max(np.array([3.0, 1.0, 2.0, 5.0, 5.0]), np.array([3, 0, 2])).tolist()
+    [1.0, 0.0, 0.5, 1.0, 1.0]
+    """
+    nonempty = lengths > 0
+    out = np.ones(len(score))
+    if not nonempty.any():
+        return out
+    starts, sizes = (np.cumsum(lengths) - lengths)[nonempty], lengths[nonempty]
+    low = np.repeat(np.minimum.reduceat(score, starts), sizes)
+    high = np.repeat(np.maximum.reduceat(score, starts), sizes)
+    np.divide(score - low, high - low, out=out, where=high > low)
+    return out
 
 
 def default_sources(model_dir: str | Path, event_weights: Mapping[str, float] | None = None) -> dict[str, Recommender]:
     """`SOURCES`, live: the newest transformer artifact under ``model_dir`` and fresh streaming models."""
     from models.transformer import TransformerRecommender  # torch: only when a fusion is built
 
-    transformer = TransformerRecommender.from_dir(model_dir)
+    return sources_around(TransformerRecommender.from_dir(model_dir), event_weights)
+
+
+def sources_around(
+    transformer: TransformerRecommender, event_weights: Mapping[str, float] | None = None
+) -> dict[str, Recommender]:
+    """`SOURCES`: ``transformer`` and fresh streaming models (content reads its artifact's text vectors)."""
     artifact = transformer.artifact
     weights = dict(EVENT_WEIGHTS if event_weights is None else event_weights)
     return {
@@ -375,6 +496,10 @@ def default_sources(model_dir: str | Path, event_weights: Mapping[str, float] | 
 def transformer_encode(transformer: TransformerRecommender) -> Callable[[list[Item]], np.ndarray]:
     """Text vectors of new items through the transformer's (lazily loaded) encoder."""
     return lambda items: transformer.encoder.encode_items(items)
+
+
+class NothingToFit(ValueError):
+    """No fitting position has its next item among the candidates (e.g. too short a log)."""
 
 
 def logistic_regression(x: np.ndarray, y: np.ndarray, l2: float = L2, steps: int = NEWTON_STEPS) -> np.ndarray:
@@ -407,7 +532,7 @@ def fit(model: Fusion, contexts: Sequence[UserContext], targets: Sequence[str], 
                 rows.append(x)
                 labels.append(np.array([item == target for item in candidates], dtype=np.float64))
     if not rows:
-        raise ValueError("no position has its next item among the candidates: nothing to fit")
+        raise NothingToFit("no position has its next item among the candidates: nothing to fit")
     x, y = np.concatenate(rows), np.concatenate(labels)
     std = x.std(axis=0)
     mean, scale = np.where(std > 0, x.mean(axis=0), 0.0), np.where(std > 0, std, 1.0)
@@ -431,8 +556,23 @@ def fit_on_log(model: Fusion, events: Sequence[Event], items: Sequence[Item]) ->
     return fit(model, contexts, targets)
 
 
+def fit_for(
+    transformer: TransformerRecommender,
+    events: Sequence[Event],
+    items: Sequence[Item],
+    event_weights: Mapping[str, float] | None = None,
+) -> FusionWeights:
+    """`fit_on_log` for a fusion of fresh sources around ``transformer`` (``streamrec train``
+    and ``python -m models.fusion``); the metadata names the transformer's artifact."""
+    weights = fit_on_log(Fusion(sources_around(transformer, event_weights), event_weights=event_weights), events, items)
+    weights.meta["artifact"] = transformer.artifact_version
+    return weights
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m models.fusion``: fit ``fusion.json`` next to the newest artifact."""
+    """``python -m models.fusion``: fit ``fusion.json`` next to the newest artifact
+    (``streamrec train`` does it too; this refits without retraining)."""
+    from models.transformer import TransformerRecommender
     from streams.sources import movielens_events, movielens_items, read_events, read_items
 
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -448,11 +588,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         events, items = list(read_events(args.events)), list(read_items(args.items))
     else:
         parser.error("give --dataset, or both --events and --items")
-    event_weights = parse_event_weights(args.event_weights)
-    model = Fusion(default_sources(args.model_dir, event_weights), event_weights=event_weights)
-    weights = fit_on_log(model, events, items)
-    weights.meta["artifact"] = model.version.partition("@")[2]
-    print(weights.save(args.model_dir), json.dumps({k: v for k, v in weights.meta.items()}))
+    transformer = TransformerRecommender.from_dir(args.model_dir)
+    weights = fit_for(transformer, events, items, parse_event_weights(args.event_weights))
+    print(weights.save(args.model_dir), json.dumps(weights.meta))
 
 
 if __name__ == "__main__":

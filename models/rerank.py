@@ -49,6 +49,33 @@ EXPOSURE_HALF_LIFE_LISTS = 20_000.0
 TAIL = "+tail"
 
 
+class Exposure:
+    """``E(i)`` of every item shown (see module doc): the re-ranker's memory of served lists,
+    which no log holds, so a hot-reloaded re-ranker takes this object over as a whole."""
+
+    def __init__(self, half_life_lists: float = EXPOSURE_HALF_LIFE_LISTS) -> None:
+        self.sums = ItemScores()
+        self.decay = EventTimeDecay(half_life_lists)
+        self.served = 0
+
+    def of(self, item_ids: Sequence[str]) -> np.ndarray:
+        """``E(i)`` now (0 for items never shown)."""
+        rows = [self.sums.vocab.index(i) for i in item_ids]
+        now = self.decay.weight(self.served)  # stored sums are in units of weight(0 lists ago)
+        return np.array([self.sums.scores[r] / now if r is not None else 0.0 for r in rows])
+
+    def serve(self, item_ids: Sequence[str]) -> None:
+        """Count one more served list."""
+        factor = self.decay.rebase(self.served)
+        if factor != 1.0:
+            self.sums.scores *= factor
+        weight = self.decay.weight(self.served)
+        for item_id in item_ids:
+            row = self.sums.index(item_id)  # may grow (replace) the scores array
+            self.sums.scores[row] += weight
+        self.served += 1
+
+
 class TailRerank(Recommender):
     """``base`` re-ranked by exposure-penalised score (see module doc)."""
 
@@ -60,19 +87,23 @@ class TailRerank(Recommender):
         if knob < 0:
             raise ValueError(f"tail knob must be >= 0, got {knob}")
         self.base, self.knob, self.fetch = base, knob, fetch
-        self.exposure = ItemScores()
-        self.decay = EventTimeDecay(half_life_lists)
-        self.served = 0
+        self.exposure = Exposure(half_life_lists)
 
     @property
     def version(self) -> str:
         return f"{self.base.version}{TAIL}@{self.knob:g}"
 
     def reloaded(self, model_dir: str) -> TailRerank:
-        """Hot reload: the base's ``reloaded`` (it must have one), sharing this exposure state."""
+        """Hot reload: the base's ``reloaded`` (it must have one), sharing this exposure memory."""
         new = TailRerank(self.base.reloaded(model_dir), self.knob, self.fetch)
-        new.exposure, new.decay, new.served = self.exposure, self.decay, self.served
+        new.carry_over(self)
         return new
+
+    def carry_over(self, previous: Recommender) -> None:
+        """The exposure memory itself, not a copy: lists ``previous`` serves until the swap count too."""
+        if isinstance(previous, TailRerank):
+            self.exposure = previous.exposure
+            self.base.carry_over(previous.base)
 
     def learn(self, user: UserContext, interaction: Interaction) -> None:
         self.base.learn(user, interaction)
@@ -93,27 +124,15 @@ class TailRerank(Recommender):
             scores = np.array([s for _, s in ranked]) - self.knob * np.log1p(self.exposures([i for i, _ in ranked]))
             ranked = [(ranked[n][0], float(scores[n])) for n in np.argsort(-scores, kind="stable")]
         shown = ranked[:k]
-        self._serve([item for item, _ in shown])
+        self.exposure.serve([item for item, _ in shown])
         return shown
 
     def exposures(self, item_ids: Sequence[str]) -> np.ndarray:
         """``E(i)`` now (0 for items never shown)."""
-        rows = [self.exposure.vocab.index(i) for i in item_ids]
-        now = self.decay.weight(self.served)  # stored sums are in units of weight(0 lists ago)
-        return np.array([self.exposure.scores[r] / now if r is not None else 0.0 for r in rows])
+        return self.exposure.of(item_ids)
 
     def explain(self, user: UserContext, ranked: Ranked) -> list[Explanation]:
         return self.base.explain(user, ranked)
-
-    def _serve(self, item_ids: Sequence[str]) -> None:
-        factor = self.decay.rebase(self.served)
-        if factor != 1.0:
-            self.exposure.scores *= factor
-        weight = self.decay.weight(self.served)
-        for item_id in item_ids:
-            row = self.exposure.index(item_id)  # may grow (replace) the scores array
-            self.exposure.scores[row] += weight
-        self.served += 1
 
 
 def is_knob(text: str) -> bool:

@@ -111,7 +111,7 @@ class Categories:
     def update_items(self, items: Iterable[Item]) -> None:
         for item in items:
             names = [c.strip() for c in item.category.split(",") if c.strip()]
-            self.of_item[item.item_id] = tuple(self._add(name) for name in names)
+            self.of_item[item.item_id] = tuple(dict.fromkeys(self._add(name) for name in names))
 
     def _add(self, name: str) -> int:
         if name not in self._index:
@@ -121,9 +121,10 @@ class Categories:
 
     def profile(self, window: Sequence[Interaction], weights: np.ndarray) -> np.ndarray:
         """``p_u(c)``: weighted share of window events in category ``c``."""
-        out = np.zeros(len(self.names))
-        for entry, weight in zip(window, weights, strict=True):
-            out[list(self.of_item.get(entry.item_id, ()))] += weight
+        cats = [self.of_item.get(entry.item_id, ()) for entry in window]
+        flat = np.fromiter((c for item in cats for c in item), dtype=np.int64)
+        # bincount adds in window order, as a loop over the window would.
+        out = np.bincount(flat, np.repeat(weights, [len(c) for c in cats]), minlength=len(self.names))
         total = weights.sum()
         return out / total if total > 0 else out
 
@@ -189,17 +190,16 @@ class Trending(Recommender):
             self._membership = self.categories.matrix(self.items.vocab.ids[:n_items])
         return self._membership
 
-    def top_category(self, user: UserContext, item_id: str) -> str | None:
-        """The item's category the user's window leans to most (None: no overlap)."""
-        profile = self._profile(user)
+    def top_category(self, profile: np.ndarray, item_id: str) -> str | None:
+        """The item's category the user's window (``profile``) leans to most (None: no overlap)."""
         cats = self.categories.of_item.get(item_id, ())
         best = max(cats, key=lambda c: profile[c], default=None)
         return self.categories.names[best] if best is not None and profile[best] > 0 else None
 
     def explain(self, user: UserContext, ranked: Ranked) -> list[Explanation]:
-        out = []
+        out, profile = [], self._profile(user)
         for item_id, _ in ranked:
-            category = self.top_category(user, item_id)
+            category = self.top_category(profile, item_id)
             out.append({"reason": f"trending in {category}" if category else "trending now", "source": self.name})
         return out
 

@@ -176,6 +176,7 @@ class EventProcessor:
         if version == self.model_version or not uses_artifacts(self.settings.recommender):
             return
         new, catalog_at, learning_at = await asyncio.get_running_loop().run_in_executor(None, self._fresh_model)
+        new.carry_over(self.recommender)  # what no log holds (exposure): at the swap, nothing served is lost
         self.recommender, self.model_version = new, version
         self._catalog_cursor, self._learning_cursor = catalog_at, learning_at
         log.info("model reloaded: %s", new.version)

@@ -2,8 +2,10 @@
 
 ``train`` fits the transformer on an event log (each user's last event held out for early
 stopping) and writes a new artifact version under ``--out`` (default: settings.model_dir),
-which the worker picks up as the latest. ``evaluate`` runs the leave-one-out protocol of
-notes/peers.md for every method and prints a table, or JSON with ``--json``.
+which the worker picks up as the latest, with the fusion ranker's ``fusion.json`` fitted
+for it on the held-out events (``--no-fusion`` skips that). ``evaluate`` runs the
+leave-one-out protocol of notes/peers.md for every method and prints a table, or JSON
+with ``--json``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -21,9 +24,16 @@ from rich.table import Table
 from infra.cli import main
 from infra.config import Settings
 
+if TYPE_CHECKING:
+    from models.artifact import Artifact
+    from models.fusion import FusionWeights
+    from models.text_encoder import TextEncoder
+    from streams.contracts import Event, Item
+
 # Columns of the evaluation table / keys of --json, in order.
 METRICS = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "coverage@10", "gini@10", "tail_share@10")
 JSON_METRICS = METRICS[:-1]
+COLD_METRICS = ("hr@10", "ndcg@10", "warm_hr@10", "warm_ndcg@10", "cold_share@10")
 # Longest the catalog read-back may take before training starts anyway.
 READ_TIMEOUT_S = 60.0
 TABLE_WIDTH = 120
@@ -109,9 +119,11 @@ def _with_data_options(func):  # noqa: ANN001, ANN202
 @main.command()
 @_with_data_options
 @click.option("--out", type=click.Path(file_okay=False), help="Model directory (default: settings.model_dir).")
+@click.option("--fusion/--no-fusion", default=True, show_default=True, help="Also fit the fusion ranker's fusion.json.")
 @click.pass_obj
-def train(settings: Settings, data: DataOptions, out: str | None) -> None:
-    """Train the sequence transformer and write a new artifact version.
+def train(settings: Settings, data: DataOptions, out: str | None, fusion: bool) -> None:
+    """Train the sequence transformer and write a new artifact version, with the fusion
+    ranker's weights fitted for it (fusion.json, on the same log).
 
     Running workers pick the new version up within seconds (hot reload).
     """
@@ -124,11 +136,37 @@ def train(settings: Settings, data: DataOptions, out: str | None) -> None:
     valid = {u: evs[-1] for u, evs in seqs.items() if len(evs) >= 2}
     config = data.train_config()
     result = training.train(train_seqs, valid, items, encoder.encode_items(items), {"window": settings.window}, config)
-    path = artifact.save(
-        out or settings.model_dir, result.model, result.vocab.ids, result.text, encoder.model_name, result.metrics
-    )
+    out = out or settings.model_dir
+    trained = (result.model, result.vocab.ids, result.text, encoder.model_name, result.metrics)
+    weights = _fit_fusion(settings, artifact.in_memory(*trained), encoder, events, items) if fusion else None
+    if weights is not None:
+        # Saved before the artifact: workers reload as soon as a new version appears and
+        # must find its weights then (fitting takes seconds to a minute).
+        weights.save(out)
+    path = artifact.save(out, *trained)
     metrics = result.metrics
     click.echo(f"wrote {path}  (valid ndcg@10 {metrics['valid_ndcg@10']:.4f}, {metrics['train_seconds']} s)")
+    if weights is not None:
+        weights.meta["artifact"] = path.name  # the version exists only now
+        fitted = f"{weights.meta['with_target']} of {weights.meta['positions']} positions"
+        click.echo(f"wrote {weights.save(out)}  (fusion ranker, fitted on {fitted})")
+
+
+def _fit_fusion(
+    settings: Settings, trained: Artifact, encoder: TextEncoder, events: list[Event], items: list[Item]
+) -> FusionWeights | None:
+    """The fusion ranker's weights for the transformer just trained, on the same log (None
+    when the log is too short to fit them: the artifact is still worth writing)."""
+    from models.base import parse_event_weights
+    from models.fusion import WEIGHTS_FILE, NothingToFit, fit_for
+    from models.transformer import TransformerRecommender
+
+    transformer = TransformerRecommender(trained, encoder)
+    try:
+        return fit_for(transformer, events, items, parse_event_weights(settings.event_weights))
+    except NothingToFit as exc:
+        click.echo(f"{WEIGHTS_FILE} not written: {exc}", err=True)
+        return None
 
 
 @main.command()
@@ -160,10 +198,11 @@ def evaluate(settings: Settings, data: DataOptions, as_json: bool, cold_start: b
         table.add_row(name, *(f"{metrics[k]:.4f}" for k in METRICS))
     console.print(table)
     if cold is not None:
-        users = int(cold["transformer"]["targets"])
-        cold_table = Table(title=f"cold start: test targets never seen in training ({users} users)")
-        for column in ("method", "hr@10", "ndcg@10"):
+        users = int(cold["popularity"]["targets"])
+        cold_table = Table(title=f"cold start: 10% of items text-only; {users} test targets among them")
+        cold_table.add_column("method")
+        for column in COLD_METRICS:
             cold_table.add_column(column, justify="right")
         for name, metrics in cold.items():
-            cold_table.add_row(name, f"{metrics['hr@10']:.4f}", f"{metrics['ndcg@10']:.4f}")
+            cold_table.add_row(name, *(f"{metrics[k]:.4f}" for k in COLD_METRICS))
         console.print(cold_table)

@@ -14,6 +14,7 @@ import pytest
 from infra.config import Settings
 from infra.stack import Stack
 from models.artifact import latest_version, load_latest, save
+from models.fusion import FusionWeights
 from models.text_encoder import TextEncoder
 from streams.broadcast import TopicReader
 from streams.contracts import Event
@@ -90,6 +91,7 @@ def test_feedback_loop_retrains_from_the_event_log(settings: Settings, tmp_path)
         result = CliRunner().invoke(main, ["train", "--from-broker", "--epochs", "3"], env=env)
         assert result.exit_code == 0, result.output
         version = latest_version(stack.settings.model_dir)
+        assert FusionWeights.load(stack.settings.model_dir).meta["artifact"] == version  # fitted by train too
         nudges = (Event("u0", "space-0", "view", 1e6 + n, f"nudge-{n}") for n in range(1000))
         assert wait_for(lambda: _served(stack, next(nudges), lists, version), 60, every_s=1.0)
         reader.stop()

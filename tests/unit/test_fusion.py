@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +101,59 @@ def test_explanations_of_fallback_and_new_items() -> None:
     assert reasons["jazz-new"]["reason"] == "new item similar to Alpha"
 
 
+def reference_features(model: Fusion, user: UserContext) -> tuple[list[str], np.ndarray]:
+    """The module doc's ``x``, one candidate at a time: what `Fusion.features` computes in batches."""
+    lists = [source.recommend([user], model.fetch)[0] for source in model.sources.values()]
+    candidates = list(dict.fromkeys(item for ranked in lists for item, _ in ranked))
+    types = [e.event_type for e in user.window]
+    shares = [types.count(t) / len(types) for t in ("click", "purchase")]
+    u = [1.0, math.log1p(len(types)) / math.log1p(50), *shares]
+    counts = dict(zip(model.items.vocab.ids, model.items.live(), strict=True))
+    top = math.log1p(max(counts.values()))
+    rows = []
+    for item in candidates:
+        scores, ranks = [], []
+        for ranked in lists:
+            values = dict(ranked)
+            low, high = min(values.values(), default=0.0), max(values.values(), default=0.0)
+            scores.append(0.0 if item not in values else (values[item] - low) / (high - low) if high > low else 1.0)
+            ranks.append(math.log2(1 + ([i for i, _ in ranked].index(item) + 1 if item in values else model.fetch + 1)))
+        first = model.first_seen.get(item, model.clock)
+        b = [1.0, *scores, *ranks, math.log1p(counts.get(item, 0.0)) / top, math.log1p((model.clock - first) / DAY_S)]
+        rows.append([a * c for a in u for c in b])
+    return candidates, np.array(rows)
+
+
+def test_batched_features_and_ranking_match_the_one_candidate_at_a_time_reference() -> None:
+    rng = np.random.default_rng(5)
+    # "z" has a text vector but was never announced: a candidate the fusion has no counts for.
+    vectors = ([*TITLES, "z"], np.vstack([VECTORS, [[0.6, 0.8]]]).astype(np.float32))
+    content = Content(vectors=vectors, encode=lambda new: np.tile([0.97, 0.2], (len(new), 1)))
+    model = Fusion({"cooccurrence": CoOccurrence(), "content": content, "trending": Trending()})
+    model.update_items(catalog())
+    play(model, {f"u{n}": ["a", "b", "d"] for n in range(3)} | {"v": ["e", "c"]}, ts=DAY_S)
+    play(model, {"w": ["d", "a"]}, event_type="purchase", ts=9 * DAY_S)
+    model.update_items([Item("f", "Zeta", category="Jazz")])  # first seen at the clock: age 0, no events
+    n = len(model.weights.coef)
+    model.weights = FusionWeights(model.weights.sources, rng.normal(size=n), rng.uniform(0.5, 2, n), rng.normal(size=n))
+    windows = [("a",), ("d", "e", "a"), ("c", "x-unknown"), ("f",), ("b", "b", "z")]
+    types = ("view", "click", "purchase")
+    users = [
+        UserContext(f"t{n}", tuple(Interaction(i, types[k % 3], 0.0) for k, i in enumerate(w)), frozenset(w[:1]))
+        for n, w in enumerate(windows)
+    ]
+    batched = model.features(users)
+    for user, (candidates, x) in zip(users, batched, strict=True):
+        expected_candidates, expected = reference_features(model, user)
+        assert candidates == expected_candidates
+        np.testing.assert_allclose(x, expected, rtol=1e-12, atol=1e-15)
+    ranked = model.recommend(users, 3)
+    for user, (candidates, x), got in zip(users, batched, ranked, strict=True):
+        logits = model.weights.logits(reference_features(model, user)[1])
+        assert [i for i, _ in got] == [candidates[c] for c in np.argsort(-logits, kind="stable")[:3]]
+        assert model.explain(user, got) == fusion_explain_again(model, user, got)  # cached == recomputed credit
+
+
 def test_fitted_weights_learn_which_source_predicts_and_round_trip(tmp_path) -> None:
     model = fusion()
     # The next item always follows by co-occurrence; text similarity points elsewhere.
@@ -192,25 +246,62 @@ def test_event_weights_setting_and_registry_names() -> None:
     assert not known("fusion+tail@lots")
 
 
-def test_hot_reload_swaps_the_artifact_and_keeps_the_streaming_state(tmp_path) -> None:
+def save_toy_artifact(model_dir: Path) -> str:
+    """An untrained transformer over `TITLES` (text vectors `VECTORS`); its version."""
     from models import artifact
-    from models.fusion import default_sources
     from models.sequence import SequenceConfig, SequenceEncoder
 
-    def save() -> str:
-        net = SequenceEncoder(SequenceConfig(n_items=len(TITLES), text_dim=2))
-        text = np.vstack([np.zeros((1, 2), np.float32), VECTORS])
-        return artifact.save(tmp_path, net, list(TITLES), text, "toy").name
+    net = SequenceEncoder(SequenceConfig(n_items=len(TITLES), text_dim=2))
+    text = np.vstack([np.zeros((1, 2), np.float32), VECTORS])
+    return artifact.save(model_dir, net, list(TITLES), text, "toy").name
 
-    first = save()
+
+def test_hot_reload_swaps_the_artifact_and_keeps_the_streaming_state(tmp_path) -> None:
+    from models.fusion import default_sources
+
+    first = save_toy_artifact(tmp_path)
     model = TailRerank(Fusion(default_sources(tmp_path)), 0.5)
     model.update_items(catalog())
     play(model, {f"u{n}": ["a", "b"] for n in range(3)})
     user = UserContext("w", (Interaction("a", "click", 1.0),), frozenset({"a"}))
     before = model.recommend([user], 3)[0]
-    second = save()
+    second = save_toy_artifact(tmp_path)
     new = model.reloaded(tmp_path)
     assert (model.version, new.version) == (f"fusion@{first}+tail@0.5", f"fusion@{second}+tail@0.5")
     assert new.base.sources["cooccurrence"] is model.base.sources["cooccurrence"] and new.exposure is model.exposure
+    model.recommend([user], 3)  # served by the old model after `reloaded`, before the swap: counts for the new
+    assert new.exposures(list(TITLES)).tolist() == model.exposures(list(TITLES)).tolist()
     assert len(new.recommend([user], 3)[0]) == len(before) == 3
     assert new.explain(user, new.recommend([user], 3)[0])[0]["reason"]
+
+
+def test_worker_hot_reload_keeps_what_no_log_holds(tmp_path) -> None:
+    """The worker rebuilds the model from the catalog and learning logs; the re-ranker's
+    exposure memory and the dates items were announced are in neither."""
+    import asyncio
+
+    from streams.broadcast import Record
+    from streams.catalog import Catalog
+    from streams.learning import LearningLog, encode_batch
+    from streams.worker import EventProcessor
+
+    save_toy_artifact(tmp_path / "models")
+    paths = {"data_dir": str(tmp_path / "data"), "model_dir": str(tmp_path / "models")}
+    settings = Settings.load(env={}, overrides={**paths, "recommender": "fusion+tail"})
+    items, learning = Catalog(), LearningLog()
+    processor = EventProcessor(settings, make_recommender(settings.recommender, settings), items, learning, None, {})
+    announced = {"a": 0, "b": 0, "c": 0, "d": 40 * DAY_S, "e": 40 * DAY_S}  # d, e: once the log is 40 days old
+    events = [("a", 0.0), ("b", DAY_S), ("a", 40 * DAY_S), ("e", 50 * DAY_S)]
+    for offset, (item_id, ts) in enumerate(events):
+        fresh = [Item(i, TITLES[i]) for i, at in announced.items() if at <= ts and i not in items]
+        items.on_records([Record(None, item.to_json(), 0, 0, 0) for item in fresh])
+        learning.on_records([Record(None, encode_batch(0, [(offset, Interaction(item_id, "view", ts), [])]), 0, 0, 0)])
+        processor.follow()
+        processor.recommender.recommend([UserContext(f"u{offset}", (Interaction(item_id, "view", ts),))], 2)
+    old = processor.recommender
+    save_toy_artifact(tmp_path / "models")
+    asyncio.run(processor.reload_if_newer())
+    assert processor.recommender.version != old.version  # the new artifact
+    assert old.exposures(list(TITLES)).any()
+    assert processor.recommender.exposures(list(TITLES)).tolist() == old.exposures(list(TITLES)).tolist()
+    assert processor.recommender.base.first_seen == old.base.first_seen
