@@ -107,6 +107,18 @@ class TopicReader:
         return Record(m.key(), m.value(), m.timestamp()[1], m.partition(), m.offset())
 
 
+def read_all(bootstrap: str, topic: str, timeout_s: float, name: str = "snapshot") -> list[Record]:
+    """Every record on ``topic`` so far, read until caught up (end offsets are not
+    trusted: the embedded broker reports them wrong); `TimeoutError` past ``timeout_s``."""
+    records: list[Record] = []
+    reader = TopicReader(bootstrap, topic, records.extend, name=name).start()
+    caught_up = reader.wait_caught_up(timeout_s)
+    reader.stop()
+    if not caught_up:
+        raise TimeoutError(f"{topic} still being read after {timeout_s:.0f} s")
+    return records
+
+
 def _ok(message) -> bool:  # noqa: ANN001 - confluent_kafka.Message
     error = message.error()
     if error is not None and error.code() != KafkaError._PARTITION_EOF:

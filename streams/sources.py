@@ -164,22 +164,14 @@ def synthetic_events(n_events: int, n_users: int, n_items: int, seed: int = 7, t
 def topic_events(bootstrap: str, topic: str) -> list[Event]:
     """Every valid event on ``topic`` so far (the feedback loop's training log), in time order.
 
-    Invalid records are skipped: the worker has already dead-lettered them. Reading stops
-    when the reader is caught up (see `TopicReader`: end offsets are not trusted, the
-    embedded broker reports them wrong).
+    Invalid records are skipped: the worker has already dead-lettered them.
     """
-    from streams.broadcast import TopicReader
+    from streams.broadcast import read_all
 
-    raw: list[bytes] = []
-    reader = TopicReader(bootstrap, topic, lambda records: raw.extend(r.value for r in records), name="training")
-    reader.start()
-    if not reader.wait_caught_up(TOPIC_READ_TIMEOUT_S):
-        raise TimeoutError(f"{topic} still being read after {TOPIC_READ_TIMEOUT_S:.0f} s")
-    reader.stop()
     events = []
-    for value in raw:
+    for record in read_all(bootstrap, topic, TOPIC_READ_TIMEOUT_S, name="training"):
         try:
-            events.append(parse_event(value))
+            events.append(parse_event(record.value))
         except InvalidEvent:
             continue
     events.sort(key=lambda e: e.ts)

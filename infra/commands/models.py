@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 METRICS = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "coverage@10", "gini@10", "tail_share@10")
 JSON_METRICS = METRICS[:-1]
 COLD_METRICS = ("hr@10", "ndcg@10", "warm_hr@10", "warm_ndcg@10", "cold_share@10")
-# Longest the catalog read-back may take before training starts anyway.
+# Longest the catalog read-back may take.
 READ_TIMEOUT_S = 60.0
 TABLE_WIDTH = 120
 
@@ -79,14 +79,13 @@ class DataOptions:
 def _broker_log(settings: Settings) -> tuple[list, list]:
     """The feedback loop's input: everything on the events and items topics so far."""
     from infra.commands.pipeline import connected
+    from streams.broadcast import read_all
     from streams.catalog import Catalog
     from streams.sources import topic_events
 
     settings = connected(settings)
     catalog = Catalog()
-    reader = catalog.follow(settings.bootstrap_servers, settings.topic_items, "training")
-    reader.wait_caught_up(READ_TIMEOUT_S)
-    reader.stop()
+    catalog.on_records(read_all(settings.bootstrap_servers, settings.topic_items, READ_TIMEOUT_S, name="training"))
     catalog.refresh()
     return topic_events(settings.bootstrap_servers, settings.topic_events), list(catalog.items.values())
 
