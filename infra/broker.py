@@ -96,18 +96,33 @@ class EmbeddedBroker:
 
 
 def wait_until_ready(bootstrap: str, timeout_s: float, process: subprocess.Popen | None = None) -> None:
-    """Block until the broker answers a metadata request."""
+    """Block until the broker listens, then until it answers a metadata request.
+
+    Listening is checked with a plain socket first: a Kafka client started earlier logs
+    every refused connection ("Connect ... failed: Connection refused") to stderr.
+    """
     deadline = time.monotonic() + timeout_s
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 1000})
-    while time.monotonic() < deadline:
+    host, _, port = bootstrap.rpartition(":")
+    while not _listening(host, int(port)):
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"broker exited with code {process.returncode} during start-up")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"broker at {bootstrap} not listening after {timeout_s:.0f} s")
+        time.sleep(0.05)
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 1000})
+    while time.monotonic() < deadline:
         try:
             admin.list_topics(timeout=1)
             return
-        except Exception:  # noqa: BLE001 - not up yet; any failure means "retry"
+        except Exception:  # noqa: BLE001 - not serving yet; any failure means "retry"
             time.sleep(0.1)
     raise TimeoutError(f"broker at {bootstrap} not ready after {timeout_s:.0f} s")
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
 
 
 def create_topics(
