@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 TEMPLATE = Path(__file__).with_name("report_template.html")
-# One colour per recommender (colour-blind-safe Okabe-Ito), then the data distributions.
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+# One colour per recommender (colour-blind-safe Okabe-Ito, then Tol's muted), then the data distributions.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255", "#44AA99", "#999933")
 DATA_COLOURS = {"training interactions": "#555555", "scored interactions": "#999999"}
 CHART_W, CHART_H = 560, 300
 MARGIN = {"left": 56, "right": 16, "top": 28, "bottom": 44}
@@ -29,6 +29,10 @@ HEADLINE = (
     "throughput_eps",
 )
 OVER_TIME = ("hr@10", "ndcg@10", "coverage@10", "latency_p50_ms")
+# Exposure measures the accuracy/long-tail trade-off is drawn against (x axes).
+TRADE_OFF = ("tail_share@10", "coverage@10")
+# A re-ranked recommender's name: ``<base>+tail@<knob>`` (models.registry).
+KNOB_MARK = "+tail@"
 
 
 def write(report: Mapping[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
@@ -57,6 +61,7 @@ def render(report: Mapping[str, Any]) -> str:
             section("Metrics", metrics_table(report["recommenders"], HEADLINE) + full_table(report["recommenders"])),
             section("Metrics over time", over_time_charts(report["over_time"], colours)),
             section("Long tail", long_tail_chart(report["long_tail"], colours)),
+            section("Accuracy vs long tail", trade_off_charts(report["recommenders"], colours)),
             section("Freshness", latency_chart(report["latency_histogram"], colours)),
             section("Per-user drill-down", drilldown(report["drilldown"])),
             section("Run", f"<pre>{esc(orjson.dumps({k: report[k] for k in ('config', 'versions', 'model')}, option=orjson.OPT_INDENT_2).decode())}</pre>"),
@@ -227,6 +232,55 @@ def _head_marker(head_items: int, n_items: int) -> str:
     axes = Axes((1.0, float(max(n_items, 2))), (0.0, 1.05))
     x = axes.px(head_items)
     return f'<line class="head-marker" x1="{x:.1f}" y1="{MARGIN["top"]}" x2="{x:.1f}" y2="{CHART_H - MARGIN["bottom"]}" stroke="#888" stroke-dasharray="2,2"/>'
+
+
+def knob_curves(names: Sequence[str]) -> dict[str, list[str]]:
+    """``base -> [base, base+tail@k1, base+tail@k2, ...]`` by rising knob, for every base
+    run with at least one knob (the base itself only if it was run too)."""
+    curves: dict[str, list[tuple[float, str]]] = {}
+    for name in names:
+        base, mark, knob = name.partition(KNOB_MARK)
+        if mark:
+            curves.setdefault(base, []).append((float(knob), name))
+    return {
+        base: ([base] if base in names else []) + [name for _, name in sorted(points)] for base, points in curves.items()
+    }
+
+
+def trade_off_charts(rows: Mapping[str, Mapping[str, Any]], colours: Mapping[str, str]) -> str:
+    """NDCG@10 against each of `TRADE_OFF`: one labelled point per recommender, and each
+    tail knob's runs joined in knob order (the curve an operator picks a knob from)."""
+    return f'<div class="charts">{"".join(trade_off_chart(rows, x_key, colours) for x_key in TRADE_OFF)}</div>'
+
+
+def trade_off_chart(rows: Mapping[str, Mapping[str, Any]], x_key: str, colours: Mapping[str, str]) -> str:
+    points = {name: (row[x_key], row["ndcg@10"]) for name, row in rows.items() if not math.isnan(row[x_key] + row["ndcg@10"])}
+    if not points:
+        return f"<p>ndcg@10 vs {esc(x_key)}: no data</p>"
+    x_max = min(1.0, max(x for x, _ in points.values()) * 1.1) or 1.0  # both are shares
+    axes = Axes((0.0, x_max), (0.0, max(y for _, y in points.values()) * 1.15 or 1.0))
+    curves = "".join(
+        axes.polyline([points[n] for n in names if n in points], colours[names[-1]], dashed=True)
+        for names in knob_curves(list(points)).values()
+    )
+    dots = "".join(_labelled_point(axes, x, y, name, colours[name]) for name, (x, y) in points.items())
+    caption = (
+        f"NDCG@10 against {x_key}: up is more accurate, right spreads exposure further into the catalog. "
+        "Dashed: one re-ranker's knob values, from its base recommender (knob 0) upwards."
+    )
+    frame = axes.frame(f"ndcg@10 vs {x_key}", x_key, "ndcg@10", x_fmt="{:.2f}", y_fmt="{:.3f}")
+    return svg(frame + curves + dots, caption, "trade-off")
+
+
+def _labelled_point(axes: Axes, x: float, y: float, name: str, colour: str) -> str:
+    """A dot with its name beside it (left of it in the right third, so it stays inside)."""
+    px, py = axes.px(x), axes.py(y)
+    right_side = px < CHART_W * 2 / 3
+    label_x, anchor = (px + 6, "start") if right_side else (px - 6, "end")
+    return (
+        f'<circle class="point" cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour}"/>'
+        f'<text class="point-label" x="{label_x:.1f}" y="{py - 5:.1f}" text-anchor="{anchor}" font-size="10">{esc(name)}</text>'
+    )
 
 
 def latency_chart(histograms: Mapping[str, Mapping[str, Sequence[float]]], colours: Mapping[str, str]) -> str:

@@ -90,3 +90,24 @@ def test_report_renders_in_headless_chromium(built: dict, tmp_path: Path) -> Non
     assert metrics_rows.count("<tr>") == 3  # header + two recommenders
     assert dom.count('<div class="user">') == len(built["drilldown"]) > 0
     assert shot.stat().st_size > 20_000  # a blank page is a few KB
+
+
+def test_knob_runs_form_one_curve_from_their_base_in_knob_order() -> None:
+    names = ["transformer", "fusion+tail@0.5", "fusion", "fusion+tail@0.25", "other+tail@1"]
+    assert report.knob_curves(names) == {
+        "fusion": ["fusion", "fusion+tail@0.25", "fusion+tail@0.5"],
+        "other": ["other+tail@1"],
+    }
+
+
+def test_trade_off_chart_places_every_recommender_and_joins_the_knob_curve() -> None:
+    rows = {
+        "fusion": {"ndcg@10": 0.09, "tail_share@10": 0.05, "coverage@10": 0.6},
+        "fusion+tail@0.5": {"ndcg@10": 0.08, "tail_share@10": 0.15, "coverage@10": 0.95},
+        "transformer": {"ndcg@10": 0.085, "tail_share@10": 0.07, "coverage@10": 0.55},
+    }
+    colours = dict(zip(rows, report.PALETTE, strict=False))
+    page = report.trade_off_charts(rows, colours)
+    assert page.count('class="point"') == 2 * len(rows)  # one chart per exposure measure
+    assert page.count('class="series"') == 2  # fusion -> fusion+tail@0.5, in each chart
+    assert all(f">{name}</text>" in page for name in rows)
