@@ -189,19 +189,18 @@ def evaluate(settings: Settings, data: DataOptions, as_json: bool, cold_start: b
         return
     # Piped output gets 80 columns by default, which would truncate the figures.
     console = Console(width=None if sys.stdout.isatty() else TABLE_WIDTH)
-    table = Table(title=f"leave-one-out, all items ranked, seen items masked ({len(events):,} events)")
-    table.add_column("method")
-    for name in METRICS:
-        table.add_column(name, justify="right")
-    for name, metrics in results.items():
-        table.add_row(name, *(f"{metrics[k]:.4f}" for k in METRICS))
-    console.print(table)
+    console.print(_table(f"leave-one-out, all items ranked, seen items masked ({len(events):,} events)", results, METRICS))
     if cold is not None:
         users = int(cold["popularity"]["targets"])
-        cold_table = Table(title=f"cold start: 10% of items text-only; {users} test targets among them")
-        cold_table.add_column("method")
-        for column in COLD_METRICS:
-            cold_table.add_column(column, justify="right")
-        for name, metrics in cold.items():
-            cold_table.add_row(name, *(f"{metrics[k]:.4f}" for k in COLD_METRICS))
-        console.print(cold_table)
+        console.print(_table(f"cold start: 10% of items text-only; {users} test targets among them", cold, COLD_METRICS))
+
+
+def _table(title: str, results: dict[str, dict[str, float]], columns: tuple[str, ...]) -> Table:
+    """One row per method, one column per metric."""
+    table = Table(title=title)
+    table.add_column("method")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for name, metrics in results.items():
+        table.add_row(name, *(f"{metrics[k]:.4f}" for k in columns))
+    return table

@@ -42,6 +42,6 @@ def test_fitted_fusion_beats_its_sources_and_the_knob_buys_coverage(tmp_path) ->
     fused = score(fusion, contexts, targets, catalog, head)
     for source in sources.values():
         assert fused["ndcg@10"] > score(source, contexts, targets, catalog, head)["ndcg@10"]
-    tail = score(TailRerank(fusion, 0.75), contexts, targets, catalog, head)  # the default knob
+    tail = score(TailRerank(fusion, 0.75), contexts, targets, catalog, head)  # a knob from the curve
     assert tail["coverage@10"] > 1.5 * fused["coverage@10"] and tail["tail_share@10"] > fused["tail_share@10"]
     assert tail["ndcg@10"] > 0.9 * fused["ndcg@10"]
