@@ -206,12 +206,22 @@ class Fusion(Recommender):
         self._credited: dict[str, dict[str, str]] = {}  # user -> item -> source, last recommend
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path, event_weights: Mapping[str, float] | None = None) -> Fusion:
-        """Transformer artifact + fresh streaming sources + ``fusion.json`` (CombSUM if absent)."""
+    def from_dir(
+        cls,
+        model_dir: str | Path,
+        event_weights: Mapping[str, float] | None = None,
+        transformer: TransformerRecommender | None = None,
+    ) -> Fusion:
+        """Transformer artifact + fresh streaming sources + ``fusion.json`` (CombSUM if absent).
+
+        ``transformer``: the artifact's recommender as configured (new-item boost);
+        default: the newest artifact under ``model_dir`` with default settings.
+        """
         weights = FusionWeights.load(model_dir)
         if weights is None:
             log.warning("no %s under %s: fusion ranks by CombSUM until one is fitted", WEIGHTS_FILE, model_dir)
-        return cls(default_sources(model_dir, event_weights), weights, event_weights)
+        sources = default_sources(model_dir, event_weights) if transformer is None else sources_around(transformer, event_weights)
+        return cls(sources, weights, event_weights)
 
     def reloaded(self, model_dir: str | Path) -> Fusion:
         """A fusion on the newest artifact and ``fusion.json`` that *shares* this one's

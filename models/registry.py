@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from infra.config import Settings
 from models.base import Recommender, parse_event_weights
@@ -12,13 +13,15 @@ from models.popularity import Popularity
 from models.rerank import TAIL, TailRerank, is_knob
 from models.trending import Trending
 
+if TYPE_CHECKING:
+    from models.transformer import TransformerRecommender
 
 log = logging.getLogger(__name__)
 
 TRANSFORMER = "transformer"
 
 
-def _transformer(settings: Settings) -> Recommender:
+def _transformer(settings: Settings) -> TransformerRecommender:
     # Imported lazily: torch and the text encoder cost seconds that the simple models skip.
     from models.transformer import TransformerRecommender
 
@@ -38,7 +41,7 @@ def _content(settings: Settings) -> Recommender:
 def _fusion(settings: Settings) -> Recommender:
     from models.fusion import Fusion
 
-    return Fusion.from_dir(settings.model_dir, _weights(settings))
+    return Fusion.from_dir(settings.model_dir, _weights(settings), _transformer(settings))
 
 
 def _tail(base: str) -> Callable[[Settings], Recommender]:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from infra.config import Settings
+from models.artifact import save
 from models.base import Interaction, UserContext, parse_event_weights
 from models.content import Content
 from models.cooccurrence import CoOccurrence
@@ -17,9 +18,11 @@ from models.fusion import Fusion, FusionWeights, fit
 from models.metrics import exposure, head_items
 from models.registry import known, make_recommender
 from models.rerank import TailRerank
+from models.text_encoder import TextEncoder
 from models.trending import DAY_S, Trending
 from streams.contracts import Item
 from streams.sources import synthetic_catalog, synthetic_events
+from tests.topics import train_topic_model
 
 TITLES = {"a": "Alpha", "b": "Beta", "c": "Gamma", "d": "Delta", "e": "Epsilon"}
 # Two text "topics": a/b/c close to each other, d/e close to each other.
@@ -305,3 +308,12 @@ def test_worker_hot_reload_keeps_what_no_log_holds(tmp_path) -> None:
     assert old.exposures(list(TITLES)).any()
     assert processor.recommender.exposures(list(TITLES)).tolist() == old.exposures(list(TITLES)).tolist()
     assert processor.recommender.base.first_seen == old.base.first_seen
+
+
+def test_fusion_serves_the_configured_new_item_boost(tmp_path: Path) -> None:
+    encoder = TextEncoder()
+    result = train_topic_model(encoder)
+    save(tmp_path, result.model, result.vocab.ids, result.text, encoder.model_name, result.metrics)
+    fusions = [make_recommender("fusion", Settings(model_dir=str(tmp_path), new_item_boost=b)) for b in (0.0, 2.0)]
+    boosts = [fusion.sources["transformer"].boost for fusion in fusions]
+    assert boosts[0] == 0.0 and boosts[1] == pytest.approx(2.0 * result.metrics["id_contribution"])
