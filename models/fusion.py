@@ -223,24 +223,11 @@ class Fusion(Recommender):
         sources = default_sources(model_dir, event_weights) if transformer is None else sources_around(transformer, event_weights)
         return cls(sources, weights, event_weights)
 
-    def reloaded(self, model_dir: str | Path) -> Fusion:
-        """A fusion on the newest artifact and ``fusion.json`` that *shares* this one's
-        streaming state (sources, counts, catalog), for hot reload: build it off the event
-        loop, then swap; events learned meanwhile are in the shared state already."""
-        from models.transformer import TransformerRecommender
-
-        sources = self.sources | {"transformer": TransformerRecommender.from_dir(model_dir)}
-        new = Fusion(sources, FusionWeights.load(model_dir), fetch=self.fetch)
-        new.popularity, new.items, new.first_seen, new.catalog = self.popularity, self.items, self.first_seen, self.catalog
-        new.started, new.clock = self.started, self.clock  # copies: catch up at the next event
-        new.sources["transformer"].update_items(self.catalog.values())  # items the artifact lacks: text-only
-        return new
-
     def carry_over(self, previous: Recommender) -> None:
         """When items were first seen, as ``previous`` saw it live: a replay announces the
         whole catalog before any event, so it dates items by their first event at best."""
         if isinstance(previous, Fusion):
-            self.first_seen.update(previous.first_seen)  # in place: `reloaded` shares the dict
+            self.first_seen.update(previous.first_seen)
 
     @property
     def version(self) -> str:

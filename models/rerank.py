@@ -93,12 +93,6 @@ class TailRerank(Recommender):
     def version(self) -> str:
         return f"{self.base.version}{TAIL}@{self.knob:g}"
 
-    def reloaded(self, model_dir: str) -> TailRerank:
-        """Hot reload: the base's ``reloaded`` (it must have one), sharing this exposure memory."""
-        new = TailRerank(self.base.reloaded(model_dir), self.knob, self.fetch)
-        new.carry_over(self)
-        return new
-
     def carry_over(self, previous: Recommender) -> None:
         """The exposure memory itself, not a copy: lists ``previous`` serves until the swap count too."""
         if isinstance(previous, TailRerank):

@@ -170,15 +170,12 @@ def evaluate_windows(
     model: SequenceEncoder, windows: Windows, targets: Sequence[int], text: torch.Tensor
 ) -> dict[str, float]:
     """HR/NDCG/MRR@10/20 of full-catalog ranking, each window's own items masked."""
-    model.eval()
+    users, items = user_states(model, windows, text)
     ranks = []
-    with torch.inference_mode():
-        items = model.item_vectors(torch.arange(len(text)), text)
-        for start in range(0, len(windows), EVAL_BATCH):
-            chunk = windows[start : start + EVAL_BATCH]
-            scores = (encode_last(model, chunk, items) @ items[1:].T).numpy()
-            banned = [w[0] - 1 for w in chunk]
-            ranks.extend(masked_ranks(scores, [t - 1 for t in targets[start : start + EVAL_BATCH]], banned))
+    for start in range(0, len(windows), EVAL_BATCH):
+        scores = (users[start : start + EVAL_BATCH] @ items[1:].T).numpy()
+        banned = [w[0] - 1 for w in windows[start : start + EVAL_BATCH]]
+        ranks.extend(masked_ranks(scores, [t - 1 for t in targets[start : start + EVAL_BATCH]], banned))
     return accuracy(ranks)
 
 
@@ -191,11 +188,18 @@ def id_contribution(model: SequenceEncoder, windows: Windows, targets: Sequence[
     """
     if not windows:
         return 0.0
+    users, _ = user_states(model, windows, text)
+    with torch.inference_mode():
+        return float((users * model.id_emb(torch.as_tensor(targets))).sum(1).mean())
+
+
+def user_states(model: SequenceEncoder, windows: Windows, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each window's user vector ``(len(windows), d)`` and the item table (row 0 = padding), in eval mode."""
     model.eval()
     with torch.inference_mode():
         items = model.item_vectors(torch.arange(len(text)), text)
-        users = torch.cat([encode_last(model, windows[s : s + EVAL_BATCH], items) for s in range(0, len(windows), EVAL_BATCH)])
-        return float((users * model.id_emb(torch.as_tensor(targets))).sum(1).mean())
+        chunks = [encode_last(model, windows[s : s + EVAL_BATCH], items) for s in range(0, len(windows), EVAL_BATCH)]
+        return (torch.cat(chunks) if chunks else torch.zeros(0, model.config.d)), items
 
 
 def _windows(seqs: list[tuple[np.ndarray, ...]], length: int, span: int, rng: np.random.Generator) -> Windows:

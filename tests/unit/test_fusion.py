@@ -259,20 +259,25 @@ def save_toy_artifact(model_dir: Path) -> str:
     return artifact.save(model_dir, net, list(TITLES), text, "toy").name
 
 
-def test_hot_reload_swaps_the_artifact_and_keeps_the_streaming_state(tmp_path) -> None:
+def test_hot_reload_swaps_the_artifact_and_keeps_the_exposure_memory(tmp_path) -> None:
     from models.fusion import default_sources
 
+    def built() -> TailRerank:
+        model = TailRerank(Fusion(default_sources(tmp_path)), 0.5)
+        model.update_items(catalog())
+        play(model, {f"u{n}": ["a", "b"] for n in range(3)})  # what the worker's log replay does
+        return model
+
     first = save_toy_artifact(tmp_path)
-    model = TailRerank(Fusion(default_sources(tmp_path)), 0.5)
-    model.update_items(catalog())
-    play(model, {f"u{n}": ["a", "b"] for n in range(3)})
+    model = built()
     user = UserContext("w", (Interaction("a", "click", 1.0),), frozenset({"a"}))
     before = model.recommend([user], 3)[0]
     second = save_toy_artifact(tmp_path)
-    new = model.reloaded(tmp_path)
+    new = built()
+    new.carry_over(model)
     assert (model.version, new.version) == (f"fusion@{first}+tail@0.5", f"fusion@{second}+tail@0.5")
-    assert new.base.sources["cooccurrence"] is model.base.sources["cooccurrence"] and new.exposure is model.exposure
-    model.recommend([user], 3)  # served by the old model after `reloaded`, before the swap: counts for the new
+    assert new.exposure is model.exposure
+    model.recommend([user], 3)  # served by the old model after `carry_over`, before the swap: counts for the new
     assert new.exposures(list(TITLES)).tolist() == model.exposures(list(TITLES)).tolist()
     assert len(new.recommend([user], 3)[0]) == len(before) == 3
     assert new.explain(user, new.recommend([user], 3)[0])[0]["reason"]
