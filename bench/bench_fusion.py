@@ -30,13 +30,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from models import artifact
-from models.base import UserContext
-from models.evaluation import feed, interaction
-from models.fusion import Fusion, default_sources
-from models.sequence import SequenceConfig, SequenceEncoder
-from models.training import user_sequences
-from streams.sources import synthetic_catalog, synthetic_events
+from streamrec.models import artifact
+from streamrec.types import UserContext
+from streamrec.models.evaluation import feed, interaction
+from streamrec.models.fusion import Fusion, default_sources
+from streamrec.models.sequence import SequenceConfig, SequenceEncoder
+from streamrec.models.training import user_sequences
+from streamrec.streams.sources import synthetic_catalog, synthetic_events
 
 BATCHES = (1, 256)
 K = 10

@@ -19,9 +19,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from models.artifact import load_latest
-from models.retrieval import ItemIndex
-from models.sequence import SequenceConfig, SequenceEncoder, encode_last
+from streamrec.models.artifact import load_latest
+from streamrec.models.retrieval import ItemIndex
+from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_last
 
 ML100K_ITEMS = 1682
 CATALOG_SIZES = (ML100K_ITEMS, 100_000)

@@ -23,13 +23,13 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from infra.broker import free_port
-from infra.config import Settings
-from infra.stack import Stack
-from streams.broadcast import TopicReader
-from streams.freshness import Freshness
-from streams.replay import Pacer, produce_items, replay
-from streams.sources import synthetic_catalog, synthetic_events
+from streamrec.infra.broker import free_port
+from streamrec.settings import Settings
+from streamrec.infra.stack import Stack
+from streamrec.streams.broadcast import TopicReader
+from streamrec.streams.freshness import Freshness
+from streamrec.streams.replay import Pacer, produce_items, replay
+from streamrec.streams.sources import synthetic_catalog, synthetic_events
 
 ITEMS, USERS = 2000, 5000
 DRAIN_TIMEOUT_S = 300.0

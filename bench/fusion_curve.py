@@ -24,15 +24,17 @@ from collections.abc import Sequence
 
 import torch
 
-from models.base import EVENT_WEIGHTS, Ranked, Recommender, UserContext
-from models.cooccurrence import CoOccurrence
-from models.evaluation import BATCH, feed, holdout_contexts, score, train_transformer
-from models.fusion import Fusion, default_sources, feature_names, fit
-from models.metrics import head_items
-from models.rerank import FETCH, TailRerank
-from models.trending import DAY_S, Trending
-from models.training import leave_one_out, user_sequences
-from streams.sources import movielens_events, movielens_items
+from streamrec.types import EVENT_WEIGHTS, Ranked, UserContext
+
+from streamrec.models.base import Recommender
+from streamrec.models.cooccurrence import CoOccurrence
+from streamrec.models.evaluation import BATCH, feed, holdout_contexts, score, train_transformer
+from streamrec.models.fusion import Fusion, default_sources, feature_names, fit
+from streamrec.models.metrics import head_items
+from streamrec.models.rerank import FETCH, TailRerank
+from streamrec.models.trending import DAY_S, Trending
+from streamrec.models.training import leave_one_out, user_sequences
+from streamrec.streams.sources import movielens_events, movielens_items
 
 KNOBS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 # The alternative one-knob re-ranker, measured for comparison: logit - knob * log(1 + P(i)).
@@ -76,8 +78,8 @@ def main() -> None:
     events, items = movielens_events(), movielens_items()
     train_seqs, valid, test = leave_one_out(user_sequences(events))
     if args.train:
-        from models.artifact import save
-        from models.text_encoder import TextEncoder
+        from streamrec.models.artifact import save
+        from streamrec.models.text_encoder import TextEncoder
 
         encoder = TextEncoder()
         trained = train_transformer(train_seqs, valid, items, encoder)

@@ -38,15 +38,15 @@ import numpy as np
 import orjson
 from rich.console import Console
 
-from infra.config import Settings
-from infra.stack import Stack
-from models import metrics, prequential
-from models.prequential import Context, Produced, Published
-from models.registry import needs_training
-from streams.broadcast import Record, TopicReader
-from streams.contracts import Event, Item
-from streams.replay import Pacer, produce_items, replay
-from streams.sources import write_jsonl
+from streamrec.settings import Settings
+from streamrec.infra.stack import Stack
+from streamrec.models import metrics, prequential
+from streamrec.models.prequential import Context, Produced, Published
+from streamrec.models.registry import needs_training
+from streamrec.streams.broadcast import Record, TopicReader
+from streamrec.types import Event, Item
+from streamrec.streams.replay import Pacer, produce_items, replay
+from streamrec.streams.sources import write_jsonl
 
 # Both list lengths the metrics need; the worker publishes the longest.
 LIST_LENGTH = max(prequential.KS)
@@ -420,7 +420,7 @@ def train_artifact(settings: Settings, events: Callable[[], Iterable[Event]], it
     write_jsonl(folder / "items.jsonl", items)
     model_dir = folder / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
-    command = [sys.executable, "-m", "infra", "train", "--events", str(folder / "events.jsonl"),
+    command = [sys.executable, "-m", "streamrec", "train", "--events", str(folder / "events.jsonl"),
                "--items", str(folder / "items.jsonl"), "--out", str(model_dir), "--seed", str(config.seed)]
     if config.train_epochs is not None:
         command += ["--epochs", str(config.train_epochs)]

@@ -1,16 +1,51 @@
 """The ``streamrec`` command: one entry point for every process and tool.
 
-Each command module registers itself on the `main` group; this module only assembles them.
+Subcommands live in `streamrec.infra.commands` and are imported only when run (or
+listed by ``--help``); their modules keep heavy imports (torch, Faust) inside the
+command bodies, so ``streamrec --help`` stays fast.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from infra.config import Settings
+from streamrec import __version__
+from streamrec.settings import Settings
+
+# Command name -> "module:attribute" of its click command.
+COMMANDS = {
+    "items": "pipeline:items",
+    "worker": "pipeline:worker",
+    "serve": "pipeline:serve",
+    "replay": "pipeline:replay_command",
+    "up": "pipeline:up",
+    "demo": "pipeline:demo",
+    "train": "models:train",
+    "evaluate": "models:evaluate",
+    "backtest": "backtest:backtest_command",
+    "topics": "topics:topics",
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (click's documented pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return super().get_command(ctx, name)
+        module, _, attribute = COMMANDS[name].partition(":")
+        command = getattr(importlib.import_module(f"streamrec.infra.commands.{module}"), attribute)
+        assert isinstance(command, click.Command), COMMANDS[name]
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="streamrec")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="TOML settings file.")
 @click.option("--broker", help="embedded, or kafka://host:port of an external Kafka.")
 @click.pass_context
@@ -25,10 +60,3 @@ def config(settings: Settings) -> None:
     """Print the effective settings (defaults < file < STREAMREC_* env < flags)."""
     for name, value in settings.as_env().items():
         click.echo(f"{name}={value}")
-
-
-# Command modules register themselves on `main`.
-from infra.commands import pipeline  # noqa: E402,F401  (items, worker, serve, replay, demo, up)
-from infra.commands import backtest  # noqa: E402,F401  (backtest)
-from infra.commands import models  # noqa: E402,F401  (train, evaluate)
-from infra.commands import topics  # noqa: E402,F401  (topics)

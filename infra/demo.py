@@ -17,12 +17,12 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from infra.config import Settings
-from infra.stack import Stack
-from streams.broadcast import Record, TopicReader
-from streams.freshness import Freshness
-from streams.replay import Pacer, produce_items, produce_raw, replay
-from streams.sources import movielens_events, movielens_items
+from streamrec.settings import Settings
+from streamrec.infra.stack import Stack
+from streamrec.streams.broadcast import Record, TopicReader
+from streamrec.streams.freshness import Freshness
+from streamrec.streams.replay import Pacer, produce_items, produce_raw, replay
+from streamrec.streams.sources import movielens_events, movielens_items
 
 # Bad input the demo injects to show the dead-letter path: (key, value).
 BAD_EVENTS: tuple[tuple[str | None, bytes], ...] = (

@@ -18,10 +18,10 @@ from types import TracebackType
 
 import httpx
 
-from infra.broker import EmbeddedBroker, create_topics, wipe_state
-from infra.config import EMBEDDED, Settings
-from streams.topics import topic_partitions
-from streams.worker import ready_marker
+from streamrec.infra.broker import EmbeddedBroker, create_topics, wipe_state
+from streamrec.settings import EMBEDDED, Settings
+from streamrec.streams.topics import topic_partitions
+from streamrec.streams.workdir import ready_marker
 
 WORKER_READY_TIMEOUT_S = 90.0
 SERVER_READY_TIMEOUT_S = 30.0
@@ -93,7 +93,7 @@ class Stack:
         return f"http://{self.settings.http_host}:{self.settings.http_port}"
 
     def start_worker(self, name: str) -> None:
-        ready_marker(self.settings, name).unlink(missing_ok=True)
+        ready_marker(self.settings.data_dir, name).unlink(missing_ok=True)
         self._spawn(name, ["worker", "--name", name])
 
     def start_server(self) -> None:
@@ -113,7 +113,7 @@ class Stack:
         names = names or [n for n in self.processes if n.startswith("worker")]
         deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
         for name in names:
-            while not ready_marker(self.settings, name).exists():
+            while not ready_marker(self.settings.data_dir, name).exists():
                 self._check_alive(name)
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{name} not ready after {WORKER_READY_TIMEOUT_S:.0f} s; see {self.log_dir}")
@@ -152,7 +152,7 @@ class Stack:
         env = {**os.environ, **self.settings.as_env(), "PYTHONUNBUFFERED": "1"}
         log = open(self.log_dir / f"{name}.log", "ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "infra", *args], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "streamrec", *args], env=env, stdout=log, stderr=subprocess.STDOUT
         )
         self.processes[name] = process
 

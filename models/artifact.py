@@ -11,7 +11,7 @@ re-encoding any text. ``manifest.json`` holds the version, creation time, model 
 item id map (``item_ids[k]`` has ID row ``k + 1``), text model name and metrics.
 
 >>> import tempfile
->>> from models.sequence import SequenceConfig, SequenceEncoder
+>>> from streamrec.models.sequence import SequenceConfig, SequenceEncoder
 >>> folder = tempfile.mkdtemp()
 >>> net = SequenceEncoder(SequenceConfig(n_items=2, text_dim=4))
 >>> path = save(folder, net, ["a", "b"], np.zeros((3, 4), np.float32), "toy", {"hr@10": 0.5})
@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from models.sequence import SequenceConfig, SequenceEncoder
+from streamrec.models.sequence import SequenceConfig, SequenceEncoder
+from streamrec.models.versions import MANIFEST, free_version, latest_version
 
 FORMAT = 1
 WEIGHTS = "weights.safetensors"
-MANIFEST = "manifest.json"
 TEXT_KEY = "item_text"
 
 
@@ -74,7 +74,7 @@ def save(
     root = Path(model_dir)
     root.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
-    version = _free_version(root, now)
+    version = free_version(root, now)
     tmp = root / f".tmp-{version}-{os.getpid()}"
     tmp.mkdir()
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -109,15 +109,6 @@ def load(path: str | Path) -> Artifact:
     return Artifact(path, model.eval(), list(manifest["item_ids"]), item_text, manifest)
 
 
-def latest_version(model_dir: str | Path) -> str | None:
-    """Greatest complete version under ``model_dir`` (None if there is none)."""
-    root = Path(model_dir)
-    if not root.is_dir():
-        return None
-    versions = [p.name for p in root.iterdir() if not p.name.startswith(".") and (p / MANIFEST).is_file()]
-    return max(versions, default=None)
-
-
 def load_latest(model_dir: str | Path) -> Artifact | None:
     version = latest_version(model_dir)
     return None if version is None else load(Path(model_dir) / version)
@@ -140,11 +131,3 @@ def _manifest(
         "text_model": text_model,
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
     }
-
-
-def _free_version(root: Path, now: dt.datetime) -> str:
-    stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
-    counter = 0
-    while (root / f"{stamp}-{counter:02d}").exists():
-        counter += 1
-    return f"{stamp}-{counter:02d}"

@@ -9,7 +9,8 @@ Uniform verbs, river-style:
   scores a whole micro-batch of users at once.
 - ``update_items(items)``: catalog changes (new items, availability).
 
->>> from models.popularity import Popularity
+>>> from streamrec.models.popularity import Popularity
+>>> from streamrec.types import Interaction, UserContext
 >>> model = Popularity()
 >>> for item in ("a", "b", "b", "c"):
 ...     model.learn(UserContext("u"), Interaction(item, "view", 0.0))
@@ -21,71 +22,22 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from itertools import repeat
 from typing import ClassVar
 
 import numpy as np
 
-from streams.contracts import Item
-
-# How much one event says about interest, by type (view < click < purchase).
-EVENT_WEIGHTS: Mapping[str, float] = {"view": 1.0, "click": 2.0, "purchase": 4.0}
-
-Ranked = list[tuple[str, float]]
-# One explanation per recommended item: {"reason": human text, "source": which model}.
-Explanation = dict[str, str]
-
-
-def parse_event_weights(spec: str) -> dict[str, float]:
-    """``"view=1,click=2,purchase=4"`` -> weights; types left out keep `EVENT_WEIGHTS`.
-
-    >>> parse_event_weights("click=3, purchase=9")
-    {'view': 1.0, 'click': 3.0, 'purchase': 9.0}
-    """
-    weights = dict(EVENT_WEIGHTS)
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if not sep or name not in EVENT_WEIGHTS:
-            raise ValueError(f"event weight {part!r}: expected <{'|'.join(EVENT_WEIGHTS)}>=<number>")
-        weights[name] = float(value)
-        if weights[name] < 0:
-            raise ValueError(f"event weight {part!r} must not be negative")
-    return weights
-
+from streamrec.types import Explanation, Interaction, Item, Ranked, UserContext
 
 def window_weights(window: Sequence[Interaction], weights: Mapping[str, float], recency: float) -> np.ndarray:
     """Weight of each window entry (oldest first): ``w_type * recency**d``, ``d`` = 0 for the newest.
 
+    >>> from streamrec.types import EVENT_WEIGHTS
     >>> window_weights([Interaction("a", "purchase", 0), Interaction("b", "view", 1)], EVENT_WEIGHTS, 0.5).tolist()
     [2.0, 1.0]
     """
     age = np.arange(len(window) - 1, -1, -1, dtype=np.float64)
     return np.array([weights[e.event_type] for e in window], dtype=np.float64) * recency**age
-
-
-@dataclass(frozen=True, slots=True)
-class Interaction:
-    """One entry of a user's recent-event window."""
-
-    item_id: str
-    event_type: str
-    ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class UserContext:
-    """What a recommender may know of a user: the window (oldest first) and exclusions."""
-
-    user_id: str
-    window: Sequence[Interaction] = ()
-    exclude: frozenset[str] = field(default_factory=frozenset)
-    # Latest user vector kept in state, if the model produced one earlier.
-    vector: np.ndarray | None = None
-
-    def with_vector(self, vector: np.ndarray) -> UserContext:
-        return UserContext(self.user_id, self.window, self.exclude, vector)
 
 
 class Recommender(abc.ABC):

@@ -13,7 +13,7 @@ item is recommendable before anyone touched it. Users without known window items
 an empty list (the fusion's fallback chain handles them).
 
 >>> import numpy as np
->>> from streams.contracts import Item
+>>> from streamrec.types import Item
 >>> model = Content(vectors=(["jazz1", "jazz2", "rock"], np.array([[1, 0], [0.9, 0.1], [0, 1]], np.float32)))
 >>> user = UserContext("u", (Interaction("jazz1", "click", 0.0),), frozenset({"jazz1"}))
 >>> [i for i, _ in model.recommend([user], k=2)[0]]
@@ -28,10 +28,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from models.base import EVENT_WEIGHTS, Interaction, Ranked, Recommender, UserContext, window_weights
-from models.retrieval import ItemIndex
-from models.text_encoder import TextEncoder
-from streams.contracts import Item
+from streamrec.types import EVENT_WEIGHTS, Interaction, Ranked, UserContext
+
+from streamrec.models.base import Recommender, window_weights
+from streamrec.models.retrieval import ItemIndex
+from streamrec.models.text_encoder import TextEncoder
+from streamrec.types import Item
 
 # Per-position decay of the profile weights: the newest item counts 1, ten items back ~0.35.
 RECENCY = 0.9

@@ -34,9 +34,11 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from models.base import EVENT_WEIGHTS, Interaction, Ranked, Recommender, UserContext, top_k
-from models.trending import Trending
-from streams.contracts import Item
+from streamrec.types import EVENT_WEIGHTS, Interaction, Ranked, UserContext
+
+from streamrec.models.base import Recommender, top_k
+from streamrec.models.trending import Trending
+from streamrec.types import Item
 
 # How many earlier window items an event is credited to, and how fast credit decays.
 LEARN_SPAN = 3

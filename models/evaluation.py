@@ -16,7 +16,7 @@ test users whose target is one of them (``hr@10``, ``ndcg@10``) and, as the pric
 on the others (``warm_*``), with the share of top-10 slots new items take; the
 transformer for each new-item boost β in `BOOSTS`.
 
->>> from streams.contracts import Event
+>>> from streamrec.types import Event
 >>> evs = [Event("u", i, "view", t) for t, i in enumerate("abcd")]
 >>> contexts, targets = holdout_contexts(*leave_one_out(user_sequences(evs)))
 >>> [e.item_id for e in contexts[0].window], sorted(contexts[0].exclude), targets
@@ -29,15 +29,16 @@ import random
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 
-from models.artifact import in_memory
-from models.base import Interaction, Recommender, UserContext
-from models.cooccurrence import CoOccurrence
-from models.metrics import accuracy, exposure, head_items, hit_rank
-from models.popularity import Popularity
-from models.text_encoder import TextEncoder
-from models.training import TrainConfig, leave_one_out, train, user_sequences
-from models.transformer import TransformerRecommender
-from streams.contracts import Event, Item
+from streamrec.models.artifact import in_memory
+from streamrec.types import Interaction, UserContext
+from streamrec.models.base import Recommender
+from streamrec.models.cooccurrence import CoOccurrence
+from streamrec.models.metrics import accuracy, exposure, head_items, hit_rank
+from streamrec.models.popularity import Popularity
+from streamrec.models.text_encoder import TextEncoder
+from streamrec.models.training import TrainConfig, leave_one_out, train, user_sequences
+from streamrec.models.transformer import TransformerRecommender
+from streamrec.types import Event, Item
 
 KS = (10, 20)
 WINDOW = 50

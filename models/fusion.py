@@ -35,8 +35,8 @@ announced or interacted with), so a non-empty catalog always yields ``k`` items.
 never interacted with, or first seen less than `NEW_ITEM_DAYS` ago and not in the log's
 first `NEW_ITEM_DAYS`, when everything is new), "trending in <category>".
 
->>> from models.trending import Trending
->>> from streams.contracts import Item
+>>> from streamrec.models.trending import Trending
+>>> from streamrec.types import Item
 >>> fusion = Fusion({"trending": Trending()})
 >>> fusion.update_items([Item("a", "Alpha"), Item("b", "Beta")])
 >>> fusion.learn(UserContext("u"), Interaction("a", "view", 0.0))
@@ -65,24 +65,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.base import (
-    EVENT_WEIGHTS,
-    Explanation,
-    Interaction,
-    Ranked,
-    Recommender,
-    UserContext,
-    parse_event_weights,
-    top_k,
-)
-from models.content import Content, closest
-from models.cooccurrence import CoOccurrence
-from models.popularity import Popularity
-from models.trending import DAY_S, Trending
-from streams.contracts import EVENT_TYPE_INDEX, EVENT_TYPES, Event, Item
+from streamrec.types import EVENT_WEIGHTS, Explanation, Interaction, Ranked, UserContext, parse_event_weights
+
+from streamrec.models.base import Recommender, top_k
+from streamrec.models.content import Content, closest
+from streamrec.models.cooccurrence import CoOccurrence
+from streamrec.models.popularity import Popularity
+from streamrec.models.trending import DAY_S, Trending
+from streamrec.types import EVENT_TYPES, EVENT_TYPE_INDEX, Event, Item
 
 if TYPE_CHECKING:
-    from models.transformer import TransformerRecommender
+    from streamrec.models.transformer import TransformerRecommender
 
 log = logging.getLogger(__name__)
 
@@ -470,7 +463,7 @@ def min_max(score: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 def default_sources(model_dir: str | Path, event_weights: Mapping[str, float] | None = None) -> dict[str, Recommender]:
     """`SOURCES`, live: the newest transformer artifact under ``model_dir`` and fresh streaming models."""
-    from models.transformer import TransformerRecommender  # torch: only when a fusion is built
+    from streamrec.models.transformer import TransformerRecommender  # torch: only when a fusion is built
 
     return sources_around(TransformerRecommender.from_dir(model_dir), event_weights)
 
@@ -542,8 +535,8 @@ def fit(model: Fusion, contexts: Sequence[UserContext], targets: Sequence[str], 
 def fit_on_log(model: Fusion, events: Sequence[Event], items: Sequence[Item]) -> FusionWeights:
     """Feed each user's events but the last, then fit on the last ones (the positions
     ``streamrec train`` holds out, so the transformer did not train on them)."""
-    from models.evaluation import feed, holdout_contexts
-    from models.training import user_sequences
+    from streamrec.models.evaluation import feed, holdout_contexts
+    from streamrec.models.training import user_sequences
 
     seqs = {u: evs for u, evs in user_sequences(events).items() if len(evs) >= 3}
     feed(model, {u: evs[:-1] for u, evs in seqs.items()}, items)
@@ -569,8 +562,8 @@ def fit_for(
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m models.fusion``: fit ``fusion.json`` next to the newest artifact
     (``streamrec train`` does it too; this refits without retraining)."""
-    from models.transformer import TransformerRecommender
-    from streams.sources import movielens_events, movielens_items, read_events, read_items
+    from streamrec.models.transformer import TransformerRecommender
+    from streamrec.streams.sources import movielens_events, movielens_items, read_events, read_items
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--dataset", choices=["ml-100k"])

@@ -11,8 +11,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from models.base import EVENT_WEIGHTS, Interaction, ItemVocab, Ranked, Recommender, UserContext, top_k
-from streams.contracts import Item
+from streamrec.types import EVENT_WEIGHTS, Interaction, Ranked, UserContext
+
+from streamrec.models.base import ItemVocab, Recommender, top_k
+from streamrec.types import Item
 
 
 class ItemScores:

@@ -17,7 +17,7 @@ event of ``u`` the stack has applied (its ordinal):
 - **exposure** (coverage, Gini, tail share, ARP, novelty, ILD) is counted over the
   seen lists, one impression per scored event that had one.
 
->>> from models.prequential import Produced, Published, prequential
+>>> from streamrec.models.prequential import Produced, Published, prequential
 >>> events = [Produced("u", "b", 100.0, 2, produced_at=5.0)]
 >>> lists = [Published("u", ("a", "b"), 1, published_at=1.0), Published("u", ("c",), 2, published_at=5.2)]
 >>> [(o.rank, o.seen, round(o.latency_s, 3)) for o in prequential(events, lists)]
@@ -33,7 +33,7 @@ from functools import cached_property
 
 import numpy as np
 
-from models import metrics
+from streamrec.models import metrics
 
 KS = (10, 20)
 LATENCY_PERCENTILES = (50, 95, 99)

@@ -6,15 +6,16 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from infra.config import Settings
-from models.base import Recommender, parse_event_weights
-from models.cooccurrence import CoOccurrence
-from models.popularity import Popularity
-from models.rerank import TAIL, TailRerank, is_knob
-from models.trending import Trending
+from streamrec.settings import Settings
+from streamrec.types import parse_event_weights
+from streamrec.models.base import Recommender
+from streamrec.models.cooccurrence import CoOccurrence
+from streamrec.models.popularity import Popularity
+from streamrec.models.rerank import TAIL, TailRerank, is_knob
+from streamrec.models.trending import Trending
 
 if TYPE_CHECKING:
-    from models.transformer import TransformerRecommender
+    from streamrec.models.transformer import TransformerRecommender
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +24,15 @@ TRANSFORMER = "transformer"
 
 def _transformer(settings: Settings) -> TransformerRecommender:
     # Imported lazily: torch and the text encoder cost seconds that the simple models skip.
-    from models.transformer import TransformerRecommender
+    from streamrec.models.transformer import TransformerRecommender
 
     return TransformerRecommender.from_dir(settings.model_dir, new_item_boost=settings.new_item_boost)
 
 
 def _content(settings: Settings) -> Recommender:
     # Text vectors from the artifact when there is one (no re-encoding), else the encoder.
-    from models.artifact import load_latest
-    from models.content import Content
+    from streamrec.models.artifact import load_latest
+    from streamrec.models.content import Content
 
     artifact = load_latest(settings.model_dir)
     vectors = (artifact.item_ids, artifact.item_text[1:]) if artifact is not None else None
@@ -39,7 +40,7 @@ def _content(settings: Settings) -> Recommender:
 
 
 def _fusion(settings: Settings) -> Recommender:
-    from models.fusion import Fusion
+    from streamrec.models.fusion import Fusion
 
     return Fusion.from_dir(settings.model_dir, _weights(settings), _transformer(settings))
 

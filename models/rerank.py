@@ -19,7 +19,7 @@ costs 36% (docs/fusion.md).
 Lists are re-ranked in order, each seeing the exposure of those before it, so results
 depend on the order of requests (as served lists do), never on the wall clock.
 
->>> from models.popularity import Popularity
+>>> from streamrec.models.popularity import Popularity
 >>> model = TailRerank(Popularity(), knob=2.0)
 >>> for item, n in (("hit", 3), ("mid", 2), ("niche", 1)):
 ...     for _ in range(n):
@@ -35,10 +35,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from models.base import Explanation, Interaction, Ranked, Recommender, UserContext
-from models.popularity import ItemScores
-from models.trending import EventTimeDecay
-from streams.contracts import Item
+from streamrec.types import Explanation, Interaction, Ranked, UserContext
+
+from streamrec.models.base import Recommender
+from streamrec.models.popularity import ItemScores
+from streamrec.models.trending import EventTimeDecay
+from streamrec.types import Item
 
 # Candidates re-ranked per user: the depth each fusion source fetches; deeper lists add
 # items too weak to be worth their exposure (measured: F = 50 / 100 / 200, docs/fusion.md).

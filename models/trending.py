@@ -19,7 +19,7 @@ weights (`models.base.window_weights`) and ``G_i`` the categories of item ``i``,
 
 so a user with no history gets global trending (``p_u = 0``).
 
->>> from streams.contracts import Item
+>>> from streamrec.types import Item
 >>> model = Trending(half_life_s=10.0)
 >>> model.update_items([Item("a", "A", category="Jazz"), Item("b", "B", category="Rock")])
 >>> for item, ts in (("a", 0.0), ("a", 0.0), ("b", 20.0)):
@@ -36,18 +36,11 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from models.base import (
-    EVENT_WEIGHTS,
-    Explanation,
-    Interaction,
-    Ranked,
-    Recommender,
-    UserContext,
-    top_k,
-    window_weights,
-)
-from models.popularity import ItemScores
-from streams.contracts import Item
+from streamrec.types import EVENT_WEIGHTS, Explanation, Interaction, Ranked, UserContext
+
+from streamrec.models.base import Recommender, top_k, window_weights
+from streamrec.models.popularity import ItemScores
+from streamrec.types import Item
 
 DAY_S = 86_400.0
 # Default half-life, 30 days of event time: the best of 1 / 7 / 30 days / no decay on

@@ -21,12 +21,13 @@ from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
-from infra.config import Settings
-from streams.broadcast import Record, TopicReader
-from streams.catalog import Catalog
-from streams.contracts import Event, InvalidEvent, validate_event
-from streams.replay import producer
-from serving.semantic import NoModel, SemanticIndex
+from streamrec.settings import Settings
+from streamrec.streams.broadcast import Record, TopicReader
+from streamrec.streams.catalog import Catalog
+from streamrec.types import Event
+from streamrec.streams.contracts import InvalidEvent, encode_event, validate_event
+from streamrec.streams.replay import producer
+from streamrec.serving.semantic import NoModel, SemanticIndex
 
 MAX_K = 100
 
@@ -130,7 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
             metrics.events.labels("rejected").inc()
             return JSONResponse({"error": "invalid event", "reasons": [str(exc)]}, status_code=422)
         event = _with_id(event)
-        out.produce(settings.topic_events, key=event.user_id.encode(), value=event.to_json())
+        out.produce(settings.topic_events, key=event.user_id.encode(), value=encode_event(event))
         out.poll(0)
         metrics.events.labels("accepted").inc()
         return {"accepted": True, "event_id": event.event_id}

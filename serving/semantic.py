@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 
-from infra.config import Settings
-from models.artifact import latest_version
-from models.base import Ranked
-from models.registry import TRANSFORMER, make_recommender
-from streams.catalog import Catalog
+from streamrec.settings import Settings
+from streamrec.models.versions import latest_version
+from streamrec.types import Ranked
+from streamrec.models.registry import TRANSFORMER, make_recommender
+from streamrec.streams.catalog import Catalog
 
 
 class NoModel(RuntimeError):

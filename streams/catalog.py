@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 
-from streams.broadcast import Record, UpdateLog
-from streams.contracts import InvalidEvent, Item, parse_item
+from streamrec.streams.broadcast import Record, UpdateLog
+from streamrec.types import Item
+from streamrec.streams.contracts import InvalidEvent, parse_item
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ Event(user_id='u1', item_id='i9', event_type='click', ts=5.0, event_id=None)
 >>> parse_event(b'{"user_id": "u1", "item_id": "i9", "event_type": "like"}')
 Traceback (most recent call last):
 ...
-streams.contracts.InvalidEvent: event_type: 'like' is not one of click, purchase, view
+streamrec.streams.contracts.InvalidEvent: event_type: 'like' is not one of click, purchase, view
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from __future__ import annotations
 import base64
 import math
 import time
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
 import orjson
 
-EVENT_TYPES = ("view", "click", "purchase")
-EVENT_TYPE_INDEX = {name: i for i, name in enumerate(EVENT_TYPES)}
+from streamrec.types import EVENT_TYPE_INDEX, EVENT_TYPES, Event, Item
+
 REQUIRED = ("user_id", "item_id", "event_type")
 OPTIONAL = ("ts", "event_id")
 MAX_ID_CHARS = 256
@@ -51,24 +51,12 @@ class InvalidEvent(ValueError):
     """An event that violates the contract; ``str(exc)`` is the reason sent to the DLQ."""
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    user_id: str
-    item_id: str
-    event_type: str
-    ts: float
-    event_id: str | None = None
-
-    def to_json(self) -> bytes:
-        out: dict[str, Any] = {
-            "user_id": self.user_id,
-            "item_id": self.item_id,
-            "event_type": self.event_type,
-            "ts": self.ts,
-        }
-        if self.event_id is not None:
-            out["event_id"] = self.event_id
-        return orjson.dumps(out)
+def encode_event(event: Event) -> bytes:
+    """The ``events`` record of ``event`` (``event_id`` only when it has one)."""
+    out: dict[str, Any] = {"user_id": event.user_id, "item_id": event.item_id, "event_type": event.event_type, "ts": event.ts}
+    if event.event_id is not None:
+        out["event_id"] = event.event_id
+    return orjson.dumps(out)
 
 
 def parse_event(raw: bytes | str, max_bytes: int = 4096, now: float | None = None) -> Event:
@@ -128,29 +116,9 @@ def _timestamp(value: Any, now: float) -> float:
     return ts
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    item_id: str
-    title: str
-    description: str = ""
-    category: str = ""
-    available: bool = True
-
-    @property
-    def text(self) -> str:
-        """What a text encoder reads: title, category and description."""
-        return ". ".join(part for part in (self.title, self.category, self.description) if part)
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "item_id": self.item_id,
-                "title": self.title,
-                "description": self.description,
-                "category": self.category,
-                "available": self.available,
-            }
-        )
+def encode_item(item: Item) -> bytes:
+    """The ``items`` record of ``item``."""
+    return orjson.dumps(dataclasses.asdict(item))
 
 
 def parse_item(raw: bytes | str) -> Item:

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from models.base import Interaction, UserContext
-from streams.broadcast import Record, UpdateLog
-from streams.contracts import EVENT_TYPE_INDEX, EVENT_TYPES
+from streamrec.types import Interaction, UserContext
+from streamrec.streams.broadcast import Record, UpdateLog
+from streamrec.types import EVENT_TYPES, EVENT_TYPE_INDEX
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from confluent_kafka import Producer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from infra.config import Settings
-from streams.contracts import Event, Item
+from streamrec.settings import Settings
+from streamrec.types import Event, Item
+from streamrec.streams.contracts import encode_event, encode_item
 
 # Small lingers batch well without adding visible latency.
 LINGER_MS = 5
@@ -105,7 +106,7 @@ def replay(
         pacer.start(t0)
         for event in events:
             _wait_until(pacer.due(event), out)
-            _produce(out, settings.topic_events, event.user_id, event.to_json())
+            _produce(out, settings.topic_events, event.user_id, encode_event(event))
             if on_sent:
                 on_sent(event, time.time())
             stats.events += 1
@@ -122,7 +123,7 @@ def produce_items(items: Iterable[Item], settings: Settings) -> int:
     out = producer(settings)
     n = 0
     for item in items:
-        _produce(out, settings.topic_items, item.item_id, item.to_json())
+        _produce(out, settings.topic_items, item.item_id, encode_item(item))
         n += 1
     out.flush()
     return n

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import orjson
 
-from streams.contracts import EVENT_TYPES, Event, InvalidEvent, Item, parse_event, parse_item, validate_event
+from streamrec.types import EVENT_TYPES, Event, Item
+
+from streamrec.streams.contracts import InvalidEvent, encode_event, encode_item, parse_event, parse_item, validate_event
 
 RATING_TO_EVENT = {5: "purchase", 4: "click", 3: "view", 2: "view", 1: "view"}
 ML100K = "ml-100k"
@@ -59,7 +61,7 @@ def write_jsonl(path: str | Path, records: Iterable[Event | Item]) -> int:
     n = 0
     with open(path, "wb") as out:
         for record in records:
-            out.write(record.to_json() + b"\n")
+            out.write((encode_event(record) if isinstance(record, Event) else encode_item(record)) + b"\n")
             n += 1
     return n
 
@@ -166,7 +168,7 @@ def topic_events(bootstrap: str, topic: str) -> list[Event]:
 
     Invalid records are skipped: the worker has already dead-lettered them.
     """
-    from streams.broadcast import read_all
+    from streamrec.streams.broadcast import read_all
 
     events = []
     for record in read_all(bootstrap, topic, TOPIC_READ_TIMEOUT_S, name="training"):

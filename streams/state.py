@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from typing import Any
 
-from models.base import Interaction, UserContext
-from streams.contracts import EVENT_TYPES, EVENT_TYPE_INDEX, Event
+from streamrec.types import Interaction, UserContext
+from streamrec.types import EVENT_TYPES, EVENT_TYPE_INDEX, Event
 
 # Purchases are excluded from recommendations for good; keep a bounded memory of them.
 MAX_PURCHASED = 500

@@ -7,7 +7,7 @@ output are co-partitioned: a user's events, state and lists live on one partitio
 
 from __future__ import annotations
 
-from infra.config import Settings
+from streamrec.settings import Settings
 
 # Catalog, learning log and dead letters are read whole by every reader: one partition
 # keeps their order total.

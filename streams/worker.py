@@ -24,16 +24,19 @@ from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
-from infra.config import Settings
-from models.artifact import latest_version
-from models.base import Interaction, Recommender
-from models.registry import initial_recommender, make_recommender, uses_artifacts
-from streams.catalog import Catalog
-from streams.learning import CONTEXT as LEARNING_CONTEXT
-from streams.learning import Entry, LearningLog, encode_batch
-from streams.contracts import Event, InvalidEvent, dead_letter, parse_event, recommendation_message
-from streams.state import UserState
-from streams.topics import topic_specs
+from streamrec.settings import Settings
+from streamrec.models.versions import latest_version
+from streamrec.types import Interaction
+from streamrec.models.base import Recommender
+from streamrec.models.registry import initial_recommender, make_recommender, uses_artifacts
+from streamrec.streams.catalog import Catalog
+from streamrec.streams.learning import CONTEXT as LEARNING_CONTEXT
+from streamrec.streams.learning import Entry, LearningLog, encode_batch
+from streamrec.types import Event
+from streamrec.streams.contracts import InvalidEvent, dead_letter, parse_event, recommendation_message
+from streamrec.streams.state import UserState
+from streamrec.streams.topics import topic_specs
+from streamrec.streams.workdir import ready_marker, worker_dir
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ def create_app(settings: Settings, worker_name: str) -> faust.App:
         APP_ID,
         broker=settings.broker,
         store="rocksdb://",
-        datadir=str(Path(settings.data_dir) / "workers" / worker_name),
+        datadir=str(worker_dir(settings.data_dir, worker_name)),
         topic_partitions=settings.partitions,
         broker_session_timeout=SESSION_TIMEOUT_S,
         broker_heartbeat_interval=HEARTBEAT_S,
@@ -296,13 +299,9 @@ def build(
     @app.on_rebalance_complete.connect
     async def mark_ready(sender: faust.App, **_: Any) -> None:
         # Tells a supervisor (tests, the demo) that partitions are assigned and recovered.
-        ready_marker(settings, worker_name).write_text(str(time.time()))
+        ready_marker(settings.data_dir, worker_name).write_text(str(time.time()))
 
     return app, processor
-
-
-def ready_marker(settings: Settings, worker_name: str) -> Path:
-    return Path(settings.data_dir) / "workers" / worker_name / "ready"
 
 
 def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
@@ -318,8 +317,8 @@ def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
             log.warning("%s still loading after %.0f s; starting anyway", reader.topic, CATCH_UP_WAIT_S)
     app, processor = build(settings, worker_name, recommender, catalog, learning)
     processor.follow()
-    ready_marker(settings, worker_name).parent.mkdir(parents=True, exist_ok=True)
-    ready_marker(settings, worker_name).unlink(missing_ok=True)
+    ready_marker(settings.data_dir, worker_name).parent.mkdir(parents=True, exist_ok=True)
+    ready_marker(settings.data_dir, worker_name).unlink(missing_ok=True)
     try:
         faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
     finally:

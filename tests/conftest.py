@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.broker import free_port
-from infra.config import Settings
-from infra.stack import Stack
+from streamrec.infra.broker import free_port
+from streamrec.settings import Settings
+from streamrec.infra.stack import Stack
 
 
 @pytest.fixture

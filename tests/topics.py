@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import random
 
-from models.text_encoder import TextEncoder
-from models.training import TrainConfig, TrainResult, train
-from streams.contracts import Event, Item
+from streamrec.models.text_encoder import TextEncoder
+from streamrec.models.training import TrainConfig, TrainResult, train
+from streamrec.types import Event, Item
 
 TOPICS = {
     "space": ("Star voyage", "Science fiction, Space", "astronauts travel between planets and distant galaxies"),

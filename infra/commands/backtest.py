@@ -8,20 +8,19 @@ from collections.abc import Callable, Iterable
 import click
 from rich.table import Table
 
-from infra import backtest, report
-from infra.cli import main
-from infra.commands.pipeline import event_source, item_source
-from infra.config import Settings
-from models.registry import FACTORIES, known
-from streams.contracts import Event, Item
-from streams.sources import DATASETS
+from streamrec.infra import backtest, report
+from streamrec.infra.commands.pipeline import event_source, item_source
+from streamrec.settings import Settings
+from streamrec.models.registry import FACTORIES, known
+from streamrec.types import Event, Item
+from streamrec.streams.sources import DATASETS
 
 # Share of events left for scoring when --train-until is not given.
 SCORED_SHARE = 0.2
 SUMMARY_COLUMNS = ("hr@10", "ndcg@10", "mrr@10", "coverage@10", "gini@10", "tail_share@10", "latency_p50_ms", "latency_p99_ms", "events", "wall_s")
 
 
-@main.command("backtest")
+@click.command("backtest")
 @click.option("--events", "events_file", type=click.Path(exists=True, dir_okay=False), help="Event log (JSONL or CSV), in time order.")
 @click.option("--items", "items_file", type=click.Path(exists=True, dir_okay=False), help="Item catalog (JSONL or CSV).")
 @click.option("--dataset", type=click.Choice(DATASETS), help="A built-in dataset instead of --events/--items.")

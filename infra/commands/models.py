@@ -21,14 +21,13 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from infra.cli import main
-from infra.config import Settings
+from streamrec.settings import Settings
 
 if TYPE_CHECKING:
-    from models.artifact import Artifact
-    from models.fusion import FusionWeights
-    from models.text_encoder import TextEncoder
-    from streams.contracts import Event, Item
+    from streamrec.models.artifact import Artifact
+    from streamrec.models.fusion import FusionWeights
+    from streamrec.models.text_encoder import TextEncoder
+    from streamrec.types import Event, Item
 
 # Columns of the evaluation table / keys of --json, in order.
 METRICS = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "coverage@10", "gini@10", "tail_share@10")
@@ -40,7 +39,7 @@ TABLE_WIDTH = 120
 
 
 def _encoder(settings: Settings, text_model: str | None):  # noqa: ANN202 - lazy import keeps --help fast
-    from models.text_encoder import TextEncoder
+    from streamrec.models.text_encoder import TextEncoder
 
     return TextEncoder(text_model, cache_dir=Path(settings.data_dir) / "text_cache")
 
@@ -59,7 +58,7 @@ class DataOptions:
     max_seconds: float | None
 
     def load(self, settings: Settings) -> tuple[list, list]:
-        from streams.sources import movielens_events, movielens_items, read_events, read_items
+        from streamrec.streams.sources import movielens_events, movielens_items, read_events, read_items
 
         if self.dataset:
             return movielens_events(self.dataset), movielens_items(self.dataset)
@@ -70,7 +69,7 @@ class DataOptions:
         return list(read_events(self.events_file)), list(read_items(self.items_file))
 
     def train_config(self):  # noqa: ANN201 - lazy import keeps --help fast
-        from models.training import TrainConfig
+        from streamrec.models.training import TrainConfig
 
         overrides = {"epochs": self.epochs, "seed": self.seed, "max_seconds": self.max_seconds}
         return TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
@@ -78,10 +77,10 @@ class DataOptions:
 
 def _broker_log(settings: Settings) -> tuple[list, list]:
     """The feedback loop's input: everything on the events and items topics so far."""
-    from infra.commands.pipeline import connected
-    from streams.broadcast import read_all
-    from streams.catalog import Catalog
-    from streams.sources import topic_events
+    from streamrec.infra.commands.pipeline import connected
+    from streamrec.streams.broadcast import read_all
+    from streamrec.streams.catalog import Catalog
+    from streamrec.streams.sources import topic_events
 
     settings = connected(settings)
     catalog = Catalog()
@@ -115,7 +114,7 @@ def _with_data_options(func):  # noqa: ANN001, ANN202
     return command
 
 
-@main.command()
+@click.command()
 @_with_data_options
 @click.option("--out", type=click.Path(file_okay=False), help="Model directory (default: settings.model_dir).")
 @click.option("--fusion/--no-fusion", default=True, show_default=True, help="Also fit the fusion ranker's fusion.json.")
@@ -126,7 +125,7 @@ def train(settings: Settings, data: DataOptions, out: str | None, fusion: bool) 
 
     Running workers pick the new version up within seconds (hot reload).
     """
-    from models import artifact, training
+    from streamrec.models import artifact, training
 
     events, items = data.load(settings)
     encoder = _encoder(settings, data.text_model)
@@ -156,9 +155,9 @@ def _fit_fusion(
 ) -> FusionWeights | None:
     """The fusion ranker's weights for the transformer just trained, on the same log (None
     when the log is too short to fit them: the artifact is still worth writing)."""
-    from models.base import parse_event_weights
-    from models.fusion import WEIGHTS_FILE, NothingToFit, fit_for
-    from models.transformer import TransformerRecommender
+    from streamrec.types import parse_event_weights
+    from streamrec.models.fusion import WEIGHTS_FILE, NothingToFit, fit_for
+    from streamrec.models.transformer import TransformerRecommender
 
     transformer = TransformerRecommender(trained, encoder)
     try:
@@ -168,14 +167,14 @@ def _fit_fusion(
         return None
 
 
-@main.command()
+@click.command()
 @_with_data_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--cold-start", is_flag=True, help="Also run the cold-start check (10% of items text-only).")
 @click.pass_obj
 def evaluate(settings: Settings, data: DataOptions, as_json: bool, cold_start: bool) -> None:
     """Leave-one-out evaluation of every method (seen items masked, all items ranked)."""
-    from models import evaluation
+    from streamrec.models import evaluation
 
     events, items = data.load(settings)
     encoder, config = _encoder(settings, data.text_model), data.train_config()

@@ -9,12 +9,11 @@ from collections.abc import Iterator
 
 import click
 
-from infra.cli import main
-from infra.config import Settings
-from infra.stack import Stack, running_broker
-from streams.contracts import Event, Item
-from streams.replay import Pacer, produce_items, replay
-from streams.sources import DATASETS, movielens_events, movielens_items, read_events, read_items
+from streamrec.settings import Settings
+from streamrec.infra.stack import Stack, running_broker
+from streamrec.types import Event, Item
+from streamrec.streams.replay import Pacer, produce_items, replay
+from streamrec.streams.sources import DATASETS, movielens_events, movielens_items, read_events, read_items
 
 # A demo-sized training budget: a usable model in a couple of minutes (full: `streamrec train`).
 DEMO_TRAIN_S = 120.0
@@ -42,7 +41,7 @@ def event_source(file: str | None, dataset: str | None) -> Iterator[Event] | lis
     return movielens_events(dataset) if dataset else read_events(file)
 
 
-@main.group()
+@click.group()
 def items() -> None:
     """The item catalog (the ``items`` topic)."""
 
@@ -57,32 +56,32 @@ def items_load(settings: Settings, file: str | None, dataset: str | None) -> Non
     click.echo(f"announced {n} items on {settings.topic_items}")
 
 
-@main.command()
+@click.command()
 @click.option("--name", default="worker-0", show_default=True, help="Worker name (its own state dir).")
 @click.option("--recommender", help="popularity | cooccurrence | transformer")
 @click.option("--loglevel", default="info", show_default=True)
 @click.pass_obj
 def worker(settings: Settings, name: str, recommender: str | None, loglevel: str) -> None:
     """Run one stream worker (Faust + RocksDB) until stopped."""
-    from streams.worker import run
+    from streamrec.streams.worker import run
 
     settings = connected(settings)
     run(settings.with_(recommender=recommender or settings.recommender), name, loglevel)
 
 
-@main.command()
+@click.command()
 @click.pass_obj
 def serve(settings: Settings) -> None:
     """Run the HTTP server: latest lists per user, event intake, health, metrics."""
     import uvicorn
 
-    from serving.app import create_app
+    from streamrec.serving.app import create_app
 
     settings = connected(settings)
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
 
 
-@main.command("replay")
+@click.command("replay")
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
 @dataset_option
 @click.option("--rate", type=float, help="Events per second (default: as fast as possible).")
@@ -102,7 +101,7 @@ def replay_command(
     click.echo(f"replayed {stats.events} events in {stats.wall_s:.1f} s ({stats.rate:,.0f} ev/s)")
 
 
-@main.command()
+@click.command()
 @click.option("--workers", default=1, show_default=True)
 @click.option("--recommender", help="popularity | cooccurrence | transformer")
 @click.pass_obj
@@ -120,7 +119,7 @@ def up(settings: Settings, workers: int, recommender: str | None) -> None:
             click.echo("stopping")
 
 
-@main.command()
+@click.command()
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="Replay rate in events/s.")
 @click.option("--limit", type=int, help="Only the first N events of ml-100k.")
 @click.option("--recommender", help="popularity | cooccurrence | transformer")
@@ -129,10 +128,10 @@ def up(settings: Settings, workers: int, recommender: str | None) -> None:
 @click.pass_context
 def demo(ctx: click.Context, rate: float, limit: int | None, recommender: str | None, train_seconds: float) -> None:
     """Replay MovieLens-100K through the whole stack and print what came out."""
-    from infra.commands.models import train
-    from infra.demo import run_demo
-    from models.artifact import latest_version
-    from models.registry import uses_artifacts
+    from streamrec.infra.commands.models import train
+    from streamrec.infra.demo import run_demo
+    from streamrec.models.versions import latest_version
+    from streamrec.models.registry import uses_artifacts
 
     settings = ctx.obj.with_(recommender=recommender or ctx.obj.recommender)
     if uses_artifacts(settings.recommender) and latest_version(settings.model_dir) is None:

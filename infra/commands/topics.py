@@ -10,11 +10,10 @@ from __future__ import annotations
 import click
 from confluent_kafka.admin import AdminClient
 
-from infra.broker import ADMIN_TIMEOUT_S, create_topics
-from infra.cli import main
-from infra.commands.pipeline import connected
-from infra.config import Settings
-from streams.topics import topic_partitions
+from streamrec.infra.broker import ADMIN_TIMEOUT_S, create_topics
+from streamrec.infra.commands.pipeline import connected
+from streamrec.settings import Settings
+from streamrec.streams.topics import topic_partitions
 
 DAY_MS = 24 * 60 * 60 * 1000
 COMPACT = {"cleanup.policy": "compact"}
@@ -23,7 +22,7 @@ COMPACT = {"cleanup.policy": "compact"}
 def topic_plan(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     """Topic -> (partitions, configs), the worker's table changelog included."""
     # Imported here: streams.worker pulls in Faust, which other commands do not need.
-    from streams.worker import APP_ID, USERS_TABLE
+    from streamrec.streams.worker import APP_ID, USERS_TABLE
 
     configs = {
         # Workers keep their state in the changelog, so events only need to outlive an outage.
@@ -44,7 +43,7 @@ def topic_plan(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     return plan
 
 
-@main.group()
+@click.group()
 def topics() -> None:
     """Topics on the broker."""
 

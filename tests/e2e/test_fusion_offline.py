@@ -9,16 +9,16 @@ from collections import Counter
 
 import pytest
 
-from models.content import Content
-from models.cooccurrence import CoOccurrence
-from models.evaluation import feed, holdout_contexts, score
-from models.fusion import Fusion, fit
-from models.metrics import head_items
-from models.rerank import TailRerank
-from models.text_encoder import TextEncoder
-from models.training import leave_one_out, user_sequences
-from models.trending import Trending
-from streams.sources import movielens_events, movielens_items
+from streamrec.models.content import Content
+from streamrec.models.cooccurrence import CoOccurrence
+from streamrec.models.evaluation import feed, holdout_contexts, score
+from streamrec.models.fusion import Fusion, fit
+from streamrec.models.metrics import head_items
+from streamrec.models.rerank import TailRerank
+from streamrec.models.text_encoder import TextEncoder
+from streamrec.models.training import leave_one_out, user_sequences
+from streamrec.models.trending import Trending
+from streamrec.streams.sources import movielens_events, movielens_items
 
 pytestmark = pytest.mark.e2e
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from infra.cli import main
-from models.artifact import latest_version
-from models.base import Interaction, UserContext
-from models.fusion import FusionWeights
-from models.transformer import TransformerRecommender
+from streamrec.infra.cli import main
+from streamrec.models.versions import latest_version
+from streamrec.types import Interaction, UserContext
+from streamrec.models.fusion import FusionWeights
+from streamrec.models.transformer import TransformerRecommender
 
 pytestmark = pytest.mark.e2e
 

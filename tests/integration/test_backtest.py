@@ -15,16 +15,16 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from infra import backtest
-from infra.cli import main
-from infra.config import Settings
-from models import metrics
-from models.base import Interaction, UserContext
-from models.popularity import Popularity
-from models.prequential import Context, summarize
-from streams.contracts import Event, Item
-from streams.sources import write_jsonl
-from streams.state import UserState
+from streamrec.infra import backtest
+from streamrec.infra.cli import main
+from streamrec.settings import Settings
+from streamrec.models import metrics
+from streamrec.types import Interaction, UserContext
+from streamrec.models.popularity import Popularity
+from streamrec.models.prequential import Context, summarize
+from streamrec.types import Event, Item
+from streamrec.streams.sources import write_jsonl
+from streamrec.streams.state import UserState
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ import time
 import orjson
 import pytest
 
-from infra.config import Settings
-from infra.stack import Stack
-from streams.broadcast import TopicReader
-from streams.contracts import Event, Item
-from streams.replay import Pacer, produce_items, replay
+from streamrec.settings import Settings
+from streamrec.infra.stack import Stack
+from streamrec.streams.broadcast import TopicReader
+from streamrec.types import Event, Item
+from streamrec.streams.replay import Pacer, produce_items, replay
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

@@ -7,10 +7,11 @@ import uuid
 import orjson
 import pytest
 
-from infra.stack import Stack
-from streams.broadcast import TopicReader
-from streams.contracts import Event, Item
-from streams.replay import produce_items, produce_raw
+from streamrec.infra.stack import Stack
+from streamrec.streams.broadcast import TopicReader
+from streamrec.types import Event, Item
+from streamrec.streams.replay import produce_items, produce_raw
+from streamrec.streams.contracts import encode_event
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ def test_bad_input_is_dead_lettered_and_valid_input_is_not_lost(stack: Stack) ->
     tag = uuid.uuid4().hex[:6]
     produce_items([Item(f"d{tag}-{i}", f"Film {i}") for i in range(5)], settings)
     user = f"dlq-{tag}"
-    valid = lambda i: Event(user, f"d{tag}-{i % 5}", "view", 100.0 + i, f"{tag}-{i}").to_json()  # noqa: E731
+    valid = lambda i: encode_event(Event(user, f"d{tag}-{i % 5}", "view", 100.0 + i, f"{tag}-{i}"))  # noqa: E731
     bad = {
         "malformed JSON": b'{"user_id": ',
         "missing field(s): item_id": orjson.dumps({"user_id": user, "event_type": "view"}),

@@ -12,13 +12,13 @@ from collections import Counter
 import orjson
 import pytest
 
-from infra.config import Settings
-from infra.stack import Stack
-from models.base import EVENT_WEIGHTS
-from streams.broadcast import TopicReader
-from streams.contracts import Event, Item
-from streams.replay import Pacer, produce_items, replay
-from streams.sources import synthetic_events
+from streamrec.settings import Settings
+from streamrec.infra.stack import Stack
+from streamrec.types import EVENT_WEIGHTS
+from streamrec.streams.broadcast import TopicReader
+from streamrec.types import Event, Item
+from streamrec.streams.replay import Pacer, produce_items, replay
+from streamrec.streams.sources import synthetic_events
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

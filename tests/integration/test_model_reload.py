@@ -11,14 +11,16 @@ import time
 import orjson
 import pytest
 
-from infra.config import Settings
-from infra.stack import Stack
-from models.artifact import latest_version, load_latest, save
-from models.fusion import FusionWeights
-from models.text_encoder import TextEncoder
-from streams.broadcast import TopicReader
-from streams.contracts import Event
-from streams.replay import produce_items, produce_raw
+from streamrec.settings import Settings
+from streamrec.infra.stack import Stack
+from streamrec.models.artifact import load_latest, save
+from streamrec.models.versions import latest_version
+from streamrec.models.fusion import FusionWeights
+from streamrec.models.text_encoder import TextEncoder
+from streamrec.streams.broadcast import TopicReader
+from streamrec.types import Event
+from streamrec.streams.replay import produce_items, produce_raw
+from streamrec.streams.contracts import encode_event
 from tests.conftest import wait_for
 from tests.topics import GAP_S, NEW, catalog, log, train_topic_model
 
@@ -46,7 +48,7 @@ def test_hot_reload_keeps_state_and_new_items_are_recommendable(settings: Settin
             nonlocal sent
             sent += 1
             event = Event(FAN, item_id, "view", GAP_S * sent, f"fan-{sent}")  # the training log's spacing
-            produce_raw(stack.settings, stack.settings.topic_events, [(FAN, event.to_json())])
+            produce_raw(stack.settings, stack.settings.topic_events, [(FAN, encode_event(event))])
 
         for k in range(3):
             send(f"space-{k}")
@@ -76,8 +78,8 @@ def test_feedback_loop_retrains_from_the_event_log(settings: Settings, tmp_path)
     """Events on the topic -> ``streamrec train --from-broker`` -> the running worker serves it."""
     from click.testing import CliRunner
 
-    from infra.cli import main
-    from streams.replay import replay
+    from streamrec.infra.cli import main
+    from streamrec.streams.replay import replay
 
     settings = settings.with_(recommender="transformer", model_dir=str(tmp_path / "models"))
     events = sorted((e for seq in log(random.Random(3)).values() for e in seq), key=lambda e: e.ts)
@@ -100,5 +102,5 @@ def test_feedback_loop_retrains_from_the_event_log(settings: Settings, tmp_path)
 
 def _served(stack: Stack, event: Event, lists: list[dict], version: str) -> bool:
     """Nudge the user until a list made by ``version`` appears."""
-    produce_raw(stack.settings, stack.settings.topic_events, [(event.user_id, event.to_json())])
+    produce_raw(stack.settings, stack.settings.topic_events, [(event.user_id, encode_event(event))])
     return any(m["model"] == f"transformer@{version}" for m in lists[-5:])

@@ -9,9 +9,9 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from infra.stack import Stack
-from streams.contracts import Item
-from streams.replay import produce_items
+from streamrec.infra.stack import Stack
+from streamrec.types import Item
+from streamrec.streams.replay import produce_items
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from infra.config import Settings
-from infra.stack import Stack
-from models.artifact import save
-from models.text_encoder import TextEncoder
-from streams.replay import produce_items
+from streamrec.settings import Settings
+from streamrec.infra.stack import Stack
+from streamrec.models.artifact import save
+from streamrec.models.text_encoder import TextEncoder
+from streamrec.streams.replay import produce_items
 from tests.conftest import wait_for
 from tests.topics import NEW, catalog, train_topic_model
 

@@ -1,6 +1,6 @@
 import pytest
 
-from infra.config import Settings
+from streamrec.settings import Settings
 
 
 def test_precedence_defaults_file_env_flags(tmp_path) -> None:

@@ -1,7 +1,9 @@
 import orjson
 import pytest
 
-from streams.contracts import InvalidEvent, Item, dead_letter, parse_event, parse_item, recommendation_message
+from streamrec.types import Item
+
+from streamrec.streams.contracts import InvalidEvent, dead_letter, encode_event, parse_event, parse_item, recommendation_message
 
 NOW = 1_700_000_000.0
 
@@ -15,7 +17,7 @@ def event(**fields) -> bytes:
 def test_valid_event_round_trips() -> None:
     parsed = parse_event(event(event_id="e1"), now=NOW)
     assert (parsed.user_id, parsed.item_id, parsed.event_type, parsed.ts, parsed.event_id) == ("u1", "i1", "view", NOW, "e1")
-    assert parse_event(parsed.to_json(), now=NOW) == parsed
+    assert parse_event(encode_event(parsed), now=NOW) == parsed
 
 
 def test_missing_ts_means_now() -> None:

@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from infra.commands.topics import topic_plan
-from infra.config import ENV_PREFIX, Settings
-from streams.topics import topic_partitions
-from streams.worker import ready_marker
+from streamrec.infra.commands.topics import topic_plan
+from streamrec.settings import ENV_PREFIX, Settings
+from streamrec.streams.topics import topic_partitions
+from streamrec.streams.workdir import ready_marker
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -79,7 +79,7 @@ def test_workers_have_distinct_names_and_data_volumes() -> None:
         names.append(name)
         volumes.append(mounts(service)[worker.data_dir])
         # A copy-pasted healthcheck would watch the other worker's marker.
-        assert str(ready_marker(worker, name)) in service["healthcheck"]["test"], service_name
+        assert str(ready_marker(worker.data_dir, name)) in service["healthcheck"]["test"], service_name
     assert len(set(names)) == len(names), names
     assert len(set(volumes)) == len(volumes), volumes
     assert set(volumes) <= set(COMPOSE["volumes"])
@@ -156,6 +156,6 @@ def test_dockerfile_pins_and_copies_what_the_project_needs() -> None:
     assert "pip install --no-deps recbole==1.2.1" in DOCKERFILE
     assert re.search(r"^FROM python:3\.11-slim$", DOCKERFILE, re.M)
     assert 'ENTRYPOINT ["streamrec"]' in DOCKERFILE
-    packages = {p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
+    packages = set(PYPROJECT["tool"]["setuptools"]["package-dir"].values())
     copied = set(re.findall(r"^COPY (\w+) \1$", DOCKERFILE, re.M))
     assert copied == packages, "the image must hold exactly the packages pyproject.toml installs"

@@ -8,11 +8,13 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from models.base import Ranked, Recommender, UserContext
-from models.evaluation import evaluate, score, holdout_contexts
-from models.metrics import masked_ranks
-from models.training import leave_one_out, user_sequences
-from streams.contracts import Event, Item
+from streamrec.types import Ranked, UserContext
+
+from streamrec.models.base import Recommender
+from streamrec.models.evaluation import evaluate, score, holdout_contexts
+from streamrec.models.metrics import masked_ranks
+from streamrec.models.training import leave_one_out, user_sequences
+from streamrec.types import Event, Item
 
 ITEMS = [Item(i, f"title {i}") for i in "abcde"]
 # (user, item, ts); users' rows are deliberately out of time order.

@@ -9,19 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from infra.config import Settings
-from models.artifact import save
-from models.base import Interaction, UserContext, parse_event_weights
-from models.content import Content
-from models.cooccurrence import CoOccurrence
-from models.fusion import Fusion, FusionWeights, fit
-from models.metrics import exposure, head_items
-from models.registry import known, make_recommender
-from models.rerank import TailRerank
-from models.text_encoder import TextEncoder
-from models.trending import DAY_S, Trending
-from streams.contracts import Item
-from streams.sources import synthetic_catalog, synthetic_events
+from streamrec.settings import Settings
+from streamrec.models.artifact import save
+from streamrec.types import Interaction, UserContext, parse_event_weights
+from streamrec.models.content import Content
+from streamrec.models.cooccurrence import CoOccurrence
+from streamrec.models.fusion import Fusion, FusionWeights, fit
+from streamrec.models.metrics import exposure, head_items
+from streamrec.models.registry import known, make_recommender
+from streamrec.models.rerank import TailRerank
+from streamrec.models.text_encoder import TextEncoder
+from streamrec.models.trending import DAY_S, Trending
+from streamrec.types import Item
+from streamrec.streams.sources import synthetic_catalog, synthetic_events
+from streamrec.streams.contracts import encode_item
 from tests.topics import train_topic_model
 
 TITLES = {"a": "Alpha", "b": "Beta", "c": "Gamma", "d": "Delta", "e": "Epsilon"}
@@ -251,8 +252,8 @@ def test_event_weights_setting_and_registry_names() -> None:
 
 def save_toy_artifact(model_dir: Path) -> str:
     """An untrained transformer over `TITLES` (text vectors `VECTORS`); its version."""
-    from models import artifact
-    from models.sequence import SequenceConfig, SequenceEncoder
+    from streamrec.models import artifact
+    from streamrec.models.sequence import SequenceConfig, SequenceEncoder
 
     net = SequenceEncoder(SequenceConfig(n_items=len(TITLES), text_dim=2))
     text = np.vstack([np.zeros((1, 2), np.float32), VECTORS])
@@ -260,7 +261,7 @@ def save_toy_artifact(model_dir: Path) -> str:
 
 
 def test_hot_reload_swaps_the_artifact_and_keeps_the_exposure_memory(tmp_path) -> None:
-    from models.fusion import default_sources
+    from streamrec.models.fusion import default_sources
 
     def built() -> TailRerank:
         model = TailRerank(Fusion(default_sources(tmp_path)), 0.5)
@@ -288,10 +289,10 @@ def test_worker_hot_reload_keeps_what_no_log_holds(tmp_path) -> None:
     exposure memory and the dates items were announced are in neither."""
     import asyncio
 
-    from streams.broadcast import Record
-    from streams.catalog import Catalog
-    from streams.learning import LearningLog, encode_batch
-    from streams.worker import EventProcessor
+    from streamrec.streams.broadcast import Record
+    from streamrec.streams.catalog import Catalog
+    from streamrec.streams.learning import LearningLog, encode_batch
+    from streamrec.streams.worker import EventProcessor
 
     save_toy_artifact(tmp_path / "models")
     paths = {"data_dir": str(tmp_path / "data"), "model_dir": str(tmp_path / "models")}
@@ -302,7 +303,7 @@ def test_worker_hot_reload_keeps_what_no_log_holds(tmp_path) -> None:
     events = [("a", 0.0), ("b", DAY_S), ("a", 40 * DAY_S), ("e", 50 * DAY_S)]
     for offset, (item_id, ts) in enumerate(events):
         fresh = [Item(i, TITLES[i]) for i, at in announced.items() if at <= ts and i not in items]
-        items.on_records([Record(None, item.to_json(), 0, 0, 0) for item in fresh])
+        items.on_records([Record(None, encode_item(item), 0, 0, 0) for item in fresh])
         learning.on_records([Record(None, encode_batch(0, [(offset, Interaction(item_id, "view", ts), [])]), 0, 0, 0)])
         processor.follow()
         processor.recommender.recommend([UserContext(f"u{offset}", (Interaction(item_id, "view", ts),))], 2)

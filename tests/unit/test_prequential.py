@@ -10,11 +10,11 @@ from collections import Counter
 import orjson
 import pytest
 
-from infra.backtest import Gate, ListBook
-from models import metrics
-from models.prequential import Context, Produced, Published, long_tail, over_time, prequential, summarize
-from streams.broadcast import Record
-from streams.contracts import Event
+from streamrec.infra.backtest import Gate, ListBook
+from streamrec.models import metrics
+from streamrec.models.prequential import Context, Produced, Published, long_tail, over_time, prequential, summarize
+from streamrec.streams.broadcast import Record
+from streamrec.types import Event
 
 
 def ev(user: str, item: str, ordinal: int, at: float, ts: float | None = None) -> Produced:

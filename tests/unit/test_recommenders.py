@@ -1,7 +1,7 @@
-from models.base import Interaction, UserContext
-from models.cooccurrence import CoOccurrence
-from models.popularity import Popularity
-from streams.contracts import Item
+from streamrec.types import Interaction, UserContext
+from streamrec.models.cooccurrence import CoOccurrence
+from streamrec.models.popularity import Popularity
+from streamrec.types import Item
 
 
 def feed(model, sequences: dict[str, list[str]]) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from infra import backtest, report
-from models import metrics
-from models.prequential import Context, Produced, Published, prequential
-from streams.contracts import Event, Item
+from streamrec.infra import backtest, report
+from streamrec.models import metrics
+from streamrec.models.prequential import Context, Produced, Published, prequential
+from streamrec.types import Event, Item
 
 ITEMS = [Item(f"i{n}", f"Movie {n} <b>&", category="Drama" if n % 2 else "Comedy, Drama") for n in range(30)]
 CHROMIUM_FLAGS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.retrieval import ItemIndex
+from streamrec.models.retrieval import ItemIndex
 
 
 def _index() -> ItemIndex:

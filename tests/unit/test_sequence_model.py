@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from models import artifact
-from models.sequence import SequenceConfig, SequenceEncoder, encode_last, gap_buckets, pack
+from streamrec.models import artifact
+from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_last, gap_buckets, pack
 
 torch.set_num_threads(1)
 N_ITEMS, TEXT_DIM = 30, 16

@@ -2,8 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.contracts import Event, InvalidEvent, Item
-from streams.sources import RATING_TO_EVENT, movielens_events, movielens_items, read_events, read_items, write_jsonl
+from streamrec.types import Event, Item
+
+from streamrec.streams.contracts import InvalidEvent
+from streamrec.streams.sources import RATING_TO_EVENT, movielens_events, movielens_items, read_events, read_items, write_jsonl
 
 
 def test_jsonl_and_csv_events(tmp_path: Path) -> None:

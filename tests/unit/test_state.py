@@ -1,5 +1,5 @@
-from streams.contracts import Event
-from streams.state import UserState
+from streamrec.types import Event
+from streamrec.streams.state import UserState
 
 
 def test_redelivered_offsets_and_duplicate_ids_apply_once() -> None:

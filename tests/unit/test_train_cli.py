@@ -7,10 +7,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from infra.cli import main
-from models.artifact import latest_version
-from models.fusion import WEIGHTS_FILE, FusionWeights
-from streams.sources import write_jsonl
+from streamrec.infra.cli import main
+from streamrec.models.versions import latest_version
+from streamrec.models.fusion import WEIGHTS_FILE, FusionWeights
+from streamrec.streams.sources import write_jsonl
 from tests.topics import catalog, log
 
 

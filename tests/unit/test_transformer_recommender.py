@@ -12,13 +12,13 @@ import random
 import numpy as np
 import pytest
 
-from models.artifact import in_memory
-from models.base import Interaction, UserContext
-from models.text_encoder import TextEncoder
-from models.evaluation import cold_start
-from models.training import TrainConfig, TrainResult
-from models.transformer import TransformerRecommender
-from streams.contracts import Item
+from streamrec.models.artifact import in_memory
+from streamrec.types import Interaction, UserContext
+from streamrec.models.text_encoder import TextEncoder
+from streamrec.models.evaluation import cold_start
+from streamrec.models.training import TrainConfig, TrainResult
+from streamrec.models.transformer import TransformerRecommender
+from streamrec.types import Item
 from tests.topics import NEW, PER_TOPIC, catalog, log, train_topic_model
 
 

@@ -42,7 +42,7 @@ class Settings:
     data_dir: str = ".streamrec"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
-    # Which recommender the worker publishes: a name of models.registry.FACTORIES
+    # Which recommender the worker publishes: a name of streamrec.models.registry.FACTORIES
     # ("transformer", "fusion", "fusion+tail", "cooccurrence", "popularity", ...).
     recommender: str = "transformer"
     # Interest carried by one event of each type, for every model's item statistics.
