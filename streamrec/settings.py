@@ -64,6 +64,16 @@ class Settings:
     # Faust's check that a table's changelog matches the broker's end offsets after a
     # restart. Off on the embedded broker, which reports end offsets wrong.
     recovery_check: int = 1
+    # Kafka client security, passed to every client (Faust and confluent-kafka alike).
+    # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL; SASL needs mechanism, username, password.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_cafile: str = ""
+    # Idempotent producers (no duplicates from producer retries). Apache Kafka supports
+    # them; the embedded broker does not, so it is off unless the deployment turns it on.
+    kafka_idempotence: int = 0
 
     @property
     def bootstrap_servers(self) -> str:

@@ -17,11 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from streamrec.settings import Settings
 from streamrec.types import Event, Item
 from streamrec.streams.contracts import encode_event, encode_item
-
-# Small lingers batch well without adding visible latency.
-LINGER_MS = 5
-# Producer queue in messages: large enough to absorb a burst of a replay.
-QUEUE_MESSAGES = 500_000
+from streamrec.streams.kafka import producer_config
 
 OnSent = Callable[[Event, float], None]
 
@@ -68,13 +64,7 @@ class Pacer:
 
 
 def producer(settings: Settings) -> Producer:
-    return Producer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "linger.ms": LINGER_MS,
-            "queue.buffering.max.messages": QUEUE_MESSAGES,
-        }
-    )
+    return Producer(producer_config(settings))
 
 
 def progress_bar(disable: bool = False) -> Progress:
