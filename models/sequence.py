@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from streamrec.types import EVENT_TYPES
+from streamrec.types import EVENT_TYPES, WINDOW
 
 # log2 buckets of the gap to the previous event: 30 covers a second to ~30 years.
 GAP_BUCKETS = 32
@@ -48,7 +48,7 @@ class SequenceConfig:
     d: int = 64
     layers: int = 2
     heads: int = 2
-    window: int = 50
+    window: int = WINDOW
     # Regularisation that matters on small logs such as ml-100k (SASRec uses 0.2-0.5).
     dropout: float = 0.3
     # Share of item IDs hidden during training so text-only vectors (new items) are usable.

@@ -16,7 +16,7 @@ from streamrec.models.content import Content
 from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.fusion import Fusion, FusionWeights, fit
 from streamrec.models.metrics import exposure, head_items
-from streamrec.models.registry import known, make_recommender
+from streamrec.models.registry import RecommenderOptions, known, make_recommender
 from streamrec.models.rerank import TailRerank
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.trending import DAY_S, Trending
@@ -245,7 +245,8 @@ def test_event_weights_setting_and_registry_names() -> None:
     with pytest.raises(ValueError, match="like"):
         parse_event_weights("like=3")
     settings = Settings.load(env={"STREAMREC_EVENT_WEIGHTS": "view=1,click=1,purchase=1"})
-    assert make_recommender("trending", settings).weights == {"view": 1.0, "click": 1.0, "purchase": 1.0}
+    options = RecommenderOptions.of(settings)
+    assert make_recommender("trending", options).weights == {"view": 1.0, "click": 1.0, "purchase": 1.0}
     assert known("fusion+tail") and known("fusion+tail@0.3") and not known("fusion@0.3")
     assert not known("fusion+tail@lots")
 
@@ -298,7 +299,7 @@ def test_worker_hot_reload_keeps_what_no_log_holds(tmp_path) -> None:
     paths = {"data_dir": str(tmp_path / "data"), "model_dir": str(tmp_path / "models")}
     settings = Settings.load(env={}, overrides={**paths, "recommender": "fusion+tail"})
     items, learning = Catalog(), LearningLog()
-    processor = EventProcessor(settings, make_recommender(settings.recommender, settings), items, learning, None, {})
+    processor = EventProcessor(settings, make_recommender(settings.recommender, RecommenderOptions.of(settings)), items, learning, None, {})
     announced = {"a": 0, "b": 0, "c": 0, "d": 40 * DAY_S, "e": 40 * DAY_S}  # d, e: once the log is 40 days old
     events = [("a", 0.0), ("b", DAY_S), ("a", 40 * DAY_S), ("e", 50 * DAY_S)]
     for offset, (item_id, ts) in enumerate(events):
@@ -320,6 +321,6 @@ def test_fusion_serves_the_configured_new_item_boost(tmp_path: Path) -> None:
     encoder = TextEncoder()
     result = train_topic_model(encoder)
     save(tmp_path, result.model, result.vocab.ids, result.text, encoder.model_name, result.metrics)
-    fusions = [make_recommender("fusion", Settings(model_dir=str(tmp_path), new_item_boost=b)) for b in (0.0, 2.0)]
+    fusions = [make_recommender("fusion", RecommenderOptions(tmp_path, new_item_boost=b)) for b in (0.0, 2.0)]
     boosts = [fusion.sources["transformer"].boost for fusion in fusions]
     assert boosts[0] == 0.0 and boosts[1] == pytest.approx(2.0 * result.metrics["id_contribution"])

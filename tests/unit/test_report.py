@@ -39,7 +39,7 @@ def built() -> dict:
     runs = [synthetic_run("popularity", 0), synthetic_run("cooccurrence", 1)]
     cut = backtest.Split(warmup=50, train_counts=Counter({f"i{n}": 30 - n for n in range(20)}), warmup_ordinals={"u0": 1})
     cut.scored = [(Event(o.event.user_id, o.event.item_id, "click", o.event.ts), o.event.ordinal) for o in runs[0].outcomes]
-    context = Context([i.item_id for i in ITEMS], cut.train_counts, metrics.category_sets({i.item_id: i.category for i in ITEMS}))
+    context = Context([i.item_id for i in ITEMS], cut.train_counts, metrics.category_sets(ITEMS))
     config = backtest.BacktestConfig(("popularity", "cooccurrence"), 500.0, None, 4, 64, 7, None, "synthetic")
     return backtest.build_report(runs, cut, context, ITEMS, config, backtest.Settings())
 
