@@ -16,11 +16,11 @@ from streamrec.models.content import Content
 from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.fusion import Fusion, FusionWeights, fit
 from streamrec.models.metrics import exposure, head_items
-from streamrec.models.registry import RecommenderOptions, known, make_recommender
+from streamrec.models.registry import RecommenderOptions, initial_recommender, known, make_recommender
 from streamrec.models.rerank import TailRerank
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.trending import DAY_S, Trending
-from streamrec.types import Item
+from streamrec.types import Event, Item
 from streamrec.streams.sources import synthetic_catalog, synthetic_events
 from streamrec.streams.contracts import encode_item
 from tests.topics import train_topic_model
@@ -315,6 +315,35 @@ def test_worker_hot_reload_keeps_what_no_log_holds(tmp_path) -> None:
     assert old.exposures(list(TITLES)).any()
     assert processor.recommender.exposures(list(TITLES)).tolist() == old.exposures(list(TITLES)).tolist()
     assert processor.recommender.base.first_seen == old.base.first_seen
+
+
+def test_a_refit_is_a_new_version_that_a_running_worker_hot_reloads(tmp_path) -> None:
+    import asyncio
+
+    from streamrec.models.fusion import refit
+    from streamrec.streams.catalog import Catalog
+    from streamrec.streams.learning import LearningLog
+    from streamrec.streams.worker import EventProcessor
+
+    first = save_toy_artifact(tmp_path / "models")
+    paths = {"data_dir": str(tmp_path / "data"), "model_dir": str(tmp_path / "models")}
+    settings = Settings.load(env={}, overrides={**paths, "recommender": "fusion"})
+    model = make_recommender(settings.recommender, RecommenderOptions.of(settings))
+    processor = EventProcessor(settings, model, Catalog(), LearningLog(), None, {})
+    assert not processor.recommender.weights.meta["fitted"]  # the version has no fusion.json: CombSUM
+    log = [Event(f"u{n}", item, "click", float(t)) for n in range(6) for t, item in enumerate("adb" if n % 2 else "bec")]
+    second = refit(tmp_path / "models", log, catalog()).name
+    asyncio.run(processor.reload_if_newer())
+    assert processor.model_version == second != first and processor.stats["model_reloads"] == 1
+    assert processor.recommender.version == f"fusion@{second}" and processor.recommender.weights.meta["fitted"]
+
+
+def test_a_transformer_worker_without_a_model_serves_cooccurrence_with_the_configured_weights(tmp_path) -> None:
+    weights = {"view": 1.0, "click": 5.0, "purchase": 9.0}
+    model = initial_recommender("transformer", RecommenderOptions(tmp_path, weights))
+    assert isinstance(model, CoOccurrence) and model.weights == weights
+    with pytest.raises(FileNotFoundError):
+        initial_recommender("fusion", RecommenderOptions(tmp_path, weights))  # only the transformer falls back
 
 
 def test_fusion_serves_the_configured_new_item_boost(tmp_path: Path) -> None:
