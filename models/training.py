@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from streamrec.models.base import ItemVocab
 from streamrec.models.metrics import accuracy, masked_ranks
-from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_last, gap_buckets, pack
+from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_events, encode_last, gap_buckets, pack
 from streamrec.types import EVENT_TYPE_INDEX, Event, Item
 
 # Full softmax up to this catalog size; beyond it, sampled softmax with logQ correction.
@@ -72,16 +72,6 @@ class TrainResult:
     vocab: ItemVocab  # item_id -> ID row - 1
     text: np.ndarray  # (len(vocab) + 1, text_dim), row 0 = padding
     metrics: dict[str, float]
-
-
-def encode_events(events: Sequence[Event], vocab: ItemVocab) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(catalog index = vocab index + 1, event type + 1, ts)`` arrays; unknown items dropped."""
-    kept = [e for e in events if e.item_id in vocab]
-    return (
-        np.array([vocab.index(e.item_id) + 1 for e in kept], dtype=np.int64),
-        np.array([EVENT_TYPE_INDEX[e.event_type] + 1 for e in kept], dtype=np.int64),
-        np.array([e.ts for e in kept], dtype=np.float64),
-    )
 
 
 def train(
