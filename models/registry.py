@@ -3,13 +3,13 @@
 Factories take explicit `RecommenderOptions` (the caller builds them from its settings,
 e.g. `RecommenderOptions.of`), never the whole configuration.
 
->>> make_recommender("trending", RecommenderOptions(event_weights={"view": 1.0, "click": 1.0, "purchase": 1.0})).weights
+>>> make_recommender("trending", RecommenderOptions("/nowhere", {"view": 1.0, "click": 1.0, "purchase": 1.0})).weights
 {'view': 1.0, 'click': 1.0, 'purchase': 1.0}
->>> make_recommender("fusion+tail@0.3", RecommenderOptions(model_dir="/nowhere"))
+>>> make_recommender("fusion+tail@0.3", RecommenderOptions("/nowhere"))
 Traceback (most recent call last):
 ...
 FileNotFoundError: no model artifact under /nowhere: run `streamrec train` first
->>> initial_recommender("transformer", RecommenderOptions(model_dir="/nowhere")).name  # until one is trained
+>>> initial_recommender("transformer", RecommenderOptions("/nowhere")).name  # until one is trained
 'cooccurrence'
 """
 
@@ -51,7 +51,7 @@ class RecommenderOptions:
     type weighs, the long-tail knob and the transformer's new-item boost (None: its
     default, `models.transformer.NEW_ITEM_BOOST`, not imported here: torch)."""
 
-    model_dir: str | Path = ".streamrec/models"
+    model_dir: str | Path
     event_weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(EVENT_WEIGHTS))
     tail_knob: float = TAIL_KNOB
     new_item_boost: float | None = None

@@ -85,7 +85,7 @@ class Fusion(Explanations, Recommender):
         folder = transformer.artifact.path
         weights = None if folder is None else FusionWeights.load(folder)
         if weights is None:
-            log.warning("no %s in %s: fusion ranks by CombSUM until one is fitted", WEIGHTS_FILE, folder)
+            log.warning("no %s in %s: fusion ranks by CombSUM until one is fitted", WEIGHTS_FILE, folder or "memory")
         return cls(sources_around(transformer, event_weights), weights, event_weights)
 
     def carry_over(self, previous: Recommender) -> None:
