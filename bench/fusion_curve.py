@@ -28,9 +28,9 @@ from streamrec.types import EVENT_WEIGHTS, Ranked, UserContext
 
 from streamrec.models.base import Recommender
 from streamrec.models.cooccurrence import CoOccurrence
-from streamrec.models.evaluation import BATCH, score, train_transformer
+from streamrec.models.evaluation import score, train_transformer
 from streamrec.models.fusion import Fusion, default_sources, feature_names, fit
-from streamrec.models.holdout import feed, holdout_contexts, leave_one_out, user_sequences, validation_contexts
+from streamrec.models.holdout import BATCH, feed, holdout_contexts, leave_one_out, user_sequences, validation_contexts
 from streamrec.models.metrics import head_items
 from streamrec.models.rerank import FETCH, TailRerank
 from streamrec.models.trending import DAY_S, Trending

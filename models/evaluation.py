@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from streamrec.models.artifact import in_memory
 from streamrec.models.base import Recommender
 from streamrec.models.cooccurrence import CoOccurrence
-from streamrec.models.holdout import feed, holdout_contexts, leave_one_out, user_sequences
+from streamrec.models.holdout import BATCH, feed, holdout_contexts, leave_one_out, user_sequences
 from streamrec.models.metrics import accuracy, exposure, head_items, hit_rank
 from streamrec.models.popularity import Popularity
 from streamrec.models.text_encoder import TextEncoder
@@ -43,8 +43,6 @@ KS = (10, 20)
 # Share of items hidden from training in the cold-start check, and its seed.
 COLD_SHARE = 0.1
 COLD_SEED = 2020
-# Users per `recommend` call (the worker's micro-batch size).
-BATCH = 256
 # New-item boosts β the cold-start check reports (models/transformer.py).
 BOOSTS = (0.0, 0.5, 1.0, 1.5)
 

@@ -24,6 +24,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from streamrec.models.base import Recommender
 from streamrec.types import WINDOW, Event, Interaction, Item, UserContext
 
+# Users per `recommend` call when asking held-out contexts: the worker's micro-batch size.
+BATCH = 256
+
 
 def user_sequences(events: Iterable[Event]) -> dict[str, list[Event]]:
     """Each user's events, oldest first (ties keep input order).

@@ -93,7 +93,7 @@ def new_version(model_dir: str | Path) -> Iterator[Draft]:
     folder.mkdir()
     try:
         yield Draft(version, folder, now)
+        os.rename(folder, root / version)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    os.rename(folder, root / version)

@@ -21,7 +21,7 @@ import numpy as np
 
 from streamrec.models.fusion.ranker import Fusion, sources_around
 from streamrec.models.fusion.weights import WEIGHTS_FILE, FusionWeights
-from streamrec.models.holdout import feed, holdout_contexts, leave_one_out, user_sequences
+from streamrec.models.holdout import BATCH, feed, holdout_contexts, leave_one_out, user_sequences
 from streamrec.types import Event, Item, UserContext
 
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 # L2 penalty of the logistic regression on standardised features; Newton steps to fit.
 L2 = 1.0
 NEWTON_STEPS = 30
-# Users per feature batch while fitting (the worker's micro-batch size).
-BATCH = 256
 
 
 class NothingToFit(ValueError):
