@@ -7,8 +7,15 @@ less than `NEW_ITEM_DAYS` ago and not in the log's first `NEW_ITEM_DAYS`, when
 everything is new), "trending in <category>"; items of the fallback chain are
 "trending ..." when they trend, else "new in the catalog".
 
->>> VERBS["purchase"], NEW_ITEM_DAYS
-('bought', 30.0)
+>>> from streamrec.models.fusion import Fusion
+>>> fusion = Fusion({"cooccurrence": CoOccurrence(), "trending": Trending()})
+>>> fusion.update_items([Item("a", "Alpha"), Item("b", "Beta")])
+>>> for user in ("u1", "u2"):
+...     fusion.learn(UserContext(user), Interaction("a", "purchase", 0.0))
+...     fusion.learn(UserContext(user, (Interaction("a", "purchase", 0.0),)), Interaction("b", "view", 1.0))
+>>> fan = UserContext("fan", (Interaction("a", "purchase", 2.0),), frozenset({"a"}))
+>>> fusion.explain(fan, fusion.recommend([fan], 1)[0])
+[{'reason': 'because you bought Alpha', 'source': 'cooccurrence'}]
 """
 
 from __future__ import annotations
