@@ -68,6 +68,9 @@ MAX_REASON_CHARS = 200
 MAX_DEAD_LETTER_BYTES = 64 * 1024
 # Reasons and sources in a dead letter beyond this are cut (they are ours, never long).
 MAX_DEAD_LETTER_NOTE_CHARS = 1000
+# Passes to fit a truncated original, each shrinking it a little beyond the growth seen.
+DEAD_LETTER_FIT_PASSES = 8
+DEAD_LETTER_SHRINK = 0.98
 LOG10_2 = math.log10(2)
 CONTRACT_ERROR = "contract"
 _MARKUP = re.compile(r"<[^>]*>|[<>]")
@@ -463,14 +466,16 @@ def dead_letter(
         "original_bytes": len(raw),
         "original_sha256": hashlib.sha256(raw).hexdigest(),
     }
-    keep = len(raw)
-    # Each pass shrinks the kept prefix by the overshoot (JSON escapes and base64 grow
-    # text up to 6x); the last pass keeps nothing, which always fits.
-    for _ in range(8):
+    empty = len(_dead_letter_with(raw, 0, fields))
+    room = max_bytes - empty
+    keep = max(0, min(len(raw), room))
+    # JSON escapes and base64 grow the kept bytes (up to 6x): scale the prefix down by
+    # the growth seen until it fits; keeping nothing always fits.
+    for _ in range(DEAD_LETTER_FIT_PASSES):
         letter = _dead_letter_with(raw, keep, fields)
         if len(letter) <= max_bytes:
             return letter
-        keep = max(0, keep - (len(letter) - max_bytes) - 1 - keep // 16)
+        keep = int(keep * room / (len(letter) - empty) * DEAD_LETTER_SHRINK)
     return _dead_letter_with(raw, 0, fields)
 
 
