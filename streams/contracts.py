@@ -310,6 +310,8 @@ def reason_of(errors: Iterable[Mapping[str, Any]], kind: str = "event", skip: in
     prefix (FastAPI's ``("body",)``)."""
     errors = [{**e, "loc": tuple(e["loc"])[skip:]} for e in errors]
     missing = [".".join(map(str, e["loc"])) for e in errors if e["type"] == "missing"]
+    if "" in missing:
+        return f"{kind} is missing"
     if missing:
         return f"missing field(s): {', '.join(missing)}"
     extra = sorted(".".join(map(str, e["loc"])) for e in errors if e["type"] == "extra_forbidden")
