@@ -71,6 +71,9 @@ MAX_DEAD_LETTER_NOTE_CHARS = 1000
 # Passes to fit a truncated original, each shrinking it a little beyond the growth seen.
 DEAD_LETTER_FIT_PASSES = 8
 DEAD_LETTER_SHRINK = 0.98
+# Integers up to this many bits have their digits counted (below Python's 4300-digit
+# limit on int -> str); larger ones are estimated.
+EXACT_DIGITS_BITS = 14_000
 LOG10_2 = math.log10(2)
 CONTRACT_ERROR = "contract"
 _MARKUP = re.compile(r"<[^>]*>|[<>]")
@@ -93,11 +96,13 @@ def shown(value: Any) -> str:
     and never the digits of a huge integer (printing those is itself an attack).
 
     >>> shown(float("nan")), shown(10**400), shown("x" * 100)[-3:], shown("like")
-    ('NaN', 'an integer of about 401 digits', 'xx…', "'like'")
+    ('NaN', 'an integer of 401 digits', 'xx…', "'like'")
     """
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        if value.bit_length() <= EXACT_DIGITS_BITS:
+            return f"an integer of {len(str(abs(value)))} digits"
         return f"an integer of about {int(value.bit_length() * LOG10_2) + 1} digits"
     text = repr(value)
     return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "…"

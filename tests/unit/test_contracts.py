@@ -225,7 +225,8 @@ def test_validate_event_of_arbitrary_json_raises_only_invalid_event(data) -> Non
         (math.nan, "ts: NaN is not a valid epoch time"),
         (math.inf, "ts: Infinity is not a valid epoch time"),
         (-math.inf, "ts: -Infinity is not a valid epoch time"),
-        (10**400, "ts: an integer of about 401 digits is not a valid epoch time"),
+        (10**400, "ts: an integer of 401 digits is not a valid epoch time"),
+        pytest.param(10**40000, "ts: an integer of about 40001 digits is not a valid epoch time", id="40001-digits"),
         (True, "ts: expected epoch seconds as a number, got bool"),
     ],
 )
