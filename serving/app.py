@@ -170,33 +170,18 @@ def create_app(settings: Settings, make_intake: Callable[[Settings], Publisher] 
             raise ApiError(404, "not_found", f"unknown item {item_id!r}")
         return SimilarItems(item_id=item_id, items=_titled(catalog, _semantic(lambda: semantic.similar(item_id, k))))
 
-    @app.post(
-        "/v1/events",
-        status_code=202,
-        response_model=Accepted,
-        responses=ERRORS,
-        dependencies=[Depends(json_content)],
-    )
+    # Both event routes: 202 once stored, JSON bodies only.
+    intake_route = {"status_code": 202, "responses": ERRORS, "dependencies": [Depends(json_content)]}
+
+    @app.post("/v1/events", response_model=Accepted, **intake_route)
     async def post_event(message: EventMessage) -> Accepted:
         event = _with_id(message.to_event())
         [outcome] = await publish([event])
         if outcome is not None:
-            raise ApiError(
-                503,
-                "not_acknowledged",
-                f"{outcome}; it may or may not be stored: retry with the same event_id",
-                details={"event_id": event.event_id},
-                headers={"Retry-After": str(RETRY_AFTER_S)},
-            )
+            raise _not_acknowledged(f"{outcome}; it may or may not be stored: retry with the same event_id", {"event_id": event.event_id})
         return Accepted(event_id=event.event_id or "")
 
-    @app.post(
-        "/v1/events/batch",
-        status_code=202,
-        response_model=BatchAccepted,
-        responses=ERRORS,
-        dependencies=[Depends(json_content)],
-    )
+    @app.post("/v1/events/batch", response_model=BatchAccepted, **intake_route)
     async def post_batch(batch: EventBatch) -> BatchAccepted:
         if len(batch.events) > settings.http_batch_max:
             raise ApiError(413, "too_many_events", f"{len(batch.events)} events, over the limit of {settings.http_batch_max}")
@@ -210,13 +195,10 @@ def create_app(settings: Settings, make_intake: Callable[[Settings], Publisher] 
                 for (i, e), o in zip(valid, outcomes, strict=True)
             ]
             missing = sum(not a["acknowledged"] for a in acked)
-            raise ApiError(
-                503,
-                "not_acknowledged",
-                f"{missing} of {len(valid)} events not acknowledged ({next(o for o in outcomes if o)}): "
-                "retry them with the same event_ids",
-                details={"events": acked, "rejected": _dumped(rejected)},
-                headers={"Retry-After": str(RETRY_AFTER_S)},
+            first = next(o for o in outcomes if o)
+            raise _not_acknowledged(
+                f"{missing} of {len(valid)} events not acknowledged ({first}): retry them with the same event_ids",
+                {"events": acked, "rejected": _dumped(rejected)},
             )
         return BatchAccepted(accepted=len(valid), event_ids=[e.event_id or "" for _, e in valid], rejected=rejected)
 
@@ -243,6 +225,11 @@ def json_content(request: Request) -> None:
     mime = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if not (mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))):
         raise ApiError(415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)")
+
+
+def _not_acknowledged(message: str, details: dict[str, Any]) -> ApiError:
+    """503 for events the broker did not acknowledge in time: the client should retry."""
+    return ApiError(503, "not_acknowledged", message, details, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _validated(data: list[Any]) -> tuple[list[tuple[int, Event]], list[Rejected]]:

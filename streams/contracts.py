@@ -41,6 +41,7 @@ streamrec.streams.contracts.InvalidEvent: event_type: ['view'] is not one of cli
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import math
 import re
@@ -246,6 +247,10 @@ class ItemMessage(BaseModel):
     def to_item(self) -> Item:
         return Item(self.item_id, self.title, self.description, self.category, self.available)
 
+    @classmethod
+    def of(cls, item: Item) -> ItemMessage:
+        return cls.model_construct(**dataclasses.asdict(item))
+
 
 class RecommendedItem(BaseModel):
     """One entry of a published list, with its explanation when the model gives one."""
@@ -386,17 +391,7 @@ def validate_event(data: Any, now: float | None = None) -> Event:
 
 def encode_item(item: Item) -> bytes:
     """The ``items`` record of ``item``."""
-    return ItemMessage.model_construct(**_item_fields(item)).model_dump_json().encode()
-
-
-def _item_fields(item: Item) -> dict[str, Any]:
-    return {
-        "item_id": item.item_id,
-        "title": item.title,
-        "description": item.description,
-        "category": item.category,
-        "available": item.available,
-    }
+    return ItemMessage.of(item).model_dump_json().encode()
 
 
 def parse_item(raw: bytes | str | None) -> Item:
