@@ -110,7 +110,9 @@ class Metrics:
             Gauge(name, doc, registry=self.registry).set_function(value)
 
 
-def create_app(settings: Settings, make_intake: Callable[[Settings], Publisher] = Intake, follow: Follow = follow_topics) -> FastAPI:
+def create_app(
+    settings: Settings, make_intake: Callable[[Settings], Publisher] = Intake, follow: Follow = follow_topics
+) -> FastAPI:
     """The ASGI app; refuses (`InsecureServer`) to expose an open API on a reachable host."""
     keys = api_keys(settings)
     check_exposure(settings, keys)
@@ -130,7 +132,8 @@ def create_app(settings: Settings, make_intake: Callable[[Settings], Publisher] 
 
     app = FastAPI(title="streamrec", lifespan=lifespan)
     errors.install(app)
-    # Outermost first: count every answer, refuse a missing key before reading the body.
+    # Middleware added later wraps what came before: the key check runs before the body
+    # is read, and the counter (below) sees every answer, 401s included.
     app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
     app.add_middleware(ApiKeyAuth, keys=keys)
 
@@ -178,7 +181,8 @@ def create_app(settings: Settings, make_intake: Callable[[Settings], Publisher] 
         event = _with_id(message.to_event())
         [outcome] = await publish([event])
         if outcome is not None:
-            raise _not_acknowledged(f"{outcome}; it may or may not be stored: retry with the same event_id", {"event_id": event.event_id})
+            message = f"{outcome}; it may or may not be stored: retry with the same event_id"
+            raise _not_acknowledged(message, {"event_id": event.event_id})
         return Accepted(event_id=event.event_id or "")
 
     @app.post("/v1/events/batch", response_model=BatchAccepted, **intake_route)
