@@ -88,6 +88,13 @@ class Settings:
     http_batch_max: int = 1000
     # How long POST /v1/events waits for the broker to acknowledge (acks=all) before 503.
     http_ack_timeout_s: float = 5.0
+    # Prometheus endpoint of a worker (GET /metrics), loopback by default. `Stack` gives its
+    # worker i the port metrics_port + i (a free one if that is taken); 0 = no endpoint.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9400
+    # The workers' metrics endpoints the HTTP server reads for /dashboard, comma-separated
+    # (``http://127.0.0.1:9400/metrics,...``); `Stack` sets it for the server it starts.
+    worker_metrics_urls: str = ""
 
     @property
     def bootstrap_servers(self) -> str:
