@@ -18,7 +18,7 @@ from types import TracebackType
 
 import httpx
 
-from streamrec.infra.broker import EmbeddedBroker, create_topics, wipe_state
+from streamrec.infra.broker import EmbeddedBroker, create_topics, free_port, wipe_state
 from streamrec.settings import EMBEDDED, Settings
 from streamrec.streams.topics import topic_partitions
 from streamrec.streams.workdir import ready_marker
@@ -39,6 +39,15 @@ def running_broker(settings: Settings) -> str | None:
         return settings.broker
     path = broker_file(settings)
     return path.read_text().strip() if path.exists() else None
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def _require_free_port(host: str, port: int) -> None:
@@ -62,6 +71,8 @@ class Stack:
         self.broker: EmbeddedBroker | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.log_dir = Path(settings.data_dir) / "logs"
+        # Worker name -> its metrics port, kept across restarts of that worker.
+        self.metrics_ports: dict[str, int] = {}
 
     def start(self) -> Stack:
         try:
@@ -92,12 +103,36 @@ class Stack:
     def http_url(self) -> str:
         return f"http://{self.settings.http_host}:{self.settings.http_port}"
 
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        """Worker name -> its Prometheus endpoint."""
+        return {name: f"http://{self.settings.metrics_host}:{port}/metrics" for name, port in self.metrics_ports.items()}
+
+    def urls(self) -> list[str]:
+        """What this stack serves, one ``what: where`` line each (`streamrec up` prints them)."""
+        lines = [f"kafka bootstrap: {self.settings.bootstrap_servers}"]
+        if self.serve:
+            lines += [f"http api: {self.http_url}/v1", f"dashboard: {self.http_url}/dashboard",
+                      f"server metrics: {self.http_url}/metrics", f"health: {self.http_url}/healthz"]
+        return lines + [f"{name} metrics: {url}" for name, url in self.metrics_urls.items()]
+
     def start_worker(self, name: str) -> None:
         ready_marker(self.settings.data_dir, name).unlink(missing_ok=True)
-        self._spawn(name, ["worker", "--name", name])
+        self._spawn(name, ["worker", "--name", name], {"metrics_port": self._metrics_port(name)})
+
+    def _metrics_port(self, name: str) -> int:
+        """Worker i serves metrics on metrics_port + i, or on a free port if that one is
+        taken (another stack on this machine); 0 everywhere if metrics are off."""
+        if not self.settings.metrics_port:
+            return 0
+        if name not in self.metrics_ports:
+            wanted = self.settings.metrics_port + len(self.metrics_ports)
+            self.metrics_ports[name] = wanted if _bindable(self.settings.metrics_host, wanted) else free_port()
+        return self.metrics_ports[name]
 
     def start_server(self) -> None:
-        self._spawn("server", ["serve"])
+        urls = self.settings.worker_metrics_urls or ",".join(self.metrics_urls.values())
+        self._spawn("server", ["serve"], {"worker_metrics_urls": urls})
         deadline = time.monotonic() + SERVER_READY_TIMEOUT_S
         while time.monotonic() < deadline:
             self._check_alive("server")
@@ -148,8 +183,9 @@ class Stack:
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.stop()
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        env = {**os.environ, **self.settings.as_env(), "PYTHONUNBUFFERED": "1"}
+    def _spawn(self, name: str, args: list[str], settings: dict[str, object] | None = None) -> None:
+        """Start ``streamrec ARGS`` with the stack's settings, changed by ``settings``."""
+        env = {**os.environ, **self.settings.with_(**(settings or {})).as_env(), "PYTHONUNBUFFERED": "1"}
         log = open(self.log_dir / f"{name}.log", "ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "streamrec", *args], env=env, stdout=log, stderr=subprocess.STDOUT
