@@ -32,6 +32,7 @@ from streamrec.models.registry import RecommenderOptions, initial_recommender, m
 from streamrec.streams.catalog import Catalog
 from streamrec.streams.learning import CONTEXT as LEARNING_CONTEXT
 from streamrec.streams.learning import Entry, LearningLog, encode_batch
+from streamrec.streams.metrics import WorkerMetrics
 from streamrec.types import Event
 from streamrec.streams.contracts import InvalidEvent, dead_letter, parse_event, recommendation_message
 from streamrec.streams.state import UserState
@@ -131,6 +132,7 @@ class EventProcessor:
         self.users = users
         self.topics = topics
         self.stats: Counter[str] = Counter()
+        self.metrics = WorkerMetrics()
         self._catalog_cursor = 0
         self._learning_cursor = 0
         self._graced: set[str] = set()
@@ -138,6 +140,10 @@ class EventProcessor:
         self.model_version = latest_version(settings.model_dir)
 
     async def handle(self, batch: Sequence[EventT]) -> None:
+        with self.metrics.batch(len(batch)):
+            await self._handle(batch)
+
+    async def _handle(self, batch: Sequence[EventT]) -> None:
         self.follow()
         parsed = [(source, self._parse(source)) for source in batch]
         await self._grace_unknown_items([e for _, e in parsed if isinstance(e, Event)])
@@ -184,6 +190,7 @@ class EventProcessor:
         self._catalog_cursor, self._learning_cursor = catalog_at, learning_at
         log.info("model reloaded: %s", new.version)
         self.stats["model_reloads"] += 1
+        self.metrics.model_swapped(self.settings.recommender, self.model_version)
 
     def _fresh_model(self) -> tuple[Recommender, int, int]:
         """A new recommender brought up to the whole catalog and learning log (off the loop)."""
@@ -221,6 +228,7 @@ class EventProcessor:
 
     async def _dead_letter(self, source: EventT, reason: InvalidEvent) -> None:
         self.stats["dead_lettered"] += 1
+        self.metrics.dead_lettered(str(reason))
         where = f"{source.message.topic}[{source.message.partition}]@{source.message.offset}"
         await self.topics["dlq"].send(key=source.key, value=dead_letter(source.value, str(reason), where))
 
@@ -267,6 +275,7 @@ class EventProcessor:
                 user_id, ranked[i], entry.event, self.recommender.version, entry.state.events, now, reasons[i]
             )
             await self.topics["recommendations"].send(key=user_id.encode(), value=message)
+            self.metrics.published([entry.source.message.timestamp], now)
         self.stats["lists_out"] += len(users)
 
 
@@ -282,6 +291,11 @@ def build(
     users = app.Table(USERS_TABLE, partitions=settings.partitions)  # user_id -> UserState.to_dict()
     processor = EventProcessor(settings, recommender, catalog, learning, users, topics)
     events = topics["events"]
+    processor.metrics.watch([processor.stats], lambda: 0, lambda: 0, lambda: lags(app, settings.topic_events),
+                            trusted=bool(settings.recovery_check))
+    processor.metrics.model_swapped(settings.recommender, processor.model_version)
+    if settings.metrics_port:
+        processor.metrics.serve(settings.metrics_port, settings.metrics_host)
 
     @app.agent(events)
     async def process(stream: faust.StreamT) -> None:
@@ -302,6 +316,17 @@ def build(
         ready_marker(settings.data_dir, worker_name).write_text(str(time.time()))
 
     return app, processor
+
+
+def lags(app: faust.App, topic: str) -> dict[int, int]:
+    """Records not read yet per assigned partition of ``topic``: highwater - (last read + 1)."""
+    consumer = app.consumer
+    read = consumer._read_offset
+    return {
+        tp.partition: max(0, consumer.highwater(tp) - ((read.get(tp) or -1) + 1))
+        for tp in consumer.assignment()
+        if tp.topic == topic and consumer.highwater(tp) is not None
+    }
 
 
 def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:

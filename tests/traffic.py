@@ -1,0 +1,31 @@
+"""A little traffic for a running stack: items, a few users' events, one malformed record."""
+
+from __future__ import annotations
+
+from streamrec.infra.stack import Stack
+from streamrec.streams.replay import Pacer, produce_items, produce_raw, replay
+from streamrec.types import Event, Item
+
+ITEMS = [Item(f"m{i}", f"Movie {i}") for i in range(30)]
+USERS = ("u1", "u2", "u3", "u4")
+EVENTS_PER_USER = 6
+# Paced, so that the events arrive over a few seconds (the dashboard shows a rate, not one spike).
+RATE = 20.0
+MALFORMED = b'{"user_id": "u1", "item_id": '
+
+
+def events() -> list[Event]:
+    """Each user meets a different run of items, in turns: u1 m0, u2 m3, ..."""
+    return [
+        Event(user, ITEMS[(3 * u + n) % len(ITEMS)].item_id, "click", 1000.0 + n, f"{user}-{n}")
+        for n in range(EVENTS_PER_USER)
+        for u, user in enumerate(USERS)
+    ]
+
+
+def feed(stack: Stack) -> dict[str, int]:
+    """Announce the items, replay the events and one malformed record; events per user."""
+    produce_items(ITEMS, stack.settings)
+    produce_raw(stack.settings, stack.settings.topic_events, [("u1", MALFORMED)])
+    replay(events(), stack.settings, Pacer(rate=RATE), quiet=True)
+    return dict.fromkeys(USERS, EVENTS_PER_USER)
