@@ -146,7 +146,7 @@ class WorkerMetrics(Registered):
             "From an event's produce time (its Kafka timestamp) to the publication of the list that includes it",
             buckets=FRESHNESS_BUCKETS, registry=r,
         )
-        self.model = Info("streamrec_worker_model", "The recommender being served and its artifact", registry=r)
+        self.model = Info("streamrec_worker_model", "The model being served and its artifact version", registry=r)
         self.model_loaded = Gauge(
             "streamrec_worker_model_loaded_timestamp_seconds", "When the current model was loaded (Unix time)",
             registry=r,
@@ -173,8 +173,9 @@ class WorkerMetrics(Registered):
             if at is not None:
                 self.freshness.observe(max(0.0, now - at))
 
-    def model_swapped(self, recommender: str, version: str | None, at: float | None = None) -> None:
-        self.model.info({"recommender": recommender, "version": version or "none"})
+    def model_swapped(self, model: str, artifact: str | None, at: float | None = None) -> None:
+        """The worker now scores with ``model`` (its version string), built from ``artifact``."""
+        self.model.info({"model": model, "artifact": artifact or "none"})
         self.model_loaded.set(time.time() if at is None else at)
 
     def watch(

@@ -190,7 +190,7 @@ class EventProcessor:
         self._catalog_cursor, self._learning_cursor = catalog_at, learning_at
         log.info("model reloaded: %s", new.version)
         self.stats["model_reloads"] += 1
-        self.metrics.model_swapped(self.settings.recommender, self.model_version)
+        self.metrics.model_swapped(new.version, self.model_version)
 
     def _fresh_model(self) -> tuple[Recommender, int, int]:
         """A new recommender brought up to the whole catalog and learning log (off the loop)."""
@@ -293,7 +293,7 @@ def build(
     events = topics["events"]
     processor.metrics.watch([processor.stats], lambda: 0, lambda: 0, lambda: lags(app, settings.topic_events),
                             trusted=bool(settings.recovery_check))
-    processor.metrics.model_swapped(settings.recommender, processor.model_version)
+    processor.metrics.model_swapped(recommender.version, processor.model_version)
     if settings.metrics_port:
         processor.metrics.serve(settings.metrics_port, settings.metrics_host)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 from streamrec.infra.stack import Stack
-from streamrec.streams.replay import Pacer, produce_items, produce_raw, replay
+from streamrec.streams.contracts import encode_event
+from streamrec.streams.replay import Pacer, produce_items, produce_raw, producer, replay
 from streamrec.types import Event, Item
 
 ITEMS = [Item(f"m{i}", f"Movie {i}") for i in range(30)]
@@ -29,3 +32,34 @@ def feed(stack: Stack) -> dict[str, int]:
     produce_raw(stack.settings, stack.settings.topic_events, [("u1", MALFORMED)])
     replay(events(), stack.settings, Pacer(rate=RATE), quiet=True)
     return dict.fromkeys(USERS, EVENTS_PER_USER)
+
+
+class Trickle:
+    """Keep events flowing (other users than `USERS`) from a thread while a page watches.
+
+    >>> with Trickle(stack):  # doctest: +SKIP
+    ...     open_the_page()
+    """
+
+    def __init__(self, stack: Stack, rate: float = RATE, limit: int = 5000) -> None:
+        self.settings, self.rate, self.limit = stack.settings, rate, limit
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trickle", daemon=True)
+
+    def __enter__(self) -> Trickle:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        out = producer(self.settings)
+        for n in range(self.limit):  # bounded: a forgotten trickle ends by itself
+            if self._stop.wait(1 / self.rate):
+                break
+            event = Event(f"t{n % 5}", ITEMS[n % len(ITEMS)].item_id, "view", 2000.0 + n, f"t-{n}")
+            out.produce(self.settings.topic_events, key=event.user_id.encode(), value=encode_event(event))
+            out.poll(0)
+        out.flush(10)

@@ -113,7 +113,7 @@ def test_stats_show_topics_workers_and_one_user(client: TestClient, fakes: Fakes
     assert [i["item_id"] for i in user["lists"][0]["items"]] == ["d", "b"]
     assert user["lists"][0]["items"][0]["reason"] == "because you viewed a" and user["lists"][0]["user_events"] == 2
     up, down = stats["workers"]["endpoints"]
-    assert up["up"] and up["model"] == {"recommender": "transformer", "version": "v0002"}
+    assert up["up"] and up["model"] == {"model": "transformer", "artifact": "v0002"}
     assert up["model_loaded_at"] == NOW - 30 and up["lag_trusted"] is False
     assert not down["up"] and "refused" in down["error"]
     totals = stats["workers"]["totals"]

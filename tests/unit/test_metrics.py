@@ -67,7 +67,7 @@ def test_worker_metrics_export_counts_histograms_and_model() -> None:
     assert got["streamrec_event_to_list_seconds_count"] == 2  # the event without a timestamp is not measured
     assert got["streamrec_event_to_list_seconds_sum"] == pytest.approx(0.7)
     assert got["streamrec_event_to_list_seconds_bucket|le=0.2"] == 1
-    assert got["streamrec_worker_model_info|recommender=transformer|version=v0003"] == 1
+    assert got["streamrec_worker_model_info|artifact=v0003|model=transformer"] == 1
     assert got["streamrec_worker_model_loaded_timestamp_seconds"] == 1234.5
     assert got["streamrec_worker_consumer_lag_records|partition=0"] == 4
     assert got["streamrec_worker_end_offsets_trusted"] == 0

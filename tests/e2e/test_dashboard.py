@@ -1,0 +1,108 @@
+"""/dashboard in headless Chromium over a real stack: the charts draw and keep updating.
+
+Needs Debian's chromium (.ci/run installs it). The page polls the server once a second;
+Chromium runs it under a virtual-time budget (timers fast-forward, fetches are real),
+then dumps the DOM, which the test reads; one screenshot is kept for a human.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from streamrec.infra.broker import READY_TIMEOUT_S, free_port
+from streamrec.infra.stack import SERVER_READY_TIMEOUT_S, WORKER_READY_TIMEOUT_S, Stack
+from streamrec.settings import Settings
+from tests.conftest import wait_for
+from tests.traffic import USERS, Trickle, feed
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,1400",
+)
+# Virtual milliseconds the page runs before the dump: several of its 1 s polls.
+VIRTUAL_TIME_MS = 6000
+# One Chromium run on a busy 2-core machine (start, polls, dump or screenshot).
+CHROMIUM_RUN_S = 120.0
+# Waits on the stack: every user's list, then a few dashboard snapshots.
+STACK_WAIT_S = 90.0
+BUDGET_S = READY_TIMEOUT_S + WORKER_READY_TIMEOUT_S + SERVER_READY_TIMEOUT_S + 2 * STACK_WAIT_S + 2 * CHROMIUM_RUN_S
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM} (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    settings = Settings.load(env={}, overrides={"data_dir": str(tmp_path / "data"), "http_port": free_port()})
+    with Stack(settings, serve=True) as running:
+        yield running
+
+
+def chromium(tmp_path: Path, url: str, *args: str) -> str:
+    profile = tmp_path / "profile"
+    command = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={VIRTUAL_TIME_MS}",
+               *args, url]
+    return subprocess.run(command, capture_output=True, text=True, timeout=CHROMIUM_RUN_S, check=True).stdout
+
+
+def text_of(dom: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}"[^>]*>([^<]*)<', dom)
+    assert match, f"#{element_id} missing"
+    return match.group(1)
+
+
+@pytest.mark.timeout(BUDGET_S)
+def test_dashboard_renders_live_figures_and_a_users_list(stack: Stack, tmp_path: Path) -> None:
+    expected = feed(stack)
+    http = httpx.Client(base_url=stack.http_url, timeout=5)
+    user = USERS[0]
+
+    def stats() -> dict:
+        return http.get("/v1/dashboard/stats", params={"user": user}).json()
+
+    def user_events(u: str) -> int:
+        answer = http.get(f"/v1/users/{u}/recommendations")
+        return answer.json()["user_events"] if answer.status_code == 200 else 0
+
+    assert wait_for(lambda: all(user_events(u) >= n for u, n in expected.items()), STACK_WAIT_S)
+    url = f"{stack.http_url}/dashboard?user={user}"
+    with Trickle(stack):
+        # A few server-side snapshots first, so the charts have a history to draw.
+        assert wait_for(lambda: len(stats()["history"]) >= 3 and stats()["events_per_s"] > 0, STACK_WAIT_S, every_s=0.5)
+        dom = chromium(tmp_path, url, "--dump-dom")
+        shot = tmp_path / "dashboard.png"
+        chromium(tmp_path, url, f"--screenshot={shot}")
+    print(f"dashboard screenshot: {shot}")
+
+    assert int(re.search(r'<body[^>]*data-updates="(\d+)"', dom).group(1)) >= 2  # it polled and re-rendered
+    assert float(text_of(dom, "events-rate")) > 0
+    assert text_of(dom, "freshness-p50").endswith(" ms") and text_of(dom, "freshness-p99").endswith(" ms")
+    for chart in ("chart-events", "chart-freshness", "chart-dlq"):
+        svg = re.search(rf'<svg class="chart" id="{chart}">(.*?)</svg>', dom, re.S)
+        assert svg, chart
+        lines = re.findall(r'<polyline[^>]*points="([^"]+)"', svg.group(1))
+        assert lines and all(len(points.split()) >= 2 for points in lines), chart
+    listed = re.findall(r'<li data-item="([^"]+)"', re.search(r'id="user-list">(.*?)</ol>', dom, re.S).group(1))
+    served = [i["item_id"] for i in http.get(f"/v1/users/{user}/recommendations").json()["items"]]
+    assert listed == served
+    assert len(re.findall(r"<li>", re.search(r'id="user-events">(.*?)</ol>', dom, re.S).group(1))) == expected[user]
+    assert "malformed JSON" in re.search(r'id="dlq-reasons">(.*?)</ul>', dom, re.S).group(1)
+    workers = re.search(r'id="workers">(.*?)</tbody>', dom, re.S).group(1)
+    assert stack.metrics_urls["worker-0"] in workers and '<td class="ok">up</td>' in workers
+    assert shot.stat().st_size > 20_000  # a blank page is a few KB
