@@ -17,6 +17,7 @@ exported from it at scrape time (`StatsCollector`): no second count to keep in s
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,6 +27,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 # Micro-batches hold 1..batch_max (256 by default) events: powers of two cover them.
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -197,9 +200,15 @@ class WorkerMetrics(Registered):
         ).set_function(learning_lag)
         self.end_offsets_trusted.set(int(trusted))
 
-    def serve(self, port: int, host: str) -> None:
-        """Serve ``/metrics`` on ``host:port`` from a daemon thread."""
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, port: int, host: str) -> bool:
+        """Serve ``/metrics`` on ``host:port`` from a daemon thread; False (logged) if the
+        port cannot be bound: a worker without its metrics still does its work."""
+        try:
+            start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            log.error("no metrics endpoint on %s:%d: %s", host, port, exc)
+            return False
+        return True
 
 
 class ServerMetrics(Registered):

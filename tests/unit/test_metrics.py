@@ -106,6 +106,7 @@ def test_server_metrics_count_lists_as_counters_and_time_routes() -> None:
 def test_worker_metrics_are_served_over_http() -> None:
     metrics, port = WorkerMetrics(), free_port()
     metrics.dead_lettered("empty record (no value)")
-    metrics.serve(port, "127.0.0.1")
+    assert metrics.serve(port, "127.0.0.1")
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'streamrec_worker_dead_lettered_total{reason="malformed"} 1.0' in text
+    assert not WorkerMetrics().serve(port, "127.0.0.1")  # taken: logged, not raised
