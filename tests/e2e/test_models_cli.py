@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from streamrec.infra.cli import main
-from streamrec.models.versions import latest_version
-from streamrec.types import Interaction, UserContext
 from streamrec.models.fusion import FusionWeights
 from streamrec.models.transformer import TransformerRecommender
+from streamrec.models.versions import latest_version
+from streamrec.types import Interaction, UserContext
 
 pytestmark = pytest.mark.e2e
 
