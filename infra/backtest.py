@@ -187,7 +187,7 @@ def run_backtest(
     context = Context(
         catalog=[item.item_id for item in items],
         train_counts=cut.train_counts,
-        categories=metrics.category_sets({item.item_id: item.category for item in items}),
+        categories=metrics.category_sets(items),
     )
     report = build_report(runs, cut, context, items, config, settings)
     report["model"]["train_s"] = train_s

@@ -28,7 +28,7 @@ from streamrec.settings import Settings
 from streamrec.models.versions import latest_version
 from streamrec.types import Interaction
 from streamrec.models.base import Recommender
-from streamrec.models.registry import initial_recommender, make_recommender, uses_artifacts
+from streamrec.models.registry import RecommenderOptions, initial_recommender, make_recommender, uses_artifacts
 from streamrec.streams.catalog import Catalog
 from streamrec.streams.learning import CONTEXT as LEARNING_CONTEXT
 from streamrec.streams.learning import Entry, LearningLog, encode_batch
@@ -187,7 +187,7 @@ class EventProcessor:
 
     def _fresh_model(self) -> tuple[Recommender, int, int]:
         """A new recommender brought up to the whole catalog and learning log (off the loop)."""
-        recommender = make_recommender(self.settings.recommender, self.settings)
+        recommender = make_recommender(self.settings.recommender, RecommenderOptions.of(self.settings))
         return recommender, *self._catch_up(recommender, 0, 0)
 
     def follow(self) -> None:
@@ -306,7 +306,7 @@ def build(
 
 def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
     """Run one worker until SIGTERM/SIGINT: catalog first, then the Faust worker."""
-    recommender = initial_recommender(settings)
+    recommender = initial_recommender(settings.recommender, RecommenderOptions.of(settings))
     catalog, learning = Catalog(), LearningLog()
     readers = [
         catalog.follow(settings.bootstrap_servers, settings.topic_items, name=worker_name),

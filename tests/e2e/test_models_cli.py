@@ -26,8 +26,8 @@ def test_train_writes_an_artifact_the_recommender_serves(tmp_path: Path) -> None
     result = CliRunner().invoke(main, ["train", "--dataset", "ml-100k", "--out", str(out), "--epochs", "3"], env=env)
     assert result.exit_code == 0, result.output
     assert latest_version(out) is not None
-    fusion = FusionWeights.load(out)  # train also fits the fusion ranker for the new artifact
-    assert fusion is not None and fusion.meta["artifact"] == latest_version(out)
+    fusion = FusionWeights.load(out / latest_version(out))  # train also fits the fusion ranker, inside the version
+    assert fusion is not None and fusion.meta["fitted"]
     rec = TransformerRecommender.from_dir(out)
     window = (Interaction("50", "purchase", 0.0), Interaction("172", "click", 60.0))
     user = UserContext("1", window, frozenset({"50", "172"}))
