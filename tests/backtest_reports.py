@@ -35,8 +35,6 @@ def built_report() -> dict:
     cut.scored = [
         (Event(o.event.user_id, o.event.item_id, "click", o.event.ts), o.event.ordinal) for o in runs[0].outcomes
     ]
-    context = Context(
-        [i.item_id for i in ITEMS], cut.train_counts, metrics.category_sets(ITEMS)
-    )
+    context = Context([i.item_id for i in ITEMS], cut.train_counts, metrics.category_sets(ITEMS))
     config = BacktestConfig(("popularity", "cooccurrence"), 500.0, None, 4, 64, 7, None, "synthetic")
     return build_report(runs, cut, context, ITEMS, config, Settings())

@@ -13,10 +13,10 @@ from streamrec.models.content import Content
 from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.evaluation import score
 from streamrec.models.fusion import Fusion, fit
+from streamrec.models.holdout import feed, holdout_contexts, leave_one_out, user_sequences, validation_contexts
 from streamrec.models.metrics import head_items
 from streamrec.models.rerank import TailRerank
 from streamrec.models.text_encoder import TextEncoder
-from streamrec.models.holdout import feed, holdout_contexts, leave_one_out, user_sequences, validation_contexts
 from streamrec.models.trending import Trending
 from streamrec.streams.sources import movielens_events, movielens_items
 
