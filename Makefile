@@ -50,7 +50,8 @@ LINTED ?= infra/backtest.py infra/backtest_report.py infra/gating.py infra/repor
 	streams/sources.py streams/replay.py streams/freshness.py streams/lists.py \
 	bench/bench_pipeline.py tests/conftest.py tests/topics.py tests/modules.py tests/backtest_reports.py \
 	tests/unit/test_report.py tests/unit/test_sources.py tests/unit/test_config.py tests/unit/test_deployment.py \
-	tests/unit/test_packaging.py tests/integration/test_backtest.py tests/e2e
+	tests/unit/test_packaging.py tests/integration/test_backtest.py \
+	tests/e2e/test_models_cli.py tests/e2e/test_report_browser.py
 # mypy does not know setuptools' package-dir mapping: it checks the folders through a tree
 # of links laid out as installed (streamrec/{models,streams,serving,infra}).
 MYPY_ROOT := .cache/mypy-root
