@@ -6,14 +6,17 @@ the one clock every event -> list latency here is measured on (`streams.freshnes
 backtest), against production times taken with `time.time()` on the same machine.
 
 `ListBook` follows the topic: the latest list per user, every list once asked to
-record, and a hook per list (freshness, counts).
+record, a hook per list (freshness), counts per model; with ``keep_messages`` also each
+user's latest message as published (scores, reasons: what an HTTP server returns).
 
 >>> from streamrec.streams.broadcast import Record
->>> book = ListBook()
->>> value = b'{"user_id": "u", "items": [{"item_id": "a"}], "user_events": 2, "model": "popularity"}'
+>>> book = ListBook(keep_messages=True)
+>>> value = b'{"user_id": "u", "items": [{"item_id": "a", "score": 0.5}], "user_events": 2, "model": "popularity"}'
 >>> book.on_records([Record(b"u", value, 1500, 0, 0), Record(b"v", b"{oops", 1600, 0, 1)])
 >>> book.latest["u"], book.user_events("u"), book.models, book.malformed
 (Published(user_id='u', items=('a',), user_events=2, published_at=1.5), 2, Counter({'popularity': 1}), 1)
+>>> book.message("u")["items"]
+[{'item_id': 'a', 'score': 0.5}]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -32,13 +36,11 @@ from streamrec.streams.broadcast import Record, TopicReader
 OnList = Callable[[Published], None]
 
 
-def published(record: Record) -> tuple[Published, str]:
-    """The list one record carries, and the model that made it (``KeyError``/``ValueError`` if malformed)."""
+def published(record: Record) -> tuple[Published, dict[str, Any]]:
+    """The list one record carries, and the message itself (``KeyError``/``ValueError`` if malformed)."""
     data = orjson.loads(record.value)
     items = tuple(entry["item_id"] for entry in data["items"])
-    return Published(data["user_id"], items, int(data["user_events"]), record.timestamp_ms / 1000.0), data.get(
-        "model", ""
-    )
+    return Published(data["user_id"], items, int(data["user_events"]), record.timestamp_ms / 1000.0), data
 
 
 class ListBook:
@@ -48,7 +50,7 @@ class ListBook:
     wait on ``cond``, which is notified after every batch.
     """
 
-    def __init__(self, on_list: OnList | None = None) -> None:
+    def __init__(self, on_list: OnList | None = None, keep_messages: bool = False) -> None:
         self.cond = threading.Condition()
         self.latest: dict[str, Published] = {}
         self.recorded: list[Published] = []
@@ -56,6 +58,7 @@ class ListBook:
         self.models: Counter[str] = Counter()
         self.malformed = 0
         self.on_list = on_list
+        self.messages: dict[str, dict[str, Any]] | None = {} if keep_messages else None
 
     def follow(self, settings: Settings, name: str) -> TopicReader:
         """Start reading the recommendations topic (from its beginning) into this book."""
@@ -69,9 +72,11 @@ class ListBook:
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 self.malformed += 1
         with self.cond:
-            for listed, model in lists:
+            for listed, message in lists:
                 self.latest[listed.user_id] = listed
-                self.models[model] += 1
+                self.models[message.get("model", "")] += 1
+                if self.messages is not None:
+                    self.messages[listed.user_id] = message
                 if self.on_list is not None:
                     self.on_list(listed)
             if self.recording:
@@ -82,6 +87,13 @@ class ListBook:
     def lists(self) -> int:
         """Lists read so far."""
         return sum(self.models.values())
+
+    def message(self, user_id: str) -> dict[str, Any] | None:
+        """The user's latest message as published (needs ``keep_messages``)."""
+        if self.messages is None:
+            raise ValueError("this ListBook keeps no messages (keep_messages=False)")
+        with self.cond:
+            return self.messages.get(user_id)
 
     def user_events(self, user_id: str) -> int:
         """How many of the user's events their latest list reflects (0: no list yet)."""
