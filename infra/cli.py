@@ -27,6 +27,7 @@ COMMANDS = {
     "evaluate": "models:evaluate",
     "backtest": "backtest:backtest_command",
     "topics": "topics:topics",
+    "schema": "schema:schema",
 }
 
 
