@@ -19,20 +19,12 @@ import pytest
 from streamrec.infra.broker import READY_TIMEOUT_S, free_port
 from streamrec.infra.stack import SERVER_READY_TIMEOUT_S, WORKER_READY_TIMEOUT_S, Stack
 from streamrec.settings import Settings
+from tests.browser import CHROMIUM_FLAGS
 from tests.conftest import wait_for
 from tests.traffic import USERS, Trickle, feed
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1400,1400",
-)
+WINDOW = "--window-size=1400,1400"
 # Virtual milliseconds the page runs before the dump: several of its 1 s polls.
 VIRTUAL_TIME_MS = 6000
 # One Chromium run on a busy 2-core machine (start, polls, dump or screenshot).
@@ -56,7 +48,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 def chromium(tmp_path: Path, url: str, *args: str) -> str:
     profile = tmp_path / "profile"
-    command = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={VIRTUAL_TIME_MS}",
+    command = [CHROMIUM, *CHROMIUM_FLAGS, WINDOW, f"--user-data-dir={profile}", f"--virtual-time-budget={VIRTUAL_TIME_MS}",
                *args, url]
     return subprocess.run(command, capture_output=True, text=True, timeout=CHROMIUM_RUN_S, check=True).stdout
 
