@@ -2,7 +2,8 @@
 
 A **round** (`run_round`) on the events seen so far (a bounded history, oldest first):
 
-1. the newest ``holdout`` events are set aside; the candidate trains on the rest, by a
+1. the newest ``holdout`` events (at most `MAX_HOLDOUT_SHARE` of the history; none when
+   there is no live model to compare with) are set aside; the candidate trains on the rest, by a
    warm start from the live artifact (`models.continual.fine_tune` after `grow`) or, every
    ``full_every`` rounds and when there is no live model, a full retrain;
 2. candidate and live model are scored on the held-out events by the prequential
@@ -46,6 +47,10 @@ from streamrec.types import Event, Item
 log = logging.getLogger(__name__)
 
 WARM, FULL = "warm-start", "full"
+# A short history still trains on most of itself: the gate takes at most this share.
+MAX_HOLDOUT_SHARE = 0.25
+# Refused candidates kept in memory for inspection: the newest few, each a whole model.
+KEEP_REFUSED = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +100,7 @@ def run_round(
     Writes nothing: `Trainer.round` (or a replay loop) saves the candidate when promoted.
     """
     events = sorted(history, key=lambda e: e.ts)
-    cut = max(len(events) - config.holdout, 0)
+    cut = len(events) if live is None else len(events) - min(config.holdout, int(len(events) * MAX_HOLDOUT_SHARE))
     text = encoder.encode_items(items)
     seqs = user_sequences(events[:cut])
     if live is None or full:
@@ -164,9 +169,6 @@ class Trainer:
             log.warning("candidate kept aside (%s): %s", decision.kind, decision.verdict.reason)
         return decision
 
-
-# Refused candidates kept in memory for inspection: the newest few, each a whole model.
-KEEP_REFUSED = 3
 
 
 def _in_memory(candidate: Fitted, encoder: TextEncoder) -> Artifact:

@@ -37,6 +37,8 @@ POLL_S = 1.0
 # Event ids remembered to drop redeliveries and producer duplicates (bounded memory).
 SEEN_IDS = 100_000
 STATUS_FILE = "trainer.json"
+# Longest the trainer waits for the catalog before following events (as the worker does).
+CATALOG_WAIT_S = 30.0
 
 
 class Intake:
@@ -104,6 +106,8 @@ def run(settings: Settings, max_rounds: int | None) -> None:
     catalog, intake = Catalog(), Intake()
     readers = [catalog.follow(settings.bootstrap_servers, settings.topic_items, name="trainer"),
                TopicReader(settings.bootstrap_servers, settings.topic_events, intake.on_records, name="trainer").start()]
+    if not readers[0].wait_caught_up(CATALOG_WAIT_S):  # events of items not yet read would be dropped
+        log.warning("catalog still loading after %.0f s; starting anyway", CATALOG_WAIT_S)
     encoder = TextEncoder(cache_dir=Path(settings.data_dir) / "text_cache")
     loop = Trainer(settings.model_dir, encoder, trainer_config(settings))
     try:

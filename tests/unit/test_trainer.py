@@ -28,7 +28,8 @@ from streamrec.streams.drift import DriftStream, drift_stream
 from streamrec.streams.state import UserState
 from streamrec.types import Event, Item
 
-QUICK = TrainConfig(epochs=12, patience=2, max_seconds=120.0)
+# Small batches: a tiny log still gives the optimiser enough steps per epoch.
+QUICK = TrainConfig(epochs=40, patience=4, batch_size=16, max_seconds=120.0)
 CONFIG = TrainerConfig(history=5000, holdout=600, every_events=1000, full=QUICK,
                        fine_tune=dataclasses.replace(QUICK, lr=1e-3))
 
