@@ -103,7 +103,7 @@ def main() -> None:
     started = time.monotonic()
     print(row("cooccurrence", simulate(CoOccurrence(), events, releases, cut), time.monotonic() - started))
     started = time.monotonic()
-    warm = user_sequences(events[max(0, cut - args.history) : cut])
+    warm = user_sequences(events[:cut])  # all of the warm-up part, as the backtest trains
     frozen = continual.retrain(warm, known_items, encoder.encode_items(known_items), None, full)
     art = in_memory(frozen.model, frozen.item_ids, frozen.text, encoder.model_name, frozen.metrics)
     train_s = time.monotonic() - started
@@ -122,10 +122,11 @@ def main() -> None:
         started = time.monotonic()
         outcomes, decisions = rounds(events, releases, cut, art, encoder, config, args.every)
         print(row(f"rounds every {args.every}", outcomes, time.monotonic() - started))
-        print("\n| round at | kind | promoted | reason | epochs | train s |\n|---|---|---|---|---|---|")
+        print("\n| round at | kind | promoted | reason | epochs | train s | time cap hit |\n|---|---|---|---|---|---|---|")
         for at, d in decisions:
             m = d.candidate.metrics
-            print(f"| {at} | {d.kind} | {d.promoted} | {d.verdict.reason} | {m.get('epochs')} | {m.get('train_seconds')} |")
+            print(f"| {at} | {d.kind} | {d.promoted} | {d.verdict.reason} | {m.get('epochs')} | {m.get('train_seconds')}"
+                  f" | {d.candidate.capped} |")
     print(f"\nfrozen training: {train_s:.0f} s, {frozen.metrics}")
     vocab = set(frozen.item_ids)
     known = [o for o in results["frozen"] if o.item_id in vocab]

@@ -42,8 +42,11 @@ from streamrec.types import Event, Item
 # Fine-tuning starts near a good point: a smaller step than from scratch (3e-3) keeps
 # what the live model knows, and a short patience stops once the new events are absorbed.
 FINE_TUNE = training.TrainConfig(epochs=100, patience=3, lr=1e-3, max_seconds=300.0)
-# A full retrain is `streamrec train`'s schedule with a shorter patience (a round's budget).
-FULL = training.TrainConfig(patience=5, max_seconds=600.0)
+# A full retrain is `streamrec train`'s schedule: on ml-100k a patience of 5 stopped at
+# epoch 17 with half the validation NDCG@10 (docs/trainer.md); validation is noisy.
+FULL = training.TrainConfig()
+# Fewer recent users than this validate a warm start too noisily: validate on all users.
+MIN_VALID_USERS = 50
 
 
 @dataclasses.dataclass
@@ -61,10 +64,19 @@ class Fitted:
         return bool(self.metrics.get("capped", 0.0))
 
 
-def hold_last(seqs: Mapping[str, list[Event]]) -> tuple[dict[str, list[Event]], dict[str, Event]]:
-    """Each user's newest event held out for validation (users with one event keep it)."""
-    train_seqs = {u: evs[:-1] if len(evs) >= 2 else list(evs) for u, evs in seqs.items()}
-    return train_seqs, {u: evs[-1] for u, evs in seqs.items() if len(evs) >= 2}
+def hold_last(
+    seqs: Mapping[str, list[Event]], after: float | None = None
+) -> tuple[dict[str, list[Event]], dict[str, Event]]:
+    """Each user's newest event held out for validation (users with one event keep it).
+
+    With ``after``, only users whose newest event is later than ``after`` (if at least
+    `MIN_VALID_USERS` are): a warm start is validated on what changed since the live
+    model's training, not on the targets that model was already selected on.
+    """
+    users = [u for u, evs in seqs.items() if len(evs) >= 2]
+    recent = [u for u in users if after is not None and seqs[u][-1].ts > after]
+    valid = {u: seqs[u][-1] for u in (recent if len(recent) >= MIN_VALID_USERS else users)}
+    return {u: evs[:-1] if u in valid else list(evs) for u, evs in seqs.items()}, valid
 
 
 def grow(artifact: Artifact, items: Sequence[Item], item_text: np.ndarray) -> Fitted:
@@ -90,13 +102,15 @@ def grow(artifact: Artifact, items: Sequence[Item], item_text: np.ndarray) -> Fi
 def fine_tune(start: Fitted, seqs: Mapping[str, list[Event]], config: training.TrainConfig = FINE_TUNE) -> Fitted:
     """Train ``start`` further on ``seqs`` (users' events, oldest first); keep the best-validation weights.
 
-    Events of items outside ``start``'s vocabulary are dropped (`grow` it first).
+    Validation: `hold_last` after ``start``'s ``trained_until``. Events of items outside
+    ``start``'s vocabulary are dropped (`grow` it first). ``best_epoch`` 0 means no epoch
+    beat the starting weights (the result is ``start`` itself).
     """
     torch.set_num_threads(1)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model, vocab = copy.deepcopy(start.model), ItemVocab(start.item_ids)
-    train_seqs, valid = hold_last(seqs)
+    train_seqs, valid = hold_last(seqs, start.metrics.get("trained_until"))
     encoded = [training.encode_events(evs, vocab) for evs in train_seqs.values()]
     val_users = [u for u in valid if valid[u].item_id in vocab]
     val_windows = [training.encode_events(train_seqs[u], vocab) for u in val_users]
@@ -118,7 +132,8 @@ def fine_tune(start: Fitted, seqs: Mapping[str, list[Event]], config: training.T
     model.load_state_dict(best_state)
     model.eval()
     metrics = _metrics(model, val_windows, val_targets, text, best, started) | {
-        "best_epoch": best_epoch, "epochs": epoch, "capped": float(capped and epoch - best_epoch < config.patience)}
+        "best_epoch": best_epoch, "epochs": epoch, "capped": float(capped and epoch - best_epoch < config.patience),
+        "trained_until": _last_ts(seqs)}
     return Fitted(model, list(vocab.ids), start.text, metrics)
 
 
@@ -134,7 +149,8 @@ def retrain(
     result = training.train(train_seqs, valid, items, item_text, model_config, config)
     m = result.metrics
     capped = m["train_seconds"] > config.max_seconds and m["epochs"] - m["best_epoch"] < config.patience
-    return Fitted(result.model, list(result.vocab.ids), result.text, result.metrics | {"capped": float(capped)})
+    return Fitted(result.model, list(result.vocab.ids), result.text,
+                  result.metrics | {"capped": float(capped), "trained_until": _last_ts(seqs)})
 
 
 def degrade(fitted: Fitted, seed: int = 0) -> Fitted:
@@ -158,3 +174,8 @@ def _metrics(
         "train_seconds": round(time.monotonic() - started, 1),
     }
 
+
+
+def _last_ts(seqs: Mapping[str, list[Event]]) -> float:
+    """The newest event time a model trained on ``seqs`` has seen (validation included)."""
+    return max((evs[-1].ts for evs in seqs.values() if evs), default=float("-inf"))

@@ -6,7 +6,8 @@ A **round** (`run_round`) on the events seen so far (a bounded history, oldest f
    there is no live model to compare with) are set aside; the candidate trains on the rest, by a
    warm start from the live artifact (`models.continual.fine_tune` after `grow`) or, every
    ``full_every`` rounds and when there is no live model, a full retrain;
-2. candidate and live model are scored on the held-out events by the prequential
+2. a warm start that no epoch improved on validation is the live model again: kept
+   aside unjudged. Otherwise candidate and live model are scored on the held-out events by the prequential
    simulation (`models.online_eval.simulate`, the worker's lists) and judged by
    `models.promotion.judge`;
 3. a promoted candidate becomes a new version (`models.artifact.save`), which workers
@@ -114,6 +115,8 @@ def run_round(
         candidate = continual.degrade(candidate)
     if live is None:
         return Decision(kind, candidate, Verdict(True, "no live model yet", 0))
+    if kind == WARM and candidate.metrics["best_epoch"] == 0 and not config.degrade:
+        return Decision(kind, candidate, Verdict(False, "nothing learned: no epoch beat the live weights on validation", 0))
     scores = [_held_out_ndcg(a, events, cut, items, encoder, config) for a in (_in_memory(candidate, encoder), live)]
     return Decision(kind, candidate, promotion.judge(*scores, min_users=config.min_users))
 

@@ -126,3 +126,11 @@ def test_the_intake_keeps_what_the_worker_applies() -> None:
     intake.on_records([Record(b"u", v, 0, 0, n) for n, v in enumerate(values)])
     assert intake.drain({"a": Item("a", "A")}) == [good]
     assert intake.rejected == 3 and np.isfinite(intake.rejected)
+
+
+def test_a_warm_start_validates_on_the_users_active_since_the_live_model() -> None:
+    seqs = {f"u{n}": [Event(f"u{n}", "a", "view", 0.0), Event(f"u{n}", "b", "view", 10.0 if n < 60 else 1.0)]
+            for n in range(100)}
+    train_seqs, valid = continual.hold_last(seqs, after=5.0)
+    assert len(valid) == 60 and len(train_seqs["u0"]) == 1 and len(train_seqs["u99"]) == 2
+    assert len(continual.hold_last(seqs, after=20.0)[1]) == 100  # too few recent users: all validate
