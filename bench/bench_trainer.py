@@ -35,7 +35,7 @@ from streamrec.models.metrics import accuracy
 from streamrec.models.online_eval import Outcome, simulate
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.trainer import TrainerConfig, run_round
-from streamrec.models.training import TrainConfig, user_sequences
+from streamrec.models.holdout import user_sequences
 from streamrec.models.transformer import TransformerRecommender
 from streamrec.streams.drift import drift_stream
 from streamrec.streams.sources import movielens_events, movielens_items

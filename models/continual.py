@@ -36,7 +36,8 @@ import torch
 from streamrec.models import training
 from streamrec.models.artifact import Artifact
 from streamrec.models.base import ItemVocab
-from streamrec.models.sequence import SequenceEncoder
+from streamrec.models.holdout import leave_one_out
+from streamrec.models.sequence import SequenceEncoder, encode_events
 from streamrec.types import Event, Item
 
 # Fine-tuning starts near a good point: a smaller step than from scratch (3e-3) keeps
@@ -67,16 +68,18 @@ class Fitted:
 def hold_last(
     seqs: Mapping[str, list[Event]], after: float | None = None
 ) -> tuple[dict[str, list[Event]], dict[str, Event]]:
-    """Each user's newest event held out for validation (users with one event keep it).
+    """Each user's newest event held out for validation (`models.holdout.leave_one_out`, one held).
 
     With ``after``, only users whose newest event is later than ``after`` (if at least
-    `MIN_VALID_USERS` are): a warm start is validated on what changed since the live
-    model's training, not on the targets that model was already selected on.
+    `MIN_VALID_USERS` are; the others keep it for training): a warm start is validated on
+    what changed since the live model's training, not on the targets that model was
+    already selected on.
     """
-    users = [u for u, evs in seqs.items() if len(evs) >= 2]
-    recent = [u for u in users if after is not None and seqs[u][-1].ts > after]
-    valid = {u: seqs[u][-1] for u in (recent if len(recent) >= MIN_VALID_USERS else users)}
-    return {u: evs[:-1] if u in valid else list(evs) for u, evs in seqs.items()}, valid
+    train_seqs, valid = leave_one_out(seqs, 1)
+    recent = {u: e for u, e in valid.items() if after is not None and e.ts > after}
+    if len(recent) < MIN_VALID_USERS:
+        return train_seqs, valid
+    return {u: evs if u in recent else list(seqs[u]) for u, evs in train_seqs.items()}, recent
 
 
 def grow(artifact: Artifact, items: Sequence[Item], item_text: np.ndarray) -> Fitted:
@@ -111,9 +114,9 @@ def fine_tune(start: Fitted, seqs: Mapping[str, list[Event]], config: training.T
     rng = np.random.default_rng(config.seed)
     model, vocab = copy.deepcopy(start.model), ItemVocab(start.item_ids)
     train_seqs, valid = hold_last(seqs, start.metrics.get("trained_until"))
-    encoded = [training.encode_events(evs, vocab) for evs in train_seqs.values()]
+    encoded = [encode_events(evs, vocab) for evs in train_seqs.values()]
     val_users = [u for u in valid if valid[u].item_id in vocab]
-    val_windows = [training.encode_events(train_seqs[u], vocab) for u in val_users]
+    val_windows = [encode_events(train_seqs[u], vocab) for u in val_users]
     val_targets = [vocab.index(valid[u].item_id) + 1 for u in val_users]
     text = torch.from_numpy(start.text)
     counts = np.bincount(np.concatenate([s[0] for s in encoded] or [np.zeros(0, np.int64)]), minlength=len(vocab) + 1)

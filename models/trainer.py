@@ -41,7 +41,8 @@ from streamrec.models.artifact import Artifact
 from streamrec.models.continual import Fitted
 from streamrec.models.promotion import Verdict
 from streamrec.models.text_encoder import TextEncoder
-from streamrec.models.training import TrainConfig, user_sequences
+from streamrec.models.holdout import user_sequences
+from streamrec.models.training import TrainConfig
 from streamrec.models.transformer import NEW_ITEM_BOOST, TransformerRecommender
 from streamrec.types import Event, Item
 
