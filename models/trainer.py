@@ -39,6 +39,7 @@ from pathlib import Path
 from streamrec.models import artifact, continual, online_eval, promotion
 from streamrec.models.artifact import Artifact
 from streamrec.models.continual import Fitted
+from streamrec.models.fusion.weights import WEIGHTS_FILE
 from streamrec.models.promotion import Verdict
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.holdout import user_sequences
@@ -122,12 +123,20 @@ def run_round(
     return Decision(kind, candidate, promotion.judge(*scores, min_users=config.min_users))
 
 
-def save(decision: Decision, model_dir: str | Path, text_model: str) -> Path:
-    """Write the candidate as a new version; the gate's evidence goes into its metrics."""
+def save(decision: Decision, model_dir: str | Path, text_model: str, live: Artifact | None = None) -> Path:
+    """Write the candidate as a new version; the gate's evidence goes into its metrics.
+
+    The live version's fusion weights (``fusion.json``), if any, are carried over: fitted
+    for the model the candidate started from, they serve it better than none (fusion would
+    fall back to CombSUM) until a refit (`models.fusion.fitting.refit`) replaces them.
+    """
     c, v = decision.candidate, decision.verdict
     gate = {"gate_users": v.users, "gate_ndcg@10": v.candidate, "gate_live_ndcg@10": v.live,
             "gate_low": v.low, "gate_high": v.high}
-    path = artifact.save(model_dir, c.model, c.item_ids, c.text, text_model, c.metrics | gate)
+    fusion = live.path / WEIGHTS_FILE if live is not None and live.path is not None else None
+    files = {WEIGHTS_FILE: fusion.read_text()} if fusion is not None and fusion.is_file() else {}
+    candidate = artifact.in_memory(c.model, c.item_ids, c.text, text_model, c.metrics | gate)
+    path = artifact.publish(model_dir, candidate, files)
     decision.version = path.name
     return path
 
@@ -164,7 +173,7 @@ class Trainer:
         self.pending, self.last_round = 0, now
         self.stats["capped"] += decision.candidate.capped
         if decision.promoted:
-            path = save(decision, self.model_dir, self.encoder.model_name)
+            path = save(decision, self.model_dir, self.encoder.model_name, live)
             self.stats["promoted"] += 1
             log.info("promoted %s (%s): %s", path.name, decision.kind, decision.verdict.reason)
         else:

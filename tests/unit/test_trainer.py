@@ -17,6 +17,7 @@ import torch
 from streamrec.infra.commands.trainer import Intake
 from streamrec.models import continual
 from streamrec.models.artifact import load_latest
+from streamrec.models.fusion.weights import WEIGHTS_FILE
 from streamrec.models.online_eval import UserWindows
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.trainer import FULL, WARM, Trainer, TrainerConfig
@@ -60,6 +61,7 @@ def first(stream: DriftStream, encoder: TextEncoder, tmp_path_factory: pytest.Te
 
 def test_a_warm_start_round_is_judged_on_newer_events_and_promoted(first: Trainer, stream: DriftStream) -> None:
     before = latest_version(first.model_dir)
+    (first.model_dir / before / WEIGHTS_FILE).write_text('{"fitted": "for the live model"}')
     first.observe(stream.events[2500:3500])
     assert first.due(now=0.0)
     decision = first.round(_released(stream, 3500))
@@ -71,6 +73,7 @@ def test_a_warm_start_round_is_judged_on_newer_events_and_promoted(first: Traine
     saved = load_latest(first.model_dir)
     assert saved.metrics["gate_users"] == decision.verdict.users
     assert len(saved.item_ids) >= len(_released(stream, 3000))  # the vocabulary grew with the catalog
+    assert (saved.path / WEIGHTS_FILE).read_text() == '{"fitted": "for the live model"}'  # carried over
 
 
 def test_a_degraded_candidate_is_refused_and_nothing_is_written(first: Trainer, stream: DriftStream) -> None:
