@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from streamrec.models import continual, online_eval
-from streamrec.models.artifact import Artifact, in_memory
+from streamrec.models.artifact import Artifact
 from streamrec.models.base import Recommender
 from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.metrics import accuracy
@@ -105,7 +105,7 @@ def main() -> None:
     started = time.monotonic()
     warm = user_sequences(events[:cut])  # all of the warm-up part, as the backtest trains
     frozen = continual.retrain(warm, known_items, encoder.encode_items(known_items), None, full)
-    art = in_memory(frozen.model, frozen.item_ids, frozen.text, encoder.model_name, frozen.metrics)
+    art = frozen.artifact(encoder.model_name)
     train_s = time.monotonic() - started
     variants = {
         "frozen": TransformerRecommender(art, encoder),
@@ -122,21 +122,25 @@ def main() -> None:
         started = time.monotonic()
         outcomes, decisions = rounds(events, releases, cut, art, encoder, config, args.every)
         print(row(f"rounds every {args.every}", outcomes, time.monotonic() - started))
-        print("\n| round at | kind | promoted | reason | epochs | train s | time cap hit |\n|---|---|---|---|---|---|---|")
+        print("\n| round at | kind | promoted | reason | epochs | train s | time cap hit |")
+        print("|---|---|---|---|---|---|---|")
         for at, d in decisions:
             m = d.candidate.metrics
-            print(f"| {at} | {d.kind} | {d.promoted} | {d.verdict.reason} | {m.get('epochs')} | {m.get('train_seconds')}"
-                  f" | {d.candidate.capped} |")
+            print(f"| {at} | {d.kind} | {d.promoted} | {d.verdict.reason} | {m.get('epochs')}"
+                  f" | {m.get('train_seconds')} | {d.candidate.capped} |")
     print(f"\nfrozen training: {train_s:.0f} s, {frozen.metrics}")
     vocab = set(frozen.item_ids)
     known = [o for o in results["frozen"] if o.item_id in vocab]
     unknown = [o for o in results["frozen"] if o.item_id not in vocab]
     print(f"\nscored targets unknown to the frozen vocabulary: {len(unknown) / len(results['frozen']):.3f}")
     for name, part in (("known", known), ("unknown", unknown)):
-        print(f"frozen NDCG@10 on {name} targets: {accuracy([o.rank for o in part], (10,))['ndcg@10']:.4f} ({len(part)})")
-    co = simulate(CoOccurrence(), events, releases, cut)
-    co_unknown = [o for o in co if o.item_id not in vocab]
-    print(f"cooccurrence NDCG@10 on those unknown targets: {accuracy([o.rank for o in co_unknown], (10,))['ndcg@10']:.4f}")
+        print(f"frozen NDCG@10 on {name} targets: {ndcg(part):.4f} ({len(part)})")
+    co_unknown = [o for o in simulate(CoOccurrence(), events, releases, cut) if o.item_id not in vocab]
+    print(f"cooccurrence NDCG@10 on those unknown targets: {ndcg(co_unknown):.4f}")
+
+
+def ndcg(outcomes: list[Outcome]) -> float:
+    return accuracy([o.rank for o in outcomes], (10,))["ndcg@10"]
 
 
 def rounds(
@@ -151,8 +155,7 @@ def rounds(
             decision = run_round(events[max(0, start - config.history) : start], items, live, encoder, config)
             decisions.append((start, decision))
             if decision.promoted:
-                c = decision.candidate
-                live = in_memory(c.model, c.item_ids, c.text, encoder.model_name, c.metrics)
+                live = decision.candidate.artifact(encoder.model_name)
         model = TransformerRecommender(live, encoder)
         outcomes += simulate(model, events[: start + every], releases, start)
     return outcomes, decisions

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from streamrec.models import training
-from streamrec.models.artifact import Artifact
+from streamrec.models.artifact import Artifact, in_memory
 from streamrec.models.base import ItemVocab
 from streamrec.models.holdout import leave_one_out
 from streamrec.models.sequence import SequenceEncoder, encode_events
@@ -58,6 +58,10 @@ class Fitted:
     item_ids: list[str]
     text: np.ndarray  # (len(item_ids) + 1, text_dim), row 0 = padding
     metrics: dict[str, float]
+
+    def artifact(self, text_model: str, metrics: Mapping[str, float] | None = None) -> Artifact:
+        """An in-memory artifact of this model (``metrics`` added to its own)."""
+        return in_memory(self.model, self.item_ids, self.text, text_model, self.metrics | dict(metrics or {}))
 
     @property
     def capped(self) -> bool:
@@ -91,7 +95,8 @@ def grow(artifact: Artifact, items: Sequence[Item], item_text: np.ndarray) -> Fi
     new = [(item, row) for item, row in zip(items, item_text, strict=True) if item.item_id not in vocab]
     for item, _ in new:
         vocab.add(item.item_id)
-    text = np.concatenate([artifact.item_text, np.asarray([row for _, row in new], np.float32).reshape(-1, artifact.item_text.shape[1])])
+    new_text = np.asarray([row for _, row in new], np.float32).reshape(-1, artifact.item_text.shape[1])
+    text = np.concatenate([artifact.item_text, new_text])
     config = dataclasses.replace(artifact.model.config, n_items=len(vocab))
     model = SequenceEncoder(config)
     state = {k: v.clone() for k, v in artifact.model.state_dict().items()}

@@ -114,7 +114,8 @@ def simulate(
             lists = model.recommend([contexts[n] for n in scored], config.k)
             for n, ranked in zip(scored, lists, strict=True):
                 e = batch[n]
-                outcomes.append(Outcome(e.user_id, e.item_id, e.ts, metrics.hit_rank([i for i, _ in ranked], e.item_id)))
+                rank = metrics.hit_rank([i for i, _ in ranked], e.item_id)
+                outcomes.append(Outcome(e.user_id, e.item_id, e.ts, rank))
         for event, context in zip(batch, contexts, strict=True):
             model.learn(context, Interaction(event.item_id, event.event_type, event.ts))
     return outcomes

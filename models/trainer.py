@@ -103,7 +103,8 @@ def run_round(
     Writes nothing: `Trainer.round` (or a replay loop) saves the candidate when promoted.
     """
     events = sorted(history, key=lambda e: e.ts)
-    cut = len(events) if live is None else len(events) - min(config.holdout, int(len(events) * MAX_HOLDOUT_SHARE))
+    held = 0 if live is None else min(config.holdout, int(len(events) * MAX_HOLDOUT_SHARE))
+    cut = len(events) - held
     text = encoder.encode_items(items)
     seqs = user_sequences(events[:cut])
     if live is None or full:
@@ -118,8 +119,9 @@ def run_round(
     if live is None:
         return Decision(kind, candidate, Verdict(True, "no live model yet", 0))
     if kind == WARM and candidate.metrics["best_epoch"] == 0 and not config.degrade:
-        return Decision(kind, candidate, Verdict(False, "nothing learned: no epoch beat the live weights on validation", 0))
-    scores = [_held_out_ndcg(a, events, cut, items, encoder, config) for a in (_in_memory(candidate, encoder), live)]
+        return Decision(kind, candidate, Verdict(False, "nothing learned: no epoch beat the live weights", 0))
+    models = (candidate.artifact(encoder.model_name), live)
+    scores = [_held_out_ndcg(model, events, cut, items, encoder, config) for model in models]
     return Decision(kind, candidate, promotion.judge(*scores, min_users=config.min_users))
 
 
@@ -135,8 +137,7 @@ def save(decision: Decision, model_dir: str | Path, text_model: str, live: Artif
             "gate_low": v.low, "gate_high": v.high}
     fusion = live.path / WEIGHTS_FILE if live is not None and live.path is not None else None
     files = {WEIGHTS_FILE: fusion.read_text()} if fusion is not None and fusion.is_file() else {}
-    candidate = artifact.in_memory(c.model, c.item_ids, c.text, text_model, c.metrics | gate)
-    path = artifact.publish(model_dir, candidate, files)
+    path = artifact.publish(model_dir, c.artifact(text_model, gate), files)
     decision.version = path.name
     return path
 
@@ -182,10 +183,6 @@ class Trainer:
             log.warning("candidate kept aside (%s): %s", decision.kind, decision.verdict.reason)
         return decision
 
-
-
-def _in_memory(candidate: Fitted, encoder: TextEncoder) -> Artifact:
-    return artifact.in_memory(candidate.model, candidate.item_ids, candidate.text, encoder.model_name, candidate.metrics)
 
 
 def _held_out_ndcg(

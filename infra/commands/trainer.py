@@ -104,8 +104,8 @@ def run(settings: Settings, max_rounds: int | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = connected(settings)
     catalog, intake = Catalog(), Intake()
-    readers = [catalog.follow(settings.bootstrap_servers, settings.topic_items, name="trainer"),
-               TopicReader(settings.bootstrap_servers, settings.topic_events, intake.on_records, name="trainer").start()]
+    events = TopicReader(settings.bootstrap_servers, settings.topic_events, intake.on_records, name="trainer")
+    readers = [catalog.follow(settings.bootstrap_servers, settings.topic_items, name="trainer"), events.start()]
     if not readers[0].wait_caught_up(CATALOG_WAIT_S):  # events of items not yet read would be dropped
         log.warning("catalog still loading after %.0f s; starting anyway", CATALOG_WAIT_S)
     encoder = TextEncoder(cache_dir=Path(settings.data_dir) / "text_cache")
