@@ -137,3 +137,11 @@ def test_a_warm_start_validates_on_the_users_active_since_the_live_model() -> No
     train_seqs, valid = continual.hold_last(seqs, after=5.0)
     assert len(valid) == 60 and len(train_seqs["u0"]) == 1 and len(train_seqs["u99"]) == 2
     assert len(continual.hold_last(seqs, after=20.0)[1]) == 100  # too few recent users: all validate
+
+
+def test_every_full_every_th_round_retrains_from_scratch_and_is_judged(first: Trainer, stream: DriftStream) -> None:
+    trainer = Trainer(first.model_dir, first.encoder, dataclasses.replace(CONFIG, full_every=1))
+    trainer.observe(stream.events[:3000])
+    decision = trainer.round(_released(stream, 3000))
+    assert decision.kind == FULL and decision.verdict.users >= CONFIG.min_users
+    assert trainer.stats["promoted"] + trainer.stats["refused"] == 1
