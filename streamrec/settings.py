@@ -74,6 +74,11 @@ class Settings:
     # Idempotent producers (no duplicates from producer retries). Apache Kafka supports
     # them; the embedded broker does not, so it is off unless the deployment turns it on.
     kafka_idempotence: int = 0
+    # Events whose item is not in the catalog yet wait (parked, uncommitted) for it at most
+    # this many at once and this long, then go to the DLQ: an item announced just before
+    # its first event may still be in flight to the worker's catalog reader.
+    max_parked: int = 10_000
+    park_s: float = 5.0
 
     @property
     def bootstrap_servers(self) -> str:

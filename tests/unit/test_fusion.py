@@ -292,13 +292,13 @@ def test_worker_hot_reload_keeps_what_no_log_holds(tmp_path) -> None:
     from streamrec.streams.broadcast import Record
     from streamrec.streams.catalog import Catalog
     from streamrec.streams.learning import LearningLog, encode_batch
-    from streamrec.streams.worker import EventProcessor
+    from streamrec.streams.model_host import ModelHost
 
     save_toy_artifact(tmp_path / "models")
     paths = {"data_dir": str(tmp_path / "data"), "model_dir": str(tmp_path / "models")}
     settings = Settings.load(env={}, overrides={**paths, "recommender": "fusion+tail"})
     items, learning = Catalog(), LearningLog()
-    processor = EventProcessor(settings, make_recommender(settings.recommender, settings), items, learning, None, {})
+    processor = ModelHost(settings, make_recommender(settings.recommender, settings), items, learning)
     announced = {"a": 0, "b": 0, "c": 0, "d": 40 * DAY_S, "e": 40 * DAY_S}  # d, e: once the log is 40 days old
     events = [("a", 0.0), ("b", DAY_S), ("a", 40 * DAY_S), ("e", 50 * DAY_S)]
     for offset, (item_id, ts) in enumerate(events):
