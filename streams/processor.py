@@ -67,7 +67,7 @@ class Port(Protocol):
         """Wait until everything sent so far is acknowledged by the broker."""
 
     def enter(self, delivery: Delivery) -> None:
-        """Make table writes that follow land on ``delivery``'s partition."""
+        """Make table reads and writes that follow use ``delivery``'s partition."""
 
     def settle(self, delivery: Delivery) -> None:
         """Done with ``delivery``: its offset may be committed."""
@@ -248,6 +248,7 @@ class EventProcessor:
             delivery, event = one
             if self.fault is not None:
                 self.fault(event)
+            self.port.enter(delivery)  # table reads, too, go to the current event's partition
             entry = touched.get(event.user_id) or Touched(self._load(event.user_id), delivery)
             touched[event.user_id], entry.delivery = entry, delivery
             if event.item_id not in self.catalog:
@@ -280,9 +281,9 @@ class EventProcessor:
         delivery, event = accepted
         await self._dead_letter(delivery, reason, settle=False)
         await self.port.flush()  # as in `_apply`: the dead letter is out before the state forgets the event
+        self.port.enter(delivery)
         state = self._load(event.user_id)
         state.forget(delivery.offset)
-        self.port.enter(delivery)
         self.users[event.user_id] = state.to_dict()
         self.port.settle(delivery)
 

@@ -24,8 +24,23 @@ from streamrec.types import Event, Item
 PARTITIONS = 4
 
 
-class FakePort:
+class PartitionedUsers(dict):
+    """Like Faust's RocksDB table: one store per partition, the current event's used."""
+
     def __init__(self) -> None:
+        super().__init__()
+        self.partition = -1
+
+    def get(self, user: str, default: object = None) -> object:
+        return super().get((self.partition, user), default)
+
+    def __setitem__(self, user: str, value: dict) -> None:
+        super().__setitem__((self.partition, user), value)
+
+
+class FakePort:
+    def __init__(self, users: PartitionedUsers) -> None:
+        self.users = users
         self.sent: list[tuple[str, bytes | None, bytes]] = []
         self.settled: list[int] = []
         self.fail_sends = 0
@@ -40,7 +55,7 @@ class FakePort:
         pass
 
     def enter(self, delivery: Delivery) -> None:
-        pass
+        self.users.partition = delivery.partition
 
     def settle(self, delivery: Delivery) -> None:
         self.settled.append(delivery.offset)
@@ -56,8 +71,8 @@ class Fixture:
         self.catalog = Catalog()
         self.announce("i0", "i1", "i2")
         host = ModelHost(self.settings, make_recommender("popularity", self.settings), self.catalog, LearningLog())
-        self.users: dict[str, dict] = {}
-        self.port = FakePort()
+        self.users = PartitionedUsers()
+        self.port = FakePort(self.users)
         self.processor = EventProcessor(self.settings, host, self.users, self.port, fault_injector(fault))
         self.offsets: Iterator[int] = iter(range(10**6))
 
@@ -74,7 +89,8 @@ class Fixture:
         asyncio.run(self.processor.handle(list(records)))
 
     def events_of(self, user: str) -> int:
-        return UserState.from_dict(self.users.get(user), 50).events
+        state = dict.get(self.users, (partition_for(user.encode(), PARTITIONS), user))
+        return UserState.from_dict(state, 50).events
 
 
 def test_good_events_are_applied_and_every_record_is_settled(tmp_path: Path) -> None:
