@@ -73,6 +73,11 @@ class Port(Protocol):
         """Done with ``delivery``: its offset may be committed."""
 
 
+# Kafka refuses records over its message.max.bytes (1 MB by default): dead letters stay
+# well under it. Escaped as JSON text or base64, an original grows by at most this factor.
+MAX_LETTER_BYTES = 512 * 1024
+JSON_GROWTH = 6
+
 Accepted = tuple[Delivery, Event]
 # Called with each event about to be applied; raising simulates a bug (fault injection).
 Fault = Callable[[Event], None]
@@ -162,10 +167,8 @@ class EventProcessor:
         async with self._lock:
             self.host.follow()
             await self._process(self._released())
-            for accepted in self.parking.expired():
-                reason = (f"unknown item_id {accepted[1].item_id!r}: still not in the catalog {self.settings.park_s:g} s "
-                          "after the event (announce it on the items topic first)")
-                await self._give_up(accepted, reason)
+            await self._give_up(self.parking.expired(), f"still not in the catalog {self.settings.park_s:g} s after "
+                                "the event (announce it on the items topic first)")
 
     def revoke(self, partitions: set[int]) -> None:
         """Forget parked events of partitions this worker no longer owns (unsettled: the
@@ -222,11 +225,9 @@ class EventProcessor:
         for accepted_one in accepted:
             if id(accepted_one) not in waiting:
                 self.port.settle(accepted_one[0])
-        for accepted_one in parked:
-            pushed_out = self.parking.park(accepted_one[1].item_id, accepted_one)
-            if pushed_out is not None:
-                reason = f"unknown item_id {pushed_out[1].item_id!r}: parking full ({self.settings.max_parked} events wait)"
-                await self._give_up(pushed_out, reason)
+        pushed_out = [self.parking.park(one[1].item_id, one) for one in parked]
+        await self._give_up([one for one in pushed_out if one is not None],
+                            f"parking full ({self.settings.max_parked} events wait for their items)")
 
     async def _isolate(self, accepted: list[Accepted]) -> list[Accepted]:
         parked = []
@@ -276,20 +277,28 @@ class EventProcessor:
         self.stats.update(counts)
         return parked
 
-    async def _give_up(self, accepted: Accepted, reason: str) -> None:
-        """Dead-letter a parked event and clear its deferral from the user's state."""
-        delivery, event = accepted
-        await self._dead_letter(delivery, reason, settle=False)
-        await self.port.flush()  # as in `_apply`: the dead letter is out before the state forgets the event
-        self.port.enter(delivery)
-        state = self._load(event.user_id)
-        state.forget(delivery.offset)
-        self.users[event.user_id] = state.to_dict()
-        self.port.settle(delivery)
+    async def _give_up(self, parked: list[Accepted], why: str) -> None:
+        """Dead-letter parked events and clear their deferral from their users' state."""
+        if not parked:
+            return
+        for delivery, event in parked:
+            await self._dead_letter(delivery, f"unknown item_id {event.item_id!r}: {why}", settle=False)
+        await self.port.flush()  # as in `_apply`: the dead letters are out before the state forgets them
+        for delivery, event in parked:
+            self.port.enter(delivery)
+            state = self._load(event.user_id)
+            state.forget(delivery.offset)
+            self.users[event.user_id] = state.to_dict()
+            self.port.settle(delivery)
 
     async def _dead_letter(self, delivery: Delivery, reason: str, settle: bool = True) -> None:
         self.stats["dead_lettered"] += 1
-        await self.port.send("dlq", delivery.key, dead_letter(delivery.value, reason, delivery.where))
+        letter = dead_letter(delivery.value, reason, delivery.where)
+        if len(letter) > MAX_LETTER_BYTES:  # `dead_letter` should bound it; a record too big to send would stop us
+            kept = delivery.value[: MAX_LETTER_BYTES // JSON_GROWTH]
+            letter = dead_letter(kept, f"{reason} (original cut from {len(delivery.value)} to {len(kept)} bytes)",
+                                 delivery.where)
+        await self.port.send("dlq", delivery.key, letter)
         if settle:
             self.port.settle(delivery)
 

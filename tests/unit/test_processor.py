@@ -111,6 +111,7 @@ def test_good_events_are_applied_and_every_record_is_settled(tmp_path: Path) -> 
         ({"partition": (partition_for(b"u1", PARTITIONS) + 1) % PARTITIONS}, "murmur2_random"),
         ({"value": b"[1, 2]"}, "JSON object"),
         ({"value": b"\xff"}, "malformed JSON"),
+        ({"value": b'{"user_id": "u1", "pad": "' + b"x" * 2_000_000 + b'"}'}, "cut from 2000028 to"),
     ],
 )
 def test_misrouted_or_broken_records_are_dead_lettered_and_good_ones_go_on(tmp_path: Path, kw: dict,
@@ -138,6 +139,7 @@ def test_parked_events_are_dead_lettered_when_patience_or_room_runs_out(tmp_path
     f.processor.parking.patience_s = 3600.0
     f.run(*(f.record(f"u{n}", f"ghost{n}") for n in range(3)))  # one more than there is room for
     assert ["parking full" in d["reason"] for d in f.port.of("dlq")] == [True]
+    assert f.port.of("dlq")[0]["original"].find('"ghost0"') > 0  # the oldest is pushed out
     f.processor.parking.patience_s = 0.0
     asyncio.run(f.processor.tick())
     assert [d["reason"].startswith("unknown item_id 'ghost") for d in f.port.of("dlq")] == [True] * 3
