@@ -17,7 +17,7 @@ from streamrec.streams.contracts import encode_event, encode_item
 from streamrec.streams.kafka import partition_for
 from streamrec.streams.learning import LearningLog
 from streamrec.streams.model_host import ModelHost
-from streamrec.streams.processor import Delivery, EventProcessor, fault_injector
+from streamrec.streams.processor import MAX_LETTER_BYTES, Delivery, EventProcessor, fault_injector
 from streamrec.streams.state import UserState
 from streamrec.types import Event, Item
 
@@ -111,7 +111,7 @@ def test_good_events_are_applied_and_every_record_is_settled(tmp_path: Path) -> 
         ({"partition": (partition_for(b"u1", PARTITIONS) + 1) % PARTITIONS}, "murmur2_random"),
         ({"value": b"[1, 2]"}, "JSON object"),
         ({"value": b"\xff"}, "malformed JSON"),
-        ({"value": b'{"user_id": "u1", "pad": "' + b"x" * 2_000_000 + b'"}'}, "cut from 2000028 to"),
+        ({"value": b'{"user_id": "u1", "pad": "' + b"x" * 2_000_000 + b'"}'}, "4096-byte limit"),  # and cut to fit a Kafka record
     ],
 )
 def test_misrouted_or_broken_records_are_dead_lettered_and_good_ones_go_on(tmp_path: Path, kw: dict,
@@ -120,6 +120,7 @@ def test_misrouted_or_broken_records_are_dead_lettered_and_good_ones_go_on(tmp_p
     f.run(f.record("u1", "i0", "bad", **kw), f.record("u1", "i1", "good"))
     [dead] = f.port.of("dlq")
     assert reason in dead["reason"] and dead["source"].startswith("events[")
+    assert all(len(value) <= MAX_LETTER_BYTES for role, _, value in f.port.sent if role == "dlq")
     assert f.events_of("u1") == 1 and f.port.settled == [0, 1]
 
 
