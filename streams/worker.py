@@ -19,7 +19,7 @@ from faust.types import EventT
 from streamrec.models.registry import initial_recommender
 from streamrec.settings import Settings
 from streamrec.streams.catalog import Catalog
-from streamrec.streams.faust_compat import hold, set_current_event, settle, use_fetch_wait
+from streamrec.streams.faust_compat import guard_fetch_holes, hold, set_current_event, settle, use_fetch_wait
 from streamrec.streams.learning import LearningLog
 from streamrec.streams.model_host import ModelHost
 from streamrec.streams.processor import Delivery, EventProcessor, fault_injector
@@ -70,6 +70,7 @@ class FaustPort:
 def create_app(settings: Settings, worker_name: str) -> faust.App:
     """A Faust app for one worker process (all workers share the consumer group)."""
     use_fetch_wait(settings.fetch_wait_ms)
+    guard_fetch_holes()
     return faust.App(
         APP_ID,
         broker=settings.broker,
