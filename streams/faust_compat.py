@@ -22,6 +22,7 @@ patched here, so an upgrade that changes them fails a fast test, not a running w
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -30,6 +31,8 @@ from faust.streams import _current_event
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT, Message
+
+log = logging.getLogger(__name__)
 
 # The literal Faust passes to aiokafka; freshness would be ~1 s with it.
 FAUST_FETCH_WAIT_MS = 1500
@@ -124,6 +127,7 @@ def seek_back_undelivered(getmany: Callable[..., AsyncIterator[tuple[TP, Message
         for tp, records in fetched.items():
             skipped = [r.offset for r in records if r.offset > delivered.get(tp, -1)]
             if skipped and tp in assigned and (await self.position(tp) or 0) > skipped[0]:
+                log.info("re-reading %s from %d: %d fetched records were not delivered", tp, skipped[0], len(skipped))
                 await self.seek(tp, skipped[0])
 
     guarded.streamrec_original = getmany  # type: ignore[attr-defined]
