@@ -304,6 +304,8 @@ def test_flood_of_unknown_items_waits_aside_and_good_events_go_through(hostile: 
     letters = dead.about(ghost.encode())
     assert sorted(orjson.loads(letter["original"])["event_id"] for letter in letters) == sorted(e.event_id for e in flood)
     assert all("unknown item_id" in letter["reason"] for letter in letters)
+    pushed_out = sum("parking full" in letter["reason"] for letter in letters)
+    assert FLOOD - MAX_PARKED <= pushed_out < FLOOD  # the rest waited `PARK_S` in vain
     assert not dead.about(f"{t.tag}-late".encode())
     assert_alive(hostile)
 
