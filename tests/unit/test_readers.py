@@ -27,6 +27,7 @@ def test_a_handler_failing_on_one_record_costs_that_record_only() -> None:
     reader._handle(records(b"d"))
     assert seen == [b"a", b"c", b"d"] and reader.skipped == 1
     assert not reader.alive and not reader.caught_up
+    reader.stop()
 
 
 def test_the_catalog_skips_and_counts_items_it_cannot_use() -> None:
