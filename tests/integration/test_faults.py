@@ -324,7 +324,8 @@ def test_injected_processing_failure_neither_loses_nor_stalls_what_follows(hosti
     wait_for(lambda: lists.reached(expected) and dead.about(b"boom-always"), CATCH_UP_S)
     lists.stop()
     dead.stop()
-    assert lists.short(expected) == {}
+    ours = [(d["reason"], d["source"]) for d in dead.about(t.tag.encode())]
+    assert lists.short(expected) == {}, (ours, str(hostile.log_dir))
     [letter] = dead.about(b"boom-always")
     assert "InjectedFault" in letter["reason"]
     assert not dead.about(b"boom-once")
