@@ -11,8 +11,9 @@ per source partition for every worker's item-side statistics.
 
 Commits: a record is `Port.settle`-d only once it is applied, dead-lettered or found a
 duplicate; a parked one stays unsettled, so a crash redelivers it. If applying or
-scoring a batch raises, the batch is retried once, then each record alone; a record that
-still fails is dead-lettered with the error. Only a failure to dead-letter escapes.
+scoring a batch raises, the batch is retried once, then each record alone (also with one
+retry); a record that still fails is dead-lettered with the error. Only a failure to
+dead-letter escapes.
 
 The processor talks to its host through a `Port` and a mapping of user states, so it
 runs without Faust (tests/unit/test_processor.py); streams/worker.py wires it to Faust.
@@ -212,15 +213,10 @@ class EventProcessor:
         if not accepted:
             return
         try:
-            parked = await self._apply(accepted)
-        except Exception:  # noqa: BLE001 - retried, then isolated
-            log.exception("batch of %d failed; retrying once", len(accepted))
-            self.stats["batch_retries"] += 1
-            try:
-                parked = await self._apply(accepted)
-            except Exception:  # noqa: BLE001
-                log.exception("batch failed twice; applying its events one by one")
-                parked = await self._isolate(accepted)
+            parked = await self._twice(accepted)
+        except Exception:  # noqa: BLE001 - isolate the record(s) at fault
+            log.exception("batch of %d failed twice; applying its events one by one", len(accepted))
+            parked = await self._isolate(accepted)
         waiting = {id(a) for a in parked}
         for accepted_one in accepted:
             if id(accepted_one) not in waiting:
@@ -229,13 +225,22 @@ class EventProcessor:
         await self._give_up([one for one in pushed_out if one is not None],
                             f"parking full ({self.settings.max_parked} events wait for their items)")
 
+    async def _twice(self, accepted: list[Accepted]) -> list[Accepted]:
+        """`_apply`, once more if it raises: a transient failure passes the second time."""
+        try:
+            return await self._apply(accepted)
+        except Exception:  # noqa: BLE001 - retried once
+            log.exception("applying %d event(s) failed; retrying once", len(accepted))
+            self.stats["retries"] += 1
+            return await self._apply(accepted)
+
     async def _isolate(self, accepted: list[Accepted]) -> list[Accepted]:
         parked = []
         for one in accepted:
             try:
-                parked += await self._apply([one])
+                parked += await self._twice([one])
             except Exception as exc:  # noqa: BLE001 - this record is the poison: dead-letter it
-                log.exception("event at %s failed twice; dead-lettering it", one[0].where)
+                log.exception("event at %s failed twice on its own; dead-lettering it", one[0].where)
                 await self._dead_letter(one[0], f"processing failed: {type(exc).__name__}: {exc}", settle=False)
         return parked
 
