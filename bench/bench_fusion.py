@@ -31,16 +31,14 @@ from rich.console import Console
 from rich.table import Table
 
 from streamrec.models import artifact
-from streamrec.types import UserContext
-from streamrec.models.evaluation import feed, interaction
+from streamrec.types import WINDOW, UserContext
 from streamrec.models.fusion import Fusion, default_sources
+from streamrec.models.holdout import feed, interaction, user_sequences
 from streamrec.models.sequence import SequenceConfig, SequenceEncoder
-from streamrec.models.training import user_sequences
 from streamrec.streams.sources import synthetic_catalog, synthetic_events
 
 BATCHES = (1, 256)
 K = 10
-WINDOW = 50
 TEXT_DIM = 384  # MiniLM's width: content search and explanations cost what they do in production
 # Each figure is the best of `ROUNDS` rounds of at least `ROUND_SECONDS` (after one
 # warm-up call): the best round is the one least disturbed by other load on the machine.

@@ -13,41 +13,40 @@ front, so it measures the worker, not the producer.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import tempfile
 import time
 from pathlib import Path
 
-import orjson
+import click
 from rich.console import Console
 from rich.table import Table
 
 from streamrec.infra.broker import free_port
-from streamrec.settings import Settings
+from streamrec.infra.commands.options import check_recommenders
 from streamrec.infra.stack import Stack
-from streamrec.streams.broadcast import TopicReader
+from streamrec.settings import Settings
 from streamrec.streams.freshness import Freshness
+from streamrec.streams.lists import ListBook
 from streamrec.streams.replay import Pacer, produce_items, replay
 from streamrec.streams.sources import synthetic_catalog, synthetic_events
 
 ITEMS, USERS = 2000, 5000
 DRAIN_TIMEOUT_S = 300.0
+# Earlier phases' lists are read back first (the reader starts at offset 0).
+CATCH_UP_TIMEOUT_S = 30.0
 
 
 def run_phase(stack: Stack, n: int, rate: float | None, seed: int, models: set[str]) -> tuple[Freshness, float]:
     freshness = Freshness()
-
-    def on_lists(records) -> None:
-        for r in records:
-            m = orjson.loads(r.value)
-            freshness.published(m["user_id"], m["user_events"], m["generated_at"])
-            models.add(m["model"])
-
+    book = ListBook(on_list=freshness.published)
     # Users are namespaced per phase so each phase's per-user counters start at zero.
-    events = [e.__class__(f"p{seed}-{e.user_id}", *_rest(e)) for e in synthetic_events(n, USERS, ITEMS, seed=seed)]
-    reader = TopicReader(stack.settings.bootstrap_servers, stack.settings.topic_recommendations, on_lists, f"bench{seed}").start()
-    reader.wait_caught_up(30)
+    events = [
+        dataclasses.replace(e, user_id=f"p{seed}-{e.user_id}") for e in synthetic_events(n, USERS, ITEMS, seed=seed)
+    ]
+    reader = book.follow(stack.settings, f"bench{seed}")
+    reader.wait_caught_up(CATCH_UP_TIMEOUT_S)
     t0 = time.time()
     replay(events, stack.settings, Pacer(rate=rate), total=n, on_sent=lambda e, at: freshness.sent(e.user_id, at))
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
@@ -55,15 +54,14 @@ def run_phase(stack: Stack, n: int, rate: float | None, seed: int, models: set[s
         time.sleep(0.05)
     wall = time.time() - t0
     reader.stop()
+    models.update(name for name in book.models if name)
     return freshness, wall
 
 
-def _rest(e):
-    return e.item_id, e.event_type, e.ts, f"{e.event_id}"
-
-
 def bench(recommender: str, rate: float, latency_events: int, backlog_events: int, data: Path) -> dict:
-    settings = Settings.load(overrides={"data_dir": str(data / recommender), "http_port": free_port(), "recommender": recommender})
+    settings = Settings.load(
+        overrides={"data_dir": str(data / recommender), "http_port": free_port(), "recommender": recommender}
+    )
     with Stack(settings) as stack:
         produce_items(synthetic_catalog(ITEMS), stack.settings)
         time.sleep(1.0)
@@ -86,25 +84,41 @@ def bench(recommender: str, rate: float, latency_events: int, backlog_events: in
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recommenders", default="cooccurrence")
-    parser.add_argument("--rate", type=float, default=500.0)
-    parser.add_argument("--latency-events", type=int, default=10_000)
-    parser.add_argument("--backlog-events", type=int, default=30_000)
-    parser.add_argument("--out", default="bench/results/pipeline.json")
-    args = parser.parse_args()
+@click.command(help=(__doc__ or "").split("\n\n")[0])
+@click.option(
+    "--recommenders", default="cooccurrence", show_default=True, callback=check_recommenders, help="Comma list."
+)
+@click.option("--rate", type=float, default=500.0, show_default=True, help="Events/s of the latency phase.")
+@click.option("--latency-events", type=int, default=10_000, show_default=True)
+@click.option("--backlog-events", type=int, default=30_000, show_default=True)
+@click.option("--out", default="bench/results/pipeline.json", show_default=True, type=click.Path(dir_okay=False))
+def main(recommenders: tuple[str, ...], rate: float, latency_events: int, backlog_events: int, out: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [bench(r, args.rate, args.latency_events, args.backlog_events, Path(tmp)) for r in args.recommenders.split(",")]
+        rows = [bench(r, rate, latency_events, backlog_events, Path(tmp)) for r in recommenders]
     table = Table(title=f"pipeline: 1 worker, {ITEMS} items, {USERS} users, Zipf traffic")
-    for column in ("recommender", "lists made by", f"p50 ms @{args.rate:g}/s", "p95 ms", "p99 ms", "sustained ev/s", "unmatched"):
+    for column in (
+        "recommender",
+        "lists made by",
+        f"p50 ms @{rate:g}/s",
+        "p95 ms",
+        "p99 ms",
+        "sustained ev/s",
+        "unmatched",
+    ):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(r["recommender"], ", ".join(r["served_by"]), f"{r['latency_p50_ms']:.1f}", f"{r['latency_p95_ms']:.1f}", f"{r['latency_p99_ms']:.1f}",
-                      f"{r['sustained_events_per_s']:,.0f}", str(r["unmatched"]))
+        table.add_row(
+            r["recommender"],
+            ", ".join(r["served_by"]),
+            f"{r['latency_p50_ms']:.1f}",
+            f"{r['latency_p95_ms']:.1f}",
+            f"{r['latency_p99_ms']:.1f}",
+            f"{r['sustained_events_per_s']:,.0f}",
+            str(r["unmatched"]),
+        )
     Console(width=120).print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(rows, indent=2))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -28,12 +28,12 @@ from streamrec.types import EVENT_WEIGHTS, Ranked, UserContext
 
 from streamrec.models.base import Recommender
 from streamrec.models.cooccurrence import CoOccurrence
-from streamrec.models.evaluation import BATCH, feed, holdout_contexts, score, train_transformer
+from streamrec.models.evaluation import score, train_transformer
 from streamrec.models.fusion import Fusion, default_sources, feature_names, fit
+from streamrec.models.holdout import BATCH, feed, holdout_contexts, leave_one_out, user_sequences, validation_contexts
 from streamrec.models.metrics import head_items
 from streamrec.models.rerank import FETCH, TailRerank
 from streamrec.models.trending import DAY_S, Trending
-from streamrec.models.training import leave_one_out, user_sequences
 from streamrec.streams.sources import movielens_events, movielens_items
 
 KNOBS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
@@ -88,10 +88,7 @@ def main() -> None:
     catalog = [item.item_id for item in items]
     head = head_items(Counter(e.item_id for evs in train_seqs.values() for e in evs))
     contexts, targets = holdout_contexts(train_seqs, valid, test)
-    fit_users = [u for u in valid if train_seqs[u]]
-    fit_contexts, fit_targets = holdout_contexts(
-        {u: train_seqs[u][:-1] for u in fit_users}, {u: train_seqs[u][-1] for u in fit_users}, {u: valid[u] for u in fit_users}
-    )
+    fit_contexts, fit_targets = validation_contexts(train_seqs, valid)
     results: dict[str, dict[str, float]] = {}
 
     started = time.monotonic()

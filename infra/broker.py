@@ -9,6 +9,7 @@ Production points ``STREAMREC_BROKER=kafka://host:port`` at Apache Kafka instead
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import socket
 import subprocess
@@ -62,19 +63,23 @@ class EmbeddedBroker:
 
     def start(self) -> EmbeddedBroker:
         listener = f"tcp://{self.bootstrap}"
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self._process = subprocess.Popen(
-            [
-                str(tansu_binary()),
-                "broker",
-                "--listener-url", listener,
-                "--advertised-listener-url", listener,
-                "--storage-engine", "memory://tansu/",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child keeps its own copy of the log's descriptor; ours closes right away.
+        with open(self.log_path or os.devnull, "ab") as log:
+            self._process = subprocess.Popen(
+                [
+                    str(tansu_binary()),
+                    "broker",
+                    "--listener-url",
+                    listener,
+                    "--advertised-listener-url",
+                    listener,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_until_ready(self.bootstrap, READY_TIMEOUT_S, self._process)
         return self
 
@@ -114,7 +119,7 @@ def wait_until_ready(bootstrap: str, timeout_s: float, process: subprocess.Popen
         try:
             admin.list_topics(timeout=1)
             return
-        except Exception:  # noqa: BLE001 - not serving yet; any failure means "retry"
+        except Exception:
             time.sleep(0.1)
     raise TimeoutError(f"broker at {bootstrap} not ready after {timeout_s:.0f} s")
 

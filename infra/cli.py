@@ -23,9 +23,11 @@ COMMANDS = {
     "up": "pipeline:up",
     "demo": "pipeline:demo",
     "train": "models:train",
+    "refit": "models:refit",
     "evaluate": "models:evaluate",
     "backtest": "backtest:backtest_command",
     "topics": "topics:topics",
+    "schema": "schema:schema",
 }
 
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import Counter
 
 import httpx
 import orjson
 from rich.console import Console
 from rich.table import Table
 
-from streamrec.settings import Settings
 from streamrec.infra.stack import Stack
+from streamrec.settings import Settings
 from streamrec.streams.broadcast import Record, TopicReader
 from streamrec.streams.freshness import Freshness
+from streamrec.streams.lists import ListBook
 from streamrec.streams.replay import Pacer, produce_items, produce_raw, replay
 from streamrec.streams.sources import movielens_events, movielens_items
 
@@ -45,28 +45,24 @@ def run_demo(settings: Settings, rate: float, limit: int | None) -> None:
     with Stack(settings, serve=True) as stack:
         console.print(f"stack up: broker {stack.settings.broker}, HTTP {stack.http_url}")
         produce_items(items, stack.settings)
-        freshness, dead, models = Freshness(), [], Counter()
-        readers = _follow(stack.settings, freshness, dead, models)
+        freshness, dead = Freshness(), list[Record]()
+        book = ListBook(on_list=freshness.published)
+        readers = [
+            book.follow(stack.settings, "demo"),
+            TopicReader(stack.settings.bootstrap_servers, stack.settings.topic_dlq, dead.extend, "demo").start(),
+        ]
         produce_raw(stack.settings, stack.settings.topic_events, BAD_EVENTS)
-        stats = replay(events, stack.settings, Pacer(rate=rate), total=len(events),
-                       on_sent=lambda e, at: freshness.sent(e.user_id, at))
+        stats = replay(
+            events,
+            stack.settings,
+            Pacer(rate=rate),
+            total=len(events),
+            on_sent=lambda e, at: freshness.sent(e.user_id, at),
+        )
         _drain(freshness, dead, len(BAD_EVENTS))
         for reader in readers:
             reader.stop()
-        _summary(console, stack, stats.events, stats.rate, freshness, dead, models, events, titles)
-
-
-def _follow(settings: Settings, freshness: Freshness, dead: list[Record], models: Counter[str]) -> list[TopicReader]:
-    def on_lists(records: list[Record]) -> None:
-        for record in records:
-            message = orjson.loads(record.value)
-            freshness.published(message["user_id"], message["user_events"], message["generated_at"])
-            models[message["model"]] += 1
-
-    return [
-        TopicReader(settings.bootstrap_servers, settings.topic_recommendations, on_lists, "demo").start(),
-        TopicReader(settings.bootstrap_servers, settings.topic_dlq, dead.extend, "demo").start(),
-    ]
+        _summary(console, stack, stats.events, stats.rate, freshness, book, dead, events, titles)
 
 
 def _drain(freshness: Freshness, dead: list[Record], bad: int) -> None:
@@ -77,14 +73,23 @@ def _drain(freshness: Freshness, dead: list[Record], bad: int) -> None:
 
 
 def _summary(
-    console: Console, stack: Stack, sent: int, rate: float, freshness: Freshness, dead: list[Record],
-    models: Counter[str], events: list, titles: dict[str, str],
+    console: Console,
+    stack: Stack,
+    sent: int,
+    rate: float,
+    freshness: Freshness,
+    book: ListBook,
+    dead: list[Record],
+    events: list,
+    titles: dict[str, str],
 ) -> None:
     latency = freshness.percentiles_ms()
     table = Table(title="pipeline summary", show_header=False)
-    table.add_row("events in", f"{sent + len(BAD_EVENTS):,} ({sent:,} valid at {rate:,.0f} ev/s, {len(BAD_EVENTS)} bad)")
-    table.add_row("recommendation messages out", f"{freshness.lists:,}")
-    table.add_row("lists made by", ", ".join(f"{name} ({n:,})" for name, n in models.most_common()))
+    table.add_row(
+        "events in", f"{sent + len(BAD_EVENTS):,} ({sent:,} valid at {rate:,.0f} ev/s, {len(BAD_EVENTS)} bad)"
+    )
+    table.add_row("recommendation messages out", f"{book.lists:,}")
+    table.add_row("lists made by", ", ".join(f"{name} ({n:,})" for name, n in book.models.most_common()))
     table.add_row("dead-lettered", f"{len(dead)}")
     table.add_row("events not yet in a list", f"{freshness.outstanding}")
     table.add_row("event→recommendation latency", f"p50 {latency['p50']:.0f} ms, p99 {latency['p99']:.0f} ms")

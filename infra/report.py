@@ -1,12 +1,11 @@
 """Backtest reports: ``report.json`` and one self-contained ``report.html``.
 
-The HTML has no scripts and loads nothing: charts are inline SVG drawn here, styles
+The HTML has no scripts and loads nothing: charts are inline SVG (`infra.charts`), styles
 are inline, so it opens offline (and in CI's headless Chromium) exactly as written.
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,17 +14,30 @@ from typing import Any
 
 import orjson
 
+from streamrec.infra.charts import CHART_H, CHART_W, MARGIN, Axes, esc, line_chart, svg
+
 TEMPLATE = Path(__file__).with_name("report_template.html")
 # One colour per recommender (colour-blind-safe Okabe-Ito, then Tol's muted), then the data distributions.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255", "#44AA99", "#999933")
 DATA_COLOURS = {"training interactions": "#555555", "scored interactions": "#999999"}
-CHART_W, CHART_H = 560, 300
-MARGIN = {"left": 56, "right": 16, "top": 28, "bottom": 44}
-TICKS = 5
 # Columns of the headline table, in order (everything else is in the full table).
 HEADLINE = (
-    "hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "coverage@10", "gini@10", "tail_share@10",
-    "arp@10", "novelty@10", "ild@10", "latency_p50_ms", "latency_p99_ms", "no_list", "events", "wall_s",
+    "hr@10",
+    "ndcg@10",
+    "mrr@10",
+    "hr@20",
+    "ndcg@20",
+    "coverage@10",
+    "gini@10",
+    "tail_share@10",
+    "arp@10",
+    "novelty@10",
+    "ild@10",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "no_list",
+    "events",
+    "wall_s",
     "throughput_eps",
 )
 OVER_TIME = ("hr@10", "ndcg@10", "coverage@10", "latency_p50_ms")
@@ -64,15 +76,14 @@ def render(report: Mapping[str, Any]) -> str:
             section("Accuracy vs long tail", trade_off_charts(report["recommenders"], colours)),
             section("Freshness", latency_chart(report["latency_histogram"], colours)),
             section("Per-user drill-down", drilldown(report["drilldown"])),
-            section("Run", f"<pre>{esc(orjson.dumps({k: report[k] for k in ('config', 'versions', 'model')}, option=orjson.OPT_INDENT_2).decode())}</pre>"),
+            section(
+                "Run",
+                f"<pre>{esc(orjson.dumps({k: report[k] for k in ('config', 'versions', 'model')}, option=orjson.OPT_INDENT_2).decode())}</pre>",
+            ),
         ]
     )
     page = Template(TEMPLATE.read_text(encoding="utf-8"))
     return page.substitute(title="streamrec backtest", summary=summary, body=body)
-
-
-def esc(value: object) -> str:
-    return html.escape(str(value))
 
 
 def section(title: str, content: str) -> str:
@@ -94,7 +105,9 @@ def metrics_table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str])
     """One row per recommender."""
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = "".join(
-        f'<tr><td class="name">{esc(name)}</td>' + "".join(f"<td>{fmt(row.get(c, float('nan')), c)}</td>" for c in columns) + "</tr>"
+        f'<tr><td class="name">{esc(name)}</td>'
+        + "".join(f"<td>{fmt(row.get(c, float('nan')), c)}</td>" for c in columns)
+        + "</tr>"
         for name, row in rows.items()
     )
     return f'<div class="scroll"><table class="metrics"><tr><th class="name">recommender</th>{head}</tr>{body}</table></div>'
@@ -105,85 +118,6 @@ def full_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     return f"<details><summary>all metrics</summary>{metrics_table(rows, columns)}</details>"
 
 
-# --- SVG charts ------------------------------------------------------------------------
-
-
-class Axes:
-    """Maps data coordinates to the chart's pixels."""
-
-    def __init__(self, x_range: tuple[float, float], y_range: tuple[float, float]) -> None:
-        self.x0, self.x1 = x_range
-        self.y0, self.y1 = y_range if y_range[1] > y_range[0] else (y_range[0], y_range[0] + 1.0)
-        if self.x1 <= self.x0:
-            self.x1 = self.x0 + 1.0
-
-    def px(self, x: float) -> float:
-        return MARGIN["left"] + (x - self.x0) / (self.x1 - self.x0) * (CHART_W - MARGIN["left"] - MARGIN["right"])
-
-    def py(self, y: float) -> float:
-        return CHART_H - MARGIN["bottom"] - (y - self.y0) / (self.y1 - self.y0) * (CHART_H - MARGIN["top"] - MARGIN["bottom"])
-
-    def frame(self, title: str, x_label: str, y_label: str, x_fmt: str = "{:g}", y_fmt: str = "{:.3g}") -> str:
-        left, bottom = MARGIN["left"], CHART_H - MARGIN["bottom"]
-        parts = [
-            f'<text x="{CHART_W / 2}" y="16" text-anchor="middle" font-weight="bold">{esc(title)}</text>',
-            f'<line x1="{left}" y1="{bottom}" x2="{CHART_W - MARGIN["right"]}" y2="{bottom}" stroke="#333"/>',
-            f'<line x1="{left}" y1="{MARGIN["top"]}" x2="{left}" y2="{bottom}" stroke="#333"/>',
-            f'<text x="{CHART_W / 2}" y="{CHART_H - 6}" text-anchor="middle">{esc(x_label)}</text>',
-            f'<text x="12" y="{CHART_H / 2}" text-anchor="middle" transform="rotate(-90 12 {CHART_H / 2})">{esc(y_label)}</text>',
-        ]
-        for t in range(TICKS + 1):
-            x = self.x0 + (self.x1 - self.x0) * t / TICKS
-            y = self.y0 + (self.y1 - self.y0) * t / TICKS
-            parts.append(f'<text x="{self.px(x):.1f}" y="{bottom + 14}" text-anchor="middle">{esc(x_fmt.format(x))}</text>')
-            parts.append(f'<text x="{left - 4}" y="{self.py(y) + 4:.1f}" text-anchor="end">{esc(y_fmt.format(y))}</text>')
-            parts.append(f'<line x1="{left}" y1="{self.py(y):.1f}" x2="{CHART_W - MARGIN["right"]}" y2="{self.py(y):.1f}" stroke="#eee"/>')
-        return "".join(parts)
-
-    def polyline(self, points: Sequence[tuple[float, float]], colour: str, dashed: bool = False) -> str:
-        coords = " ".join(f"{self.px(x):.1f},{self.py(y):.1f}" for x, y in points)
-        dash = ' stroke-dasharray="5,3"' if dashed else ""
-        return f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2"{dash} points="{coords}"/>'
-
-
-# Legend box width and line height (px); where a legend goes depends on the chart's
-# empty corner: curves that rise early leave the bottom right free, histograms the top right.
-LEGEND_W, LEGEND_LINE = 170, 14
-
-
-def legend(colours: Mapping[str, str], corner: str = "top-left") -> str:
-    x = MARGIN["left"] + 8 if corner.endswith("left") else CHART_W - MARGIN["right"] - LEGEND_W
-    top = MARGIN["top"] + 4
-    if corner.startswith("bottom"):
-        top = CHART_H - MARGIN["bottom"] - 8 - LEGEND_LINE * len(colours)
-    return "".join(
-        f'<rect x="{x}" y="{top + LEGEND_LINE * n}" width="10" height="10" fill="{c}"/>'
-        f'<text x="{x + 14}" y="{top + 9 + LEGEND_LINE * n}">{esc(name)}</text>'
-        for n, (name, c) in enumerate(colours.items())
-    )
-
-
-def svg(content: str, caption: str, kind: str) -> str:
-    return (
-        f'<figure><svg class="chart {kind}" xmlns="http://www.w3.org/2000/svg" width="{CHART_W}" height="{CHART_H}" '
-        f'viewBox="0 0 {CHART_W} {CHART_H}">{content}</svg><figcaption>{esc(caption)}</figcaption></figure>'
-    )
-
-
-def line_chart(
-    series: Mapping[str, Sequence[tuple[float, float]]], colours: Mapping[str, str], title: str, x_label: str, y_label: str,
-    kind: str, caption: str, x_fmt: str = "{:g}", dashed: Sequence[str] = (), corner: str = "top-left",
-) -> str:
-    points = [p for s in series.values() for p in s if not math.isnan(p[1])]
-    if not points:
-        return f"<p>{esc(title)}: no data</p>"
-    axes = Axes((min(x for x, _ in points), max(x for x, _ in points)), (0.0, max(y for _, y in points) * 1.05 or 1.0))
-    lines = "".join(
-        axes.polyline([p for p in pts if not math.isnan(p[1])], colours[name], name in dashed) for name, pts in series.items()
-    )
-    return svg(axes.frame(title, x_label, y_label, x_fmt) + lines + legend({n: colours[n] for n in series}, corner), caption, kind)
-
-
 def over_time_charts(rows_by_name: Mapping[str, Sequence[Mapping[str, float]]], colours: Mapping[str, str]) -> str:
     """One chart per metric of `OVER_TIME`; x = days since the first scored event."""
     starts = [row["start_ts"] for rows in rows_by_name.values() for row in rows]
@@ -192,9 +126,17 @@ def over_time_charts(rows_by_name: Mapping[str, Sequence[Mapping[str, float]]], 
     origin = min(starts)
     charts = [
         line_chart(
-            {name: [((r["start_ts"] + r["end_ts"]) / 2 / 86400 - origin / 86400, r[metric]) for r in rows] for name, rows in rows_by_name.items()},
-            colours, metric, "event time (days since first scored event)", metric, "over-time",
-            f"{metric} per equal span of event time (window midpoints).", x_fmt="{:.3g}",
+            {
+                name: [((r["start_ts"] + r["end_ts"]) / 2 / 86400 - origin / 86400, r[metric]) for r in rows]
+                for name, rows in rows_by_name.items()
+            },
+            colours,
+            metric,
+            "event time (days since first scored event)",
+            metric,
+            "over-time",
+            f"{metric} per equal span of event time (window midpoints).",
+            x_fmt="{:.3g}",
         )
         for metric in OVER_TIME
     ]
@@ -222,8 +164,17 @@ def long_tail_chart(tail: Mapping[str, Any], colours: Mapping[str, str]) -> str:
         "Items ranked by training popularity (1 = most popular). A curve that reaches 1 early concentrates on the "
         f"head; the head ({tail['head_items']} items = 80% of training interactions) ends at the grey marker."
     )
-    chart = line_chart(series, all_colours, "long tail: cumulative share by popularity rank", "item popularity rank",
-                       "cumulative share", "long-tail", caption, dashed=tuple(DATA_COLOURS), corner="bottom-right")
+    chart = line_chart(
+        series,
+        all_colours,
+        "long tail: cumulative share by popularity rank",
+        "item popularity rank",
+        "cumulative share",
+        "long-tail",
+        caption,
+        dashed=tuple(DATA_COLOURS),
+        corner="bottom-right",
+    )
     marker = _head_marker(tail["head_items"], len(tail["train_share"]))
     return chart.replace("</svg>", marker + "</svg>", 1)
 
@@ -243,7 +194,8 @@ def knob_curves(names: Sequence[str]) -> dict[str, list[str]]:
         if mark:
             curves.setdefault(base, []).append((float(knob), name))
     return {
-        base: ([base] if base in names else []) + [name for _, name in sorted(points)] for base, points in curves.items()
+        base: ([base] if base in names else []) + [name for _, name in sorted(points)]
+        for base, points in curves.items()
     }
 
 
@@ -254,7 +206,9 @@ def trade_off_charts(rows: Mapping[str, Mapping[str, Any]], colours: Mapping[str
 
 
 def trade_off_chart(rows: Mapping[str, Mapping[str, Any]], x_key: str, colours: Mapping[str, str]) -> str:
-    points = {name: (row[x_key], row["ndcg@10"]) for name, row in rows.items() if not math.isnan(row[x_key] + row["ndcg@10"])}
+    points = {
+        name: (row[x_key], row["ndcg@10"]) for name, row in rows.items() if not math.isnan(row[x_key] + row["ndcg@10"])
+    }
     if not points:
         return f"<p>ndcg@10 vs {esc(x_key)}: no data</p>"
     x_max = min(1.0, max(x for x, _ in points.values()) * 1.1) or 1.0  # both are shares
@@ -289,9 +243,23 @@ def latency_chart(histograms: Mapping[str, Mapping[str, Sequence[float]]], colou
     for name, hist in histograms.items():
         total = sum(hist["counts"]) or 1
         edges = hist["edges"]
-        series[name] = [pt for n, c in enumerate(hist["counts"]) for pt in ((edges[n], c / total), (edges[n + 1], c / total))]
-    caption = "Event -> list latency: from the event's production to the publication of the first list that includes it."
-    return line_chart(series, colours, "event -> recommendation latency", "latency (ms)", "share of events", "latency", caption, x_fmt="{:.0f}", corner="top-right")
+        series[name] = [
+            pt for n, c in enumerate(hist["counts"]) for pt in ((edges[n], c / total), (edges[n + 1], c / total))
+        ]
+    caption = (
+        "Event -> list latency: from the event's production to the publication of the first list that includes it."
+    )
+    return line_chart(
+        series,
+        colours,
+        "event -> recommendation latency",
+        "latency (ms)",
+        "share of events",
+        "latency",
+        caption,
+        x_fmt="{:.0f}",
+        corner="top-right",
+    )
 
 
 def drilldown(users: Sequence[Mapping[str, Any]]) -> str:
@@ -314,4 +282,8 @@ def drilldown(users: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _events(events: Sequence[Mapping[str, Any]]) -> str:
-    return "<ol>" + "".join(f"<li>{esc(e['title'])} <span class=meta>({esc(e['event_type'])})</span></li>" for e in events) + "</ol>"
+    return (
+        "<ol>"
+        + "".join(f"<li>{esc(e['title'])} <span class=meta>({esc(e['event_type'])})</span></li>" for e in events)
+        + "</ol>"
+    )

@@ -1,9 +1,10 @@
-"""Versioned model artifacts: ``<model_dir>/<version>/{weights.safetensors, manifest.json}``.
+"""Versioned model artifacts: ``<model_dir>/<version>/{weights.safetensors, manifest.json, ...}``.
 
-A version is the UTC creation time ``YYYYMMDDTHHMMSSffffffZ`` plus a two-digit counter
-(``-00``, ``-01`` ... if that instant is taken), so lexicographic order = creation order
-and `latest_version` is simply the greatest complete version. An artifact is written to
-a hidden temporary folder and renamed into place, so readers never see half of one.
+Versions are named and published by `models.versions` (written to a hidden folder, then
+renamed into place). Everything a worker loads for a model lives inside its version
+folder: besides the weights and the manifest, `publish` writes any further files it is
+given (the fusion ranker's ``fusion.json``), so a refit of those is a new version that
+shares the transformer's weights file (hard-linked) and running workers hot-reload it.
 
 The weights file holds the `SequenceEncoder` state dict and ``item_text`` (the text vectors
 of the ID-known items, row 0 = padding), so an artifact scores its items without
@@ -17,6 +18,9 @@ item id map (``item_ids[k]`` has ID row ``k + 1``), text model name and metrics.
 >>> path = save(folder, net, ["a", "b"], np.zeros((3, 4), np.float32), "toy", {"hr@10": 0.5})
 >>> latest_version(folder) == path.name, load_latest(folder).item_ids
 (True, ['a', 'b'])
+>>> again = publish(folder, load(path), {"notes.txt": "refit"})  # same weights, one more file
+>>> load_latest(folder).manifest["parent"] == path.name, (again / "notes.txt").read_text()
+(True, 'refit')
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +39,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from streamrec.models.sequence import SequenceConfig, SequenceEncoder
-from streamrec.models.versions import MANIFEST, free_version, latest_version
+from streamrec.models.versions import MANIFEST, check_format, latest_version, new_version
 
 FORMAT = 1
 WEIGHTS = "weights.safetensors"
@@ -71,19 +76,36 @@ def save(
     metrics: Mapping[str, float] | None = None,
 ) -> Path:
     """Write a new version under ``model_dir``; returns its folder."""
-    root = Path(model_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
-    version = free_version(root, now)
-    tmp = root / f".tmp-{version}-{os.getpid()}"
-    tmp.mkdir()
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    tensors[TEXT_KEY] = torch.from_numpy(np.ascontiguousarray(item_text, dtype=np.float32))
-    save_file(tensors, tmp / WEIGHTS)
-    manifest = _manifest(version, now, model, item_ids, text_model, metrics)
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    os.rename(tmp, root / version)
-    return root / version
+    return publish(model_dir, in_memory(model, item_ids, item_text, text_model, metrics))
+
+
+def publish(model_dir: str | Path, artifact: Artifact, files: Mapping[str, str] | None = None) -> Path:
+    """Write ``artifact`` as a new version under ``model_dir``, with ``files`` (name -> text)
+    inside it; returns its folder. A saved artifact's weights file is hard-linked (a refit
+    costs no copy), an in-memory one's is written; the manifest names the saved one as
+    ``parent``."""
+    with new_version(model_dir) as draft:
+        if artifact.path is None:
+            tensors = {k: v.detach().contiguous() for k, v in artifact.model.state_dict().items()}
+            tensors[TEXT_KEY] = torch.from_numpy(np.ascontiguousarray(artifact.item_text, dtype=np.float32))
+            save_file(tensors, draft.folder / WEIGHTS)
+        else:
+            _link_or_copy(artifact.path / WEIGHTS, draft.folder / WEIGHTS)
+        for name, text in (files or {}).items():
+            (draft.folder / name).write_text(text)
+        manifest = artifact.manifest | {"version": draft.version, "created_at": draft.created_at.isoformat()}
+        if artifact.path is not None:
+            manifest["parent"] = artifact.version
+        (draft.folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return Path(model_dir) / draft.version
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` (versions never change once written), or copy it across file systems."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def in_memory(
@@ -99,9 +121,12 @@ def in_memory(
 
 
 def load(path: str | Path) -> Artifact:
-    """Read one artifact folder; the model is returned in eval mode."""
+    """Read one artifact folder; the model is returned in eval mode.
+
+    Raises `models.versions.UnsupportedFormat` for a manifest of another format."""
     path = Path(path)
     manifest = json.loads((path / MANIFEST).read_text())
+    check_format(path / MANIFEST, manifest, FORMAT)
     tensors = load_file(path / WEIGHTS)
     item_text = tensors.pop(TEXT_KEY).numpy()
     model = SequenceEncoder(SequenceConfig(**manifest["config"]))

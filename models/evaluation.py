@@ -16,71 +16,37 @@ test users whose target is one of them (``hr@10``, ``ndcg@10``) and, as the pric
 on the others (``warm_*``), with the share of top-10 slots new items take; the
 transformer for each new-item boost β in `BOOSTS`.
 
->>> from streamrec.types import Event
->>> evs = [Event("u", i, "view", t) for t, i in enumerate("abcd")]
->>> contexts, targets = holdout_contexts(*leave_one_out(user_sequences(evs)))
->>> [e.item_id for e in contexts[0].window], sorted(contexts[0].exclude), targets
-(['a', 'b', 'c'], ['a', 'b', 'c'], ['d'])
+The splits and contexts are `models.holdout`'s.
+
+>>> _cold_metrics([["x", "a"], ["b"]], ["x", "c"], cold={"x"})["hr@10"], KS
+(1.0, (10, 20))
 """
 
 from __future__ import annotations
 
 import random
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 from streamrec.models.artifact import in_memory
-from streamrec.types import Interaction, UserContext
 from streamrec.models.base import Recommender
 from streamrec.models.cooccurrence import CoOccurrence
+from streamrec.models.holdout import BATCH, feed, holdout_contexts, leave_one_out, user_sequences
 from streamrec.models.metrics import accuracy, exposure, head_items, hit_rank
 from streamrec.models.popularity import Popularity
 from streamrec.models.text_encoder import TextEncoder
-from streamrec.models.training import TrainConfig, leave_one_out, train, user_sequences
+from streamrec.models.training import TrainConfig, train
 from streamrec.models.transformer import TransformerRecommender
-from streamrec.types import Event, Item
+from streamrec.types import Event, Item, UserContext
 
 KS = (10, 20)
-WINDOW = 50
 # Share of items hidden from training in the cold-start check, and its seed.
 COLD_SHARE = 0.1
 COLD_SEED = 2020
-# Users per `recommend` call (the worker's micro-batch size).
-BATCH = 256
 # New-item boosts β the cold-start check reports (models/transformer.py).
 BOOSTS = (0.0, 0.5, 1.0, 1.5)
 
 Split = tuple[dict[str, list[Event]], dict[str, Event], dict[str, Event]]
-
-
-def interaction(event: Event) -> Interaction:
-    return Interaction(event.item_id, event.event_type, event.ts)
-
-
-def feed(
-    model: Recommender, train_seqs: Mapping[str, list[Event]], items: Sequence[Item], window: int = WINDOW
-) -> None:
-    """Announce the catalog, then ``learn`` every training event in global time order."""
-    model.update_items(items)
-    windows: dict[str, deque[Interaction]] = {u: deque(maxlen=window) for u in train_seqs}
-    for event in sorted((e for evs in train_seqs.values() for e in evs), key=lambda e: e.ts):
-        recent = windows[event.user_id]
-        model.learn(UserContext(event.user_id, tuple(recent)), interaction(event))
-        recent.append(interaction(event))
-
-
-def holdout_contexts(
-    train_seqs: Mapping[str, list[Event]], valid: Mapping[str, Event], test: Mapping[str, Event], window: int = WINDOW
-) -> tuple[list[UserContext], list[str]]:
-    """Per test user: window = last training + validation events; exclude = all of them."""
-    contexts, targets = [], []
-    for user, target in test.items():
-        history = [*train_seqs[user], valid[user]]
-        contexts.append(
-            UserContext(user, tuple(interaction(e) for e in history[-window:]), frozenset(e.item_id for e in history))
-        )
-        targets.append(target.item_id)
-    return contexts, targets
 
 
 def score(

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from streamrec.types import Item
+
 MISS = math.inf
 # Head = the most popular items that together make up this share of interactions.
 HEAD_SHARE = 0.8
@@ -165,9 +167,13 @@ def novelty(lists: Iterable[Sequence[str]], popularity: Counter[str], catalog_si
     return sum(per_list) / len(per_list) if per_list else 0.0
 
 
-def category_sets(categories: dict[str, str]) -> dict[str, frozenset[str]]:
-    """Item -> set of its comma-separated categories (``"Action, Drama"`` -> {Action, Drama})."""
-    return {item: frozenset(c.strip() for c in text.split(",") if c.strip()) for item, text in categories.items()}
+def category_sets(items: Iterable[Item]) -> dict[str, frozenset[str]]:
+    """Item id -> set of its categories (`Item.categories`: ``"Action, Drama"`` -> {Action, Drama}).
+
+    >>> category_sets([Item("a", "A", category="Action, Drama")])["a"] == {"Action", "Drama"}
+    True
+    """
+    return {item.item_id: frozenset(item.categories) for item in items}
 
 
 def jaccard_distance(a: frozenset[str], b: frozenset[str]) -> float:

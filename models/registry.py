@@ -1,18 +1,32 @@
-"""Recommenders by name, as the worker, the evaluation and the backtest select them."""
+"""Recommenders by name, as the worker, the evaluation and the backtest select them.
+
+Factories take explicit `RecommenderOptions` (the caller builds them from its settings,
+e.g. `RecommenderOptions.of`), never the whole configuration.
+
+>>> make_recommender("trending", RecommenderOptions("/nowhere", {"view": 1.0, "click": 1.0, "purchase": 1.0})).weights
+{'view': 1.0, 'click': 1.0, 'purchase': 1.0}
+>>> make_recommender("fusion+tail@0.3", RecommenderOptions("/nowhere"))
+Traceback (most recent call last):
+...
+FileNotFoundError: no model artifact under /nowhere: run `streamrec train` first
+>>> initial_recommender("transformer", RecommenderOptions("/nowhere")).name  # until one is trained
+'cooccurrence'
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from streamrec.settings import Settings
-from streamrec.types import parse_event_weights
 from streamrec.models.base import Recommender
 from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.popularity import Popularity
-from streamrec.models.rerank import TAIL, TailRerank, is_knob
+from streamrec.models.rerank import TAIL, TAIL_KNOB, TailRerank, is_knob
 from streamrec.models.trending import Trending
+from streamrec.types import EVENT_WEIGHTS, parse_event_weights
 
 if TYPE_CHECKING:
     from streamrec.models.transformer import TransformerRecommender
@@ -22,43 +36,67 @@ log = logging.getLogger(__name__)
 TRANSFORMER = "transformer"
 
 
-def _transformer(settings: Settings) -> TransformerRecommender:
+class RecommenderSettings(Protocol):
+    """What `RecommenderOptions.of` reads (``streamrec.settings.Settings`` has it)."""
+
+    model_dir: str
+    event_weights: str
+    tail_knob: float
+    new_item_boost: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RecommenderOptions:
+    """Everything a factory may use: where the model versions are, how much each event
+    type weighs, the long-tail knob and the transformer's new-item boost (None: its
+    default, `models.transformer.NEW_ITEM_BOOST`, not imported here: torch)."""
+
+    model_dir: str | Path
+    event_weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(EVENT_WEIGHTS))
+    tail_knob: float = TAIL_KNOB
+    new_item_boost: float | None = None
+
+    @classmethod
+    def of(cls, settings: RecommenderSettings) -> RecommenderOptions:
+        """From a settings object (``event_weights`` as ``"view=1,click=2,..."``)."""
+        weights = parse_event_weights(settings.event_weights)
+        return cls(settings.model_dir, weights, settings.tail_knob, settings.new_item_boost)
+
+
+def _transformer(options: RecommenderOptions) -> TransformerRecommender:
     # Imported lazily: torch and the text encoder cost seconds that the simple models skip.
     from streamrec.models.transformer import TransformerRecommender
 
-    return TransformerRecommender.from_dir(settings.model_dir, new_item_boost=settings.new_item_boost)
+    boost = {} if options.new_item_boost is None else {"new_item_boost": options.new_item_boost}
+    return TransformerRecommender.from_dir(options.model_dir, **boost)
 
 
-def _content(settings: Settings) -> Recommender:
+def _content(options: RecommenderOptions) -> Recommender:
     # Text vectors from the artifact when there is one (no re-encoding), else the encoder.
     from streamrec.models.artifact import load_latest
     from streamrec.models.content import Content
 
-    artifact = load_latest(settings.model_dir)
+    artifact = load_latest(options.model_dir)
     vectors = (artifact.item_ids, artifact.item_text[1:]) if artifact is not None else None
-    return Content(_weights(settings), vectors)
+    return Content(dict(options.event_weights), vectors)
 
 
-def _fusion(settings: Settings) -> Recommender:
+def _fusion(options: RecommenderOptions) -> Recommender:
     from streamrec.models.fusion import Fusion
 
-    return Fusion.from_dir(settings.model_dir, _weights(settings), _transformer(settings))
+    return Fusion.around(_transformer(options), dict(options.event_weights))
 
 
-def _tail(base: str) -> Callable[[Settings], Recommender]:
-    """``<base>+tail``: ``base`` re-ranked with the knob ``settings.tail_knob``."""
-    return lambda settings: TailRerank(make_recommender(base, settings), settings.tail_knob)
+def _tail(base: str) -> Callable[[RecommenderOptions], Recommender]:
+    """``<base>+tail``: ``base`` re-ranked with the knob ``options.tail_knob``."""
+    return lambda options: TailRerank(make_recommender(base, options), options.tail_knob)
 
 
-def _weights(settings: Settings) -> dict[str, float]:
-    return parse_event_weights(settings.event_weights)
-
-
-FACTORIES: dict[str, Callable[[Settings], Recommender]] = {
-    "popularity": lambda settings: Popularity(_weights(settings)),
-    "cooccurrence": lambda settings: CoOccurrence(_weights(settings)),
+FACTORIES: dict[str, Callable[[RecommenderOptions], Recommender]] = {
+    "popularity": lambda options: Popularity(dict(options.event_weights)),
+    "cooccurrence": lambda options: CoOccurrence(dict(options.event_weights)),
     TRANSFORMER: _transformer,
-    "trending": lambda settings: Trending(_weights(settings)),
+    "trending": lambda options: Trending(dict(options.event_weights)),
     "content": _content,
     "fusion": _fusion,
     "fusion" + TAIL: _tail("fusion"),
@@ -71,24 +109,25 @@ def known(name: str) -> bool:
     return base in FACTORIES and (not at or (base.endswith(TAIL) and is_knob(knob)))
 
 
-def make_recommender(name: str, settings: Settings) -> Recommender:
+def make_recommender(name: str, options: RecommenderOptions) -> Recommender:
     """``fusion+tail@0.3`` = ``fusion+tail`` with ``tail_knob = 0.3``."""
     if not known(name):
         raise ValueError(f"unknown recommender {name!r}; choose from {', '.join(FACTORIES)} (+tail@<knob>)")
     base, at, knob = name.partition("@")
-    return FACTORIES[base](settings.with_(tail_knob=float(knob)) if at else settings)
+    return FACTORIES[base](dataclasses.replace(options, tail_knob=float(knob)) if at else options)
 
 
-def initial_recommender(settings: Settings) -> Recommender:
-    """What a worker starts with: the configured model, or, when the transformer has no
-    artifact yet, co-occurrence until one is trained (the worker hot-reloads it)."""
+def initial_recommender(name: str, options: RecommenderOptions) -> Recommender:
+    """What a worker starts with: ``name``, or, when the transformer has no artifact yet,
+    co-occurrence (with the configured event weights) until one is trained (the worker
+    hot-reloads it)."""
     try:
-        return make_recommender(settings.recommender, settings)
+        return make_recommender(name, options)
     except FileNotFoundError as exc:
-        if settings.recommender != TRANSFORMER:
+        if name != TRANSFORMER:
             raise
         log.warning("%s; serving cooccurrence until an artifact appears", exc)
-        return CoOccurrence()
+        return FACTORIES["cooccurrence"](options)
 
 
 # Recommenders that learn everything from the stream; every other one reads model artifacts.

@@ -35,7 +35,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from streamrec.types import EVENT_TYPES
+from streamrec.models.base import ItemVocab
+from streamrec.types import EVENT_TYPE_INDEX, EVENT_TYPES, WINDOW, Event, Interaction
 
 # log2 buckets of the gap to the previous event: 30 covers a second to ~30 years.
 GAP_BUCKETS = 32
@@ -48,7 +49,7 @@ class SequenceConfig:
     d: int = 64
     layers: int = 2
     heads: int = 2
-    window: int = 50
+    window: int = WINDOW
     # Regularisation that matters on small logs such as ml-100k (SASRec uses 0.2-0.5).
     dropout: float = 0.3
     # Share of item IDs hidden during training so text-only vectors (new items) are usable.
@@ -161,3 +162,18 @@ def encode_last(
     idx, types, ts = pack(windows, model.config.window)
     gaps = gap_buckets(ts, types > 0, model.config.gap_buckets)
     return model(items[idx], types, gaps)[:, -1]
+
+
+def encode_events(events: Sequence[Event | Interaction], vocab: ItemVocab) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(catalog index = vocab index + 1, event type + 1, ts)`` arrays of a log or a window;
+    unknown items dropped.
+
+    >>> encode_events([Interaction("b", "click", 5.0), Interaction("x", "view", 6.0)], ItemVocab(["a", "b"]))
+    (array([2]), array([2]), array([5.]))
+    """
+    kept = [e for e in events if e.item_id in vocab]
+    return (
+        np.array([vocab.index(e.item_id) + 1 for e in kept], dtype=np.int64),
+        np.array([EVENT_TYPE_INDEX[e.event_type] + 1 for e in kept], dtype=np.int64),
+        np.array([e.ts for e in kept], dtype=np.float64),
+    )

@@ -12,12 +12,11 @@ by ``- log q_j`` (logQ correction) so the estimate stays unbiased towards popula
 
 Long histories are cut into several windows, with a random offset each epoch. The model
 is validated every epoch on each user's second-to-last item (full ranking, seen items
-masked) and the best-NDCG@10 weights are kept (early stopping).
+masked) and the best-NDCG@10 weights are kept (early stopping); `models.holdout` splits
+the log.
 
->>> from streamrec.types import Event
->>> seqs = user_sequences([Event("u", "a", "view", 2.0), Event("u", "b", "click", 1.0)])
->>> [e.item_id for e in seqs["u"]]
-['b', 'a']
+>>> TrainConfig().future_span, _type_weights(TrainConfig()).tolist()
+(1, [0.0, 1.0, 1.0, 1.0])
 """
 
 from __future__ import annotations
@@ -25,8 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +34,7 @@ from torch.nn import functional as F
 
 from streamrec.models.base import ItemVocab
 from streamrec.models.metrics import accuracy, masked_ranks
-from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_last, gap_buckets, pack
+from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_events, encode_last, gap_buckets, pack
 from streamrec.types import EVENT_TYPE_INDEX, Event, Item
 
 # Full softmax up to this catalog size; beyond it, sampled softmax with logQ correction.
@@ -74,40 +72,6 @@ class TrainResult:
     vocab: ItemVocab  # item_id -> ID row - 1
     text: np.ndarray  # (len(vocab) + 1, text_dim), row 0 = padding
     metrics: dict[str, float]
-
-
-def user_sequences(events: Iterable[Event]) -> dict[str, list[Event]]:
-    """Each user's events, oldest first (ties keep input order)."""
-    seqs: defaultdict[str, list[Event]] = defaultdict(list)
-    for event in events:
-        seqs[event.user_id].append(event)
-    return {user: sorted(evs, key=lambda e: e.ts) for user, evs in seqs.items()}
-
-
-def leave_one_out(
-    seqs: Mapping[str, list[Event]],
-) -> tuple[dict[str, list[Event]], dict[str, Event], dict[str, Event]]:
-    """Split each user: all but the last two = train, second-to-last = valid, last = test.
-
-    Users with fewer than three events keep everything for training.
-    """
-    train, valid, test = {}, {}, {}
-    for user, evs in seqs.items():
-        if len(evs) < 3:
-            train[user] = list(evs)
-            continue
-        train[user], valid[user], test[user] = evs[:-2], evs[-2], evs[-1]
-    return train, valid, test
-
-
-def encode_events(events: Sequence[Event], vocab: ItemVocab) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(catalog index = vocab index + 1, event type + 1, ts)`` arrays; unknown items dropped."""
-    kept = [e for e in events if e.item_id in vocab]
-    return (
-        np.array([vocab.index(e.item_id) + 1 for e in kept], dtype=np.int64),
-        np.array([EVENT_TYPE_INDEX[e.event_type] + 1 for e in kept], dtype=np.int64),
-        np.array([e.ts for e in kept], dtype=np.float64),
-    )
 
 
 def train(

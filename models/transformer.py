@@ -37,9 +37,9 @@ from streamrec.models.artifact import Artifact, load_latest
 from streamrec.types import Ranked, UserContext
 from streamrec.models.base import ItemVocab, Recommender
 from streamrec.models.retrieval import ItemIndex
-from streamrec.models.sequence import encode_last
+from streamrec.models.sequence import encode_events, encode_last
 from streamrec.models.text_encoder import TextEncoder
-from streamrec.types import EVENT_TYPE_INDEX, Item
+from streamrec.types import Item
 
 # Users per forward pass in `embed`: the encoder's throughput peaks around 8-64 on 1 thread.
 EMBED_BATCH = 64
@@ -161,13 +161,7 @@ class TransformerRecommender(Recommender):
             self.text_index.add([item.item_id for item in items], text)
 
     def _window(self, user: UserContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        known = [(self.catalog.index(e.item_id), e) for e in user.window[-self.model.config.window :]]
-        known = [(idx, e) for idx, e in known if idx is not None]
-        return (
-            np.array([idx + 1 for idx, _ in known], dtype=np.int64),
-            np.array([EVENT_TYPE_INDEX[e.event_type] + 1 for _, e in known], dtype=np.int64),
-            np.array([e.ts for _, e in known], dtype=np.float64),
-        )
+        return encode_events(user.window[-self.model.config.window :], self.catalog)
 
 
 def _with_boost(vectors: np.ndarray, value: float) -> np.ndarray:

@@ -103,8 +103,7 @@ class Categories:
 
     def update_items(self, items: Iterable[Item]) -> None:
         for item in items:
-            names = [c.strip() for c in item.category.split(",") if c.strip()]
-            self.of_item[item.item_id] = tuple(dict.fromkeys(self._add(name) for name in names))
+            self.of_item[item.item_id] = tuple(self._add(name) for name in item.categories)
 
     def _add(self, name: str) -> int:
         if name not in self._index:

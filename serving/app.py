@@ -1,64 +1,97 @@
 """The HTTP face: serves the lists the workers published; never computes them itself.
 
 - ``GET /v1/users/{user_id}/recommendations?k=10``: the latest list (404 if none yet)
-- ``POST /v1/events``: validate, produce to ``events`` keyed by user, 202 (422 if bad)
+- ``POST /v1/events``: validate, produce to ``events`` keyed by user; 202 only once the
+  broker acknowledged it (503 if not within ``http_ack_timeout_s``)
+- ``POST /v1/events/batch``: ``{"events": [...]}``, each validated; 202 with counts once
+  every valid one is acknowledged, invalid ones reported by index
 - ``GET /v1/search?q=text&k=10``: items whose text matches the query (semantic)
 - ``GET /v1/items/{item_id}/similar?k=10``: items the model places near this one
-- ``GET /healthz``, ``GET /metrics`` (Prometheus text)
+- ``GET /healthz`` (200 when every topic reader is alive and caught up, else 503),
+  ``GET /metrics`` (Prometheus text); both open, ``/v1/*`` needs an API key if any is set
+
+Every input gets a 2xx or 4xx answer; every error has one shape (`streamrec.serving.errors`).
+Bodies are bounded by ``http_max_body_bytes`` while they are read (413), before any parsing.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
-import orjson
-from confluent_kafka import Producer
-from fastapi import Body, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
-from streamrec.settings import Settings
-from streamrec.streams.broadcast import Record, TopicReader
-from streamrec.streams.catalog import Catalog
-from streamrec.types import Event
-from streamrec.streams.contracts import InvalidEvent, encode_event, validate_event
-from streamrec.streams.replay import producer
+from streamrec.serving import errors
+from streamrec.serving.auth import ApiKeyAuth, api_keys, check_exposure
+from streamrec.serving.errors import ApiError, ErrorBody
+from streamrec.serving.intake import Intake, Outcome
+from streamrec.serving.limits import BodyLimit
+from streamrec.serving.lists import LatestLists
+from streamrec.serving.responses import (
+    Accepted,
+    BatchAccepted,
+    EventBatch,
+    Health,
+    Rejected,
+    SearchResult,
+    ServedItem,
+    ServedList,
+    SimilarItems,
+)
 from streamrec.serving.semantic import NoModel, SemanticIndex
+from streamrec.settings import Settings
+from streamrec.streams.broadcast import TopicReader
+from streamrec.streams.catalog import Catalog
+from streamrec.streams.contracts import EventMessage, InvalidEvent, RecommendedItem, validate_event
+from streamrec.types import Event
 
 MAX_K = 100
+# Seconds a client should wait before retrying an unacknowledged event.
+RETRY_AFTER_S = 1
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (400, 401, 404, 413, 415, 422, 503)
+}
 
 
-class LatestLists:
-    """user_id -> the newest ``recommendations`` record, fed by a reader thread."""
+class Publisher(Protocol):
+    async def publish(self, events: Sequence[Event]) -> list[Outcome]: ...
 
-    def __init__(self) -> None:
-        self._lists: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-        self.consumed = 0
-        self.malformed = 0
+    def close(self) -> None: ...
 
-    def on_records(self, records: list[Record]) -> None:
-        for record in records:
-            try:
-                message = orjson.loads(record.value)
-                user_id = message["user_id"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                self.malformed += 1
-                continue
-            with self._lock:
-                self._lists[user_id] = message
-                self.consumed += 1
 
-    def get(self, user_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            return self._lists.get(user_id)
+class Reader(Protocol):
+    topic: str
 
-    def __len__(self) -> int:
-        return len(self._lists)
+    def wait_caught_up(self, timeout_s: float) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
+Follow = Callable[[Settings, LatestLists, Catalog], list[Reader]]
+
+
+def follow_topics(settings: Settings, lists: LatestLists, catalog: Catalog) -> list[Reader]:
+    """Start the readers a server needs: the published lists and the catalog."""
+    return [
+        TopicReader(settings.bootstrap_servers, settings.topic_recommendations, lists.on_records, "serving").start(),
+        catalog.follow(settings.bootstrap_servers, settings.topic_items, "serving"),
+    ]
+
+
+def reader_problem(reader: Reader) -> str | None:
+    """None if ``reader`` is ready, else what is wrong with it."""
+    # `alive` comes with the robust TopicReader (streams/broadcast.py); a reader without
+    # it is asked about its thread.
+    alive = getattr(reader, "alive", None)
+    if alive is None:
+        alive = reader._thread.is_alive()  # type: ignore[attr-defined]
+    if not alive:
+        return "stopped"
+    return None if reader.wait_caught_up(0) else "catching up"
 
 
 class Metrics:
@@ -68,30 +101,41 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("streamrec_http_requests", "HTTP requests", ["route", "status"], registry=self.registry)
         self.events = Counter("streamrec_events_received", "Events posted", ["outcome"], registry=self.registry)
-        Gauge("streamrec_users_with_lists", "Users with a list", registry=self.registry).set_function(lambda: len(lists))
-        Gauge("streamrec_lists_consumed", "Lists read from the topic", registry=self.registry).set_function(
-            lambda: lists.consumed
-        )
+        gauges = {
+            "streamrec_users_with_lists": ("Users with a list", lambda: len(lists)),
+            "streamrec_lists_consumed": ("Lists read from the topic", lambda: lists.consumed),
+            "streamrec_lists_malformed": ("Lists skipped as invalid", lambda: lists.malformed),
+        }
+        for name, (doc, value) in gauges.items():
+            Gauge(name, doc, registry=self.registry).set_function(value)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(
+    settings: Settings, make_intake: Callable[[Settings], Publisher] = Intake, follow: Follow = follow_topics
+) -> FastAPI:
+    """The ASGI app; refuses (`InsecureServer`) to expose an open API on a reachable host."""
+    keys = api_keys(settings)
+    check_exposure(settings, keys)
     lists, catalog = LatestLists(), Catalog()
     semantic = SemanticIndex(settings, catalog)
     metrics = Metrics(lists)
-    out: Producer = producer(settings)
+    running: dict[str, Any] = {"readers": []}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        readers = [
-            TopicReader(settings.bootstrap_servers, settings.topic_recommendations, lists.on_records, "serving").start(),
-            catalog.follow(settings.bootstrap_servers, settings.topic_items, "serving"),
-        ]
+        running["intake"] = make_intake(settings)
+        running["readers"] = follow(settings, lists, catalog)
         yield
-        for reader in readers:
+        for reader in running["readers"]:
             reader.stop()
-        out.flush(5)
+        running["intake"].close()
 
     app = FastAPI(title="streamrec", lifespan=lifespan)
+    errors.install(app)
+    # Middleware added later wraps what came before: the key check runs before the body
+    # is read, and the counter (below) sees every answer, 401s included.
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
+    app.add_middleware(ApiKeyAuth, keys=keys)
 
     @app.middleware("http")
     async def count(request: Request, call_next: Any) -> Response:
@@ -100,46 +144,78 @@ def create_app(settings: Settings) -> FastAPI:
         metrics.requests.labels(route.path if route else "unmatched", str(response.status_code)).inc()
         return response
 
-    @app.get("/v1/users/{user_id}/recommendations")
+    async def publish(events: list[Event]) -> list[Outcome]:
+        outcomes = await running["intake"].publish(events)
+        for outcome in outcomes:
+            metrics.events.labels("accepted" if outcome is None else "unacknowledged").inc()
+        return outcomes
+
+    @app.get("/v1/users/{user_id}/recommendations", response_model=ServedList, responses=ERRORS)
     def recommendations(
         user_id: str, k: int = Query(10, ge=1, le=MAX_K), category: str | None = Query(None, max_length=200)
-    ) -> Any:
+    ) -> ServedList:
         message = lists.get(user_id)
         if message is None:
-            return JSONResponse({"error": f"no recommendations for user {user_id!r} yet"}, status_code=404)
-        entries = _titled(catalog, message["items"])
+            raise ApiError(404, "not_found", f"no recommendations for user {user_id!r} yet")
+        entries = message.items
         if category:
-            entries = [e for e in entries if _in_category(catalog, e["item_id"], category)]
-        return {**message, "items": entries[:k]}
+            entries = [e for e in entries if _in_category(catalog, e.item_id, category)]
+        return ServedList(**{**dict(message), "items": _titled(catalog, entries[:k])})
 
-    @app.get("/v1/search")
-    def search(q: str = Query(..., min_length=1, max_length=500), k: int = Query(10, ge=1, le=MAX_K)) -> Any:
-        return _semantic(lambda: {"query": q, "items": _titled(catalog, _entries(semantic.search(q, k)))})
+    @app.get("/v1/search", response_model=SearchResult, responses=ERRORS)
+    def search(q: str = Query(..., min_length=1, max_length=500), k: int = Query(10, ge=1, le=MAX_K)) -> SearchResult:
+        return SearchResult(query=q, items=_titled(catalog, _semantic(lambda: semantic.search(q, k))))
 
-    @app.get("/v1/items/{item_id}/similar")
-    def similar(item_id: str, k: int = Query(10, ge=1, le=MAX_K)) -> Any:
+    @app.get("/v1/items/{item_id}/similar", response_model=SimilarItems, responses=ERRORS)
+    def similar(item_id: str, k: int = Query(10, ge=1, le=MAX_K)) -> SimilarItems:
         catalog.refresh()
         if item_id not in catalog:
-            return JSONResponse({"error": f"unknown item {item_id!r}"}, status_code=404)
-        return _semantic(lambda: {"item_id": item_id, "items": _titled(catalog, _entries(semantic.similar(item_id, k)))})
+            raise ApiError(404, "not_found", f"unknown item {item_id!r}")
+        return SimilarItems(item_id=item_id, items=_titled(catalog, _semantic(lambda: semantic.similar(item_id, k))))
 
-    @app.post("/v1/events", status_code=202)
-    def post_event(body: Any = Body(...)) -> Any:
-        try:
-            event = validate_event(body)
-        except InvalidEvent as exc:
-            metrics.events.labels("rejected").inc()
-            return JSONResponse({"error": "invalid event", "reasons": [str(exc)]}, status_code=422)
-        event = _with_id(event)
-        out.produce(settings.topic_events, key=event.user_id.encode(), value=encode_event(event))
-        out.poll(0)
-        metrics.events.labels("accepted").inc()
-        return {"accepted": True, "event_id": event.event_id}
+    # Both event routes: 202 once stored, JSON bodies only.
+    intake_route = {"status_code": 202, "responses": ERRORS, "dependencies": [Depends(json_content)]}
 
-    @app.get("/healthz")
-    def healthz() -> Any:
+    @app.post("/v1/events", response_model=Accepted, **intake_route)
+    async def post_event(message: EventMessage) -> Accepted:
+        event = _with_id(message.to_event())
+        [outcome] = await publish([event])
+        if outcome is not None:
+            message = f"{outcome}; it may or may not be stored: retry with the same event_id"
+            raise _not_acknowledged(message, {"event_id": event.event_id})
+        return Accepted(event_id=event.event_id or "")
+
+    @app.post("/v1/events/batch", response_model=BatchAccepted, **intake_route)
+    async def post_batch(batch: EventBatch) -> BatchAccepted:
+        if len(batch.events) > settings.http_batch_max:
+            raise ApiError(413, "too_many_events", f"{len(batch.events)} events, over the limit of {settings.http_batch_max}")
+        valid, rejected = _validated(batch.events)
+        if not valid:
+            raise ApiError(422, "invalid_request", "no valid event in the batch", details={"rejected": _dumped(rejected)})
+        outcomes = await publish([event for _, event in valid])
+        if any(outcome is not None for outcome in outcomes):
+            acked = [
+                {"index": i, "event_id": e.event_id, "acknowledged": o is None}
+                for (i, e), o in zip(valid, outcomes, strict=True)
+            ]
+            missing = sum(not a["acknowledged"] for a in acked)
+            first = next(o for o in outcomes if o)
+            raise _not_acknowledged(
+                f"{missing} of {len(valid)} events not acknowledged ({first}): retry them with the same event_ids",
+                {"events": acked, "rejected": _dumped(rejected)},
+            )
+        return BatchAccepted(accepted=len(valid), event_ids=[e.event_id or "" for _, e in valid], rejected=rejected)
+
+    @app.get("/healthz", response_model=Health, responses={503: {"model": ErrorBody}})
+    def healthz() -> Health:
+        problems = {reader.topic: problem for reader in running["readers"] if (problem := reader_problem(reader))}
+        if problems:
+            listed = ", ".join(f"{topic}: {problem}" for topic, problem in problems.items())
+            raise ApiError(503, "not_ready", f"readers not ready ({listed})", details={"readers": problems})
         catalog.refresh()
-        return {"status": "ok", "users_with_lists": len(lists), "lists_consumed": lists.consumed, "items": len(catalog)}
+        return Health(
+            users_with_lists=len(lists), lists_consumed=lists.consumed, lists_malformed=lists.malformed, items=len(catalog)
+        )
 
     @app.get("/metrics")
     def prometheus() -> Response:
@@ -148,13 +224,38 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _entries(ranked: list[tuple[str, float]]) -> list[dict[str, Any]]:
-    return [{"item_id": item_id, "score": round(score, 6)} for item_id, score in ranked]
+def json_content(request: Request) -> None:
+    """415 unless the body is declared JSON (FastAPI would otherwise read it as bytes)."""
+    mime = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if not (mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))):
+        raise ApiError(415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)")
 
 
-def _titled(catalog: Catalog, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _not_acknowledged(message: str, details: dict[str, Any]) -> ApiError:
+    """503 for events the broker did not acknowledge in time: the client should retry."""
+    return ApiError(503, "not_acknowledged", message, details, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _validated(data: list[Any]) -> tuple[list[tuple[int, Event]], list[Rejected]]:
+    """Each event of a batch validated on its own: (index, event) pairs and rejections."""
+    valid, rejected = [], []
+    for index, item in enumerate(data):
+        try:
+            valid.append((index, _with_id(validate_event(item))))
+        except InvalidEvent as exc:
+            rejected.append(Rejected(index=index, reason=str(exc)))
+    return valid, rejected
+
+
+def _dumped(rejected: list[Rejected]) -> list[dict[str, Any]]:
+    return [r.model_dump() for r in rejected]
+
+
+def _titled(catalog: Catalog, entries: Sequence[RecommendedItem] | list[tuple[str, float]]) -> list[ServedItem]:
+    """Entries with their catalog titles; ranked ``(item_id, score)`` pairs become entries."""
     catalog.refresh()
-    return [{**entry, "title": catalog.title(entry["item_id"])} for entry in entries]
+    items = [e if isinstance(e, RecommendedItem) else RecommendedItem(item_id=e[0], score=round(float(e[1]), 6)) for e in entries]
+    return [ServedItem(**dict(item), title=catalog.title(item.item_id)) for item in items]
 
 
 def _in_category(catalog: Catalog, item_id: str, category: str) -> bool:
@@ -164,11 +265,11 @@ def _in_category(catalog: Catalog, item_id: str, category: str) -> bool:
     return item is not None and any(c.strip().lower() == wanted for c in item.category.split(","))
 
 
-def _semantic(answer: Any) -> Any:
+def _semantic(answer: Callable[[], list[tuple[str, float]]]) -> list[tuple[str, float]]:
     try:
         return answer()
     except NoModel as exc:
-        return JSONResponse({"error": str(exc)}, status_code=503)
+        raise ApiError(503, "no_model", str(exc)) from None
 
 
 def _with_id(event: Event) -> Event:

@@ -13,7 +13,7 @@ import threading
 from streamrec.settings import Settings
 from streamrec.models.versions import latest_version
 from streamrec.types import Ranked
-from streamrec.models.registry import TRANSFORMER, make_recommender
+from streamrec.models.registry import TRANSFORMER, RecommenderOptions, make_recommender
 from streamrec.streams.catalog import Catalog
 
 
@@ -45,7 +45,7 @@ class SemanticIndex:
         if version is None:
             raise NoModel(f"no model artifact under {self.settings.model_dir}: run `streamrec train`")
         if version != self._version:
-            self._model = make_recommender(TRANSFORMER, self.settings)
+            self._model = make_recommender(TRANSFORMER, RecommenderOptions.of(self.settings))
             self._version, self._cursor = version, 0
         updates, self._cursor = self.catalog.updates_since(self._cursor)
         self._model.update_items(updates)

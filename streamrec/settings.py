@@ -74,6 +74,20 @@ class Settings:
     # Idempotent producers (no duplicates from producer retries). Apache Kafka supports
     # them; the embedded broker does not, so it is off unless the deployment turns it on.
     kafka_idempotence: int = 0
+    # HTTP API keys (bearer tokens), comma-separated; /v1/* requires one when any is set.
+    # Never printed in a repr. Required to serve on a non-loopback address.
+    http_api_keys: str = dataclasses.field(default="", repr=False)
+    # A file holding more keys (comma- or line-separated): a Docker or Kubernetes secret.
+    http_api_keys_file: str = ""
+    # Serve a non-loopback address without keys anyway (only behind an authenticating proxy).
+    http_allow_open: int = 0
+    # Largest request body (413 beyond it), enforced while the body is read; one event's
+    # body may not exceed max_event_bytes.
+    http_max_body_bytes: int = 1_048_576
+    # Most events in one POST /v1/events/batch.
+    http_batch_max: int = 1000
+    # How long POST /v1/events waits for the broker to acknowledge (acks=all) before 503.
+    http_ack_timeout_s: float = 5.0
     # Events whose item is not in the catalog yet wait (parked, uncommitted) for it at most
     # this many at once and this long, then go to the DLQ: an item announced just before
     # its first event may still be in flight to the worker's catalog reader.

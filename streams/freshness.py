@@ -1,12 +1,12 @@
 """Freshness: event -> recommendation latency, from an event's production to the
-publication of the first list that includes it.
+publication of the first list that includes it (both on the clock `streams.lists` names).
 
 A list for user ``u`` carries ``user_events`` = how many events of ``u`` its state had
 applied, so the ``n``-th event produced for ``u`` is included in the first list with
 ``user_events >= n`` (events of one user coalesced in a micro-batch share one list).
 
 >>> f = Freshness()
->>> f.sent("u", 1.0); f.sent("u", 1.5); f.published("u", 2, 2.0)
+>>> f.sent("u", 1.0); f.sent("u", 1.5); f.published(Published("u", (), 2, 2.0))
 >>> sorted(f.latencies_s), f.outstanding
 ([0.5, 1.0], 0)
 """
@@ -17,6 +17,8 @@ from collections import Counter, defaultdict, deque
 
 import numpy as np
 
+from streamrec.models.prequential import Published
+
 
 class Freshness:
     """Matches produced events to the lists that include them."""
@@ -25,17 +27,15 @@ class Freshness:
         self._produced: Counter[str] = Counter()
         self._pending: defaultdict[str, deque[tuple[int, float]]] = defaultdict(deque)
         self.latencies_s: list[float] = []
-        self.lists = 0
 
     def sent(self, user_id: str, at: float) -> None:
         self._produced[user_id] += 1
         self._pending[user_id].append((self._produced[user_id], at))
 
-    def published(self, user_id: str, user_events: int, at: float) -> None:
-        self.lists += 1
-        pending = self._pending.get(user_id)
-        while pending and pending[0][0] <= user_events:
-            self.latencies_s.append(at - pending.popleft()[1])
+    def published(self, listed: Published) -> None:
+        pending = self._pending.get(listed.user_id)
+        while pending and pending[0][0] <= listed.user_events:
+            self.latencies_s.append(listed.published_at - pending.popleft()[1])
 
     @property
     def outstanding(self) -> int:

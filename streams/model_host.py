@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 
 from streamrec.models.base import Recommender
-from streamrec.models.registry import make_recommender, uses_artifacts
+from streamrec.models.registry import RecommenderOptions, make_recommender, uses_artifacts
 from streamrec.models.versions import latest_version
 from streamrec.settings import Settings
 from streamrec.streams.catalog import Catalog
@@ -65,7 +65,7 @@ class ModelHost:
 
     def _fresh_model(self) -> tuple[Recommender, int, int]:
         """A new recommender brought up to the whole catalog and learning log (off the loop)."""
-        recommender = make_recommender(self.settings.recommender, self.settings)
+        recommender = make_recommender(self.settings.recommender, RecommenderOptions.of(self.settings))
         return recommender, *self._catch_up(recommender, 0, 0)
 
     def _catch_up(self, recommender: Recommender, catalog_from: int, learning_from: int) -> tuple[int, int]:

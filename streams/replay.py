@@ -15,9 +15,9 @@ from confluent_kafka import Producer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streamrec.settings import Settings
-from streamrec.types import Event, Item
 from streamrec.streams.contracts import encode_event, encode_item
 from streamrec.streams.kafka import producer_config
+from streamrec.types import Event, Item
 
 OnSent = Callable[[Event, float], None]
 

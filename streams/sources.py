@@ -1,6 +1,7 @@
-"""Event and item logs: JSONL, CSV, the built-in MovieLens-100K, and the events topic.
+"""Event and item logs: JSONL, CSV, the built-in MovieLens-100K, and the broker's topics.
 
-Every reader streams (yields one record at a time) so large logs never sit in memory.
+`LogSource` is the one place that picks a log by where it lives (every command that
+reads a log takes one). Every reader streams (yields one record at a time) so large logs never sit in memory.
 
 Event files: JSONL with the ``events`` contract per line, or CSV with the header
 ``user_id,item_id,event_type,ts[,event_id]``. Item files: JSONL with the ``items``
@@ -15,14 +16,16 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import itertools
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from streamrec.types import EVENT_TYPES, Event, Item
-
+from streamrec.settings import Settings
 from streamrec.streams.contracts import InvalidEvent, encode_event, encode_item, parse_event, parse_item, validate_event
+from streamrec.types import EVENT_TYPES, Event, Item
 
 RATING_TO_EVENT = {5: "purchase", 4: "click", 3: "view", 2: "view", 1: "view"}
 ML100K = "ml-100k"
@@ -31,6 +34,65 @@ DATASETS = (ML100K,)
 TOPIC_READ_TIMEOUT_S = 600.0
 # Item-popularity skew of synthetic logs; ~1 is what real catalogs show.
 SYNTHETIC_ZIPF = 1.0
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """Where a log of events and its item catalog come from: a built-in ``dataset``,
+    files (``events_file``, ``items_file``), or the topics of the ``broker`` (the
+    feedback loop's log). Exactly one kind is given; ``limit`` keeps the first N events.
+
+    `events` and `items` read afresh on every call, so a source can be iterated twice.
+
+    >>> LogSource(dataset="ml-100k", limit=3).name
+    'ml-100k'
+    >>> LogSource(dataset="ml-100k", events_file="e.csv")
+    Traceback (most recent call last):
+    ...
+    ValueError: give one source of events: a dataset, files, or the broker
+    """
+
+    dataset: str | None = None
+    events_file: str | Path | None = None
+    items_file: str | Path | None = None
+    broker: Settings | None = None
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        kinds = (self.dataset is not None, bool(self.events_file or self.items_file), self.broker is not None)
+        if sum(kinds) != 1:
+            raise ValueError("give one source of events: a dataset, files, or the broker")
+        if self.dataset is not None and self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
+
+    @property
+    def name(self) -> str:
+        """How reports name the log."""
+        if self.broker is not None:
+            return f"topic {self.broker.topic_events}"
+        return self.dataset or str(self.events_file)
+
+    def events(self) -> Iterator[Event]:
+        """The events in time order (files stream; a dataset or topic is read whole first)."""
+        if self.dataset is not None:
+            events: Iterable[Event] = movielens_events(self.dataset)
+        elif self.broker is not None:
+            events = topic_events(self.broker.bootstrap_servers, self.broker.topic_events)
+        elif self.events_file:
+            events = read_events(self.events_file)
+        else:
+            raise ValueError("no event file given")
+        return itertools.islice(events, self.limit)
+
+    def items(self) -> Iterable[Item]:
+        """The item catalog (the latest version of each item, for the broker)."""
+        if self.dataset is not None:
+            return movielens_items(self.dataset)
+        if self.broker is not None:
+            return topic_items(self.broker.bootstrap_servers, self.broker.topic_items)
+        if self.items_file:
+            return read_items(self.items_file)
+        raise ValueError("no item file given")
 
 
 def read_events(path: str | Path) -> Iterator[Event]:
@@ -178,3 +240,14 @@ def topic_events(bootstrap: str, topic: str) -> list[Event]:
             continue
     events.sort(key=lambda e: e.ts)
     return events
+
+
+def topic_items(bootstrap: str, topic: str) -> list[Item]:
+    """The catalog announced on ``topic`` so far: the latest version of each item."""
+    from streamrec.streams.broadcast import read_all
+    from streamrec.streams.catalog import Catalog
+
+    catalog = Catalog()
+    catalog.on_records(read_all(bootstrap, topic, TOPIC_READ_TIMEOUT_S, name="catalog"))
+    catalog.refresh()
+    return list(catalog.items.values())

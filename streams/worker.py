@@ -16,7 +16,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from streamrec.models.registry import initial_recommender
+from streamrec.models.registry import RecommenderOptions, initial_recommender
 from streamrec.settings import Settings
 from streamrec.streams.catalog import Catalog
 from streamrec.streams.faust_compat import guard_fetch_holes, hold, set_current_event, settle, use_fetch_wait
@@ -156,7 +156,7 @@ def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
     for reader in readers:
         if not reader.wait_caught_up(CATCH_UP_WAIT_S):
             log.warning("%s still loading after %.0f s; starting anyway", reader.topic, CATCH_UP_WAIT_S)
-    host = ModelHost(settings, initial_recommender(settings), catalog, learning)
+    host = ModelHost(settings, initial_recommender(settings.recommender, RecommenderOptions.of(settings)), catalog, learning)
     host.follow()
     app, _ = build(settings, worker_name, host)
     ready_marker(settings.data_dir, worker_name).parent.mkdir(parents=True, exist_ok=True)

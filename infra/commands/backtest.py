@@ -3,36 +3,75 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
 
 import click
 from rich.table import Table
 
 from streamrec.infra import backtest, report
-from streamrec.infra.commands.pipeline import event_source, item_source
+from streamrec.infra.commands.options import RECOMMENDERS_HELP, check_recommenders, log_source
 from streamrec.settings import Settings
-from streamrec.models.registry import FACTORIES, known
-from streamrec.types import Event, Item
-from streamrec.streams.sources import DATASETS
+from streamrec.streams.sources import DATASETS, LogSource
 
 # Share of events left for scoring when --train-until is not given.
 SCORED_SHARE = 0.2
-SUMMARY_COLUMNS = ("hr@10", "ndcg@10", "mrr@10", "coverage@10", "gini@10", "tail_share@10", "latency_p50_ms", "latency_p99_ms", "events", "wall_s")
+SUMMARY_COLUMNS = (
+    "hr@10",
+    "ndcg@10",
+    "mrr@10",
+    "coverage@10",
+    "gini@10",
+    "tail_share@10",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "events",
+    "wall_s",
+)
 
 
 @click.command("backtest")
-@click.option("--events", "events_file", type=click.Path(exists=True, dir_okay=False), help="Event log (JSONL or CSV), in time order.")
-@click.option("--items", "items_file", type=click.Path(exists=True, dir_okay=False), help="Item catalog (JSONL or CSV).")
+@click.option(
+    "--events",
+    "events_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Event log (JSONL or CSV), in time order.",
+)
+@click.option(
+    "--items", "items_file", type=click.Path(exists=True, dir_okay=False), help="Item catalog (JSONL or CSV)."
+)
 @click.option("--dataset", type=click.Choice(DATASETS), help="A built-in dataset instead of --events/--items.")
-@click.option("--train-until", type=float, help="Epoch s: events before it warm up/train, the rest are scored. Default: last 20%.")
-@click.option("--recommenders", default="popularity,cooccurrence", show_default=True, help=f"Comma list of {', '.join(FACTORIES)} (a +tail one may end in @KNOB).")
-@click.option("--model-dir", type=click.Path(file_okay=False), help="Transformer artifact dir (from `streamrec train`); default: train one on the warm-up part.")
+@click.option(
+    "--train-until", type=float, help="Epoch s: events before it warm up/train, the rest are scored. Default: last 20%."
+)
+@click.option(
+    "--recommenders",
+    default="popularity,cooccurrence",
+    show_default=True,
+    callback=check_recommenders,
+    help=f"Comma list of {RECOMMENDERS_HELP}.",
+)
+@click.option(
+    "--model-dir",
+    type=click.Path(file_okay=False),
+    help="Transformer artifact dir (from `streamrec train`); default: train one on the warm-up part.",
+)
 @click.option("--rate", type=float, help="Cap on the scored replay rate, events/s (default: as fast as gating allows).")
-@click.option("--in-flight", default=backtest.IN_FLIGHT, show_default=True, help="Scored events awaiting their lists at once (1 = lockstep).")
-@click.option("--lookahead", default=backtest.LOOKAHEAD, show_default=True, help="Events looked ahead past one held back (bounds reordering across users).")
+@click.option(
+    "--in-flight",
+    default=backtest.IN_FLIGHT,
+    show_default=True,
+    help="Scored events awaiting their lists at once (1 = lockstep).",
+)
+@click.option(
+    "--lookahead",
+    default=backtest.LOOKAHEAD,
+    show_default=True,
+    help="Events looked ahead past one held back (bounds reordering across users).",
+)
 @click.option("--limit", type=int, help="Only the first N events of the log.")
 @click.option("--seed", default=2020, show_default=True, help="Recorded in the report; seeds training.")
-@click.option("--train-epochs", type=int, help="Max transformer epochs when training on the warm-up part (no --model-dir).")
+@click.option(
+    "--train-epochs", type=int, help="Max transformer epochs when training on the warm-up part (no --model-dir)."
+)
 @click.option("--out", "out_dir", default="backtest-report", show_default=True, type=click.Path(file_okay=False))
 @click.pass_obj
 def backtest_command(
@@ -41,7 +80,7 @@ def backtest_command(
     items_file: str | None,
     dataset: str | None,
     train_until: float | None,
-    recommenders: str,
+    recommenders: tuple[str, ...],
     model_dir: str | None,
     rate: float | None,
     in_flight: int,
@@ -68,41 +107,26 @@ def backtest_command(
 
     Writes OUT/report.json and OUT/report.html (self-contained). See docs/backtest.md.
     """
-    names = tuple(n.strip() for n in recommenders.split(",") if n.strip())
-    unknown = [n for n in names if not known(n)]
-    if unknown:
-        raise click.UsageError(f"unknown recommender(s) {unknown}; choose from {', '.join(FACTORIES)}")
-    events, items, source = _inputs(events_file, items_file, dataset, limit)
-    cut = train_until if train_until is not None else _scored_tail_start(events)
-    config = backtest.BacktestConfig(names, cut, rate, in_flight, lookahead, seed, model_dir, source, train_epochs)
-    result = backtest.run_backtest(settings, events, list(items()), config)
+    if not dataset and not (events_file and items_file):
+        raise click.UsageError("give --events FILE and --items FILE (or --dataset)")
+    source = log_source(dataset, events_file, items_file, limit)
+    cut = train_until if train_until is not None else _scored_tail_start(source)
+    config = backtest.BacktestConfig(
+        recommenders, cut, rate, in_flight, lookahead, seed, model_dir, source.name, train_epochs
+    )
+    result = backtest.run_backtest(settings, source.events, list(source.items()), config)
     json_path, html_path = report.write(result, out_dir)
     backtest.console.print(summary_table(result["recommenders"]))
     click.echo(f"wrote {json_path} and {html_path}")
 
 
-def _inputs(
-    events_file: str | None, items_file: str | None, dataset: str | None, limit: int | None
-) -> tuple[Callable[[], Iterable[Event]], Callable[[], Iterable[Item]], str]:
-    """Re-iterable event and item sources (each call reads afresh), and a name for the report."""
-    if dataset and (events_file or items_file):
-        raise click.UsageError("give --dataset or --events/--items, not both")
-    if not dataset and not (events_file and items_file):
-        raise click.UsageError("give --events FILE and --items FILE (or --dataset)")
-    return (
-        lambda: itertools.islice(event_source(events_file, dataset), limit),
-        lambda: item_source(items_file, dataset),
-        dataset or str(events_file),
-    )
-
-
-def _scored_tail_start(events: Callable[[], Iterable[Event]]) -> float:
+def _scored_tail_start(source: LogSource) -> float:
     """The ts of the first event of the last `SCORED_SHARE` (two streaming passes)."""
-    total = sum(1 for _ in events())
+    total = sum(1 for _ in source.events())
     if total == 0:
         raise click.UsageError("the event log is empty")
     index = int(total * (1 - SCORED_SHARE))
-    return next(itertools.islice(events(), index, None)).ts
+    return next(itertools.islice(source.events(), index, None)).ts
 
 
 def summary_table(rows: dict[str, dict[str, float]]) -> Table:

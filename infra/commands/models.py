@@ -1,11 +1,12 @@
-"""``streamrec train`` and ``streamrec evaluate``: the sequence model's offline life.
+"""``streamrec train``, ``refit`` and ``evaluate``: the models' offline life.
 
 ``train`` fits the transformer on an event log (each user's last event held out for early
-stopping) and writes a new artifact version under ``--out`` (default: settings.model_dir),
+stopping) and writes a new model version under ``--out`` (default: settings.model_dir),
 which the worker picks up as the latest, with the fusion ranker's ``fusion.json`` fitted
-for it on the held-out events (``--no-fusion`` skips that). ``evaluate`` runs the
-leave-one-out protocol of notes/peers.md for every method and prints a table, or JSON
-with ``--json``.
+for it on the held-out events inside it (``--no-fusion`` skips that). ``refit`` fits the
+fusion ranker again for the newest version (e.g. on a newer log) and publishes a new
+version with the same transformer. ``evaluate`` runs the leave-one-out protocol of
+notes/peers.md for every method and prints a table, or JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ _data_options = [
     click.option("--dataset", type=click.Choice(["ml-100k"]), help="Built-in dataset."),
     click.option("--events", "events_file", type=click.Path(exists=True, dir_okay=False), help="Events JSONL/CSV."),
     click.option("--items", "items_file", type=click.Path(exists=True, dir_okay=False), help="Items JSONL/CSV."),
-    click.option("--from-broker", is_flag=True, help="Train on the events and items topics (the feedback loop)."),
+    click.option("--from-broker", is_flag=True, help="Read the events and items topics (the feedback loop)."),
+]
+_training_options = [
     click.option("--text-model", type=click.Path(exists=True, file_okay=False), help="Local HF text model folder."),
     click.option("--epochs", type=int, default=None, help="Max epochs (default: TrainConfig)."),
     click.option("--seed", type=int, default=None, help="Random seed (default: TrainConfig)."),
@@ -101,17 +104,23 @@ _data_options = [
 ]
 
 
-def _with_data_options(func):  # noqa: ANN001, ANN202
-    """Add the data options to a command and hand them to it as one `DataOptions` ``data``."""
+def _with_log_options(func, options: tuple = ()):  # noqa: ANN001, ANN202
+    """Add the data options (and ``options``) to a command and hand them to it as one
+    `DataOptions` ``data`` (fields without an option: None)."""
     names = [f.name for f in fields(DataOptions)]
 
     @functools.wraps(func)
     def command(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        return func(*args, data=DataOptions(**{n: kwargs.pop(n) for n in names}), **kwargs)
+        return func(*args, data=DataOptions(**{n: kwargs.pop(n, None) for n in names}), **kwargs)
 
-    for option in reversed(_data_options):
+    for option in reversed([*_data_options, *options]):
         command = option(command)
     return command
+
+
+def _with_data_options(func):  # noqa: ANN001, ANN202
+    """`_with_log_options` plus the training options (text model, epochs, seed, time cap)."""
+    return _with_log_options(func, tuple(_training_options))
 
 
 @click.command()
@@ -120,34 +129,54 @@ def _with_data_options(func):  # noqa: ANN001, ANN202
 @click.option("--fusion/--no-fusion", default=True, show_default=True, help="Also fit the fusion ranker's fusion.json.")
 @click.pass_obj
 def train(settings: Settings, data: DataOptions, out: str | None, fusion: bool) -> None:
-    """Train the sequence transformer and write a new artifact version, with the fusion
-    ranker's weights fitted for it (fusion.json, on the same log).
+    """Train the sequence transformer and write a new model version, with the fusion
+    ranker's weights fitted for it inside (fusion.json, on the same log).
 
     Running workers pick the new version up within seconds (hot reload).
     """
-    from streamrec.models import artifact, training
+    from streamrec.models import artifact, holdout, training
+    from streamrec.models.fusion import WEIGHTS_FILE
 
     events, items = data.load(settings)
     encoder = _encoder(settings, data.text_model)
-    seqs = training.user_sequences(events)
-    train_seqs = {u: evs[:-1] for u, evs in seqs.items() if len(evs) >= 2}
-    valid = {u: evs[-1] for u, evs in seqs.items() if len(evs) >= 2}
+    train_seqs, valid = holdout.leave_one_out(holdout.user_sequences(events), held=1)
     config = data.train_config()
     result = training.train(train_seqs, valid, items, encoder.encode_items(items), {"window": settings.window}, config)
-    out = out or settings.model_dir
-    trained = (result.model, result.vocab.ids, result.text, encoder.model_name, result.metrics)
-    weights = _fit_fusion(settings, artifact.in_memory(*trained), encoder, events, items) if fusion else None
-    if weights is not None:
-        # Saved before the artifact: workers reload as soon as a new version appears and
-        # must find its weights then (fitting takes seconds to a minute).
-        weights.save(out)
-    path = artifact.save(out, *trained)
+    trained = artifact.in_memory(result.model, result.vocab.ids, result.text, encoder.model_name, result.metrics)
+    weights = _fit_fusion(settings, trained, encoder, events, items) if fusion else None
+    path = artifact.publish(out or settings.model_dir, trained, {WEIGHTS_FILE: weights.dumps()} if weights else {})
     metrics = result.metrics
     click.echo(f"wrote {path}  (valid ndcg@10 {metrics['valid_ndcg@10']:.4f}, {metrics['train_seconds']} s)")
     if weights is not None:
-        weights.meta["artifact"] = path.name  # the version exists only now
-        fitted = f"{weights.meta['with_target']} of {weights.meta['positions']} positions"
-        click.echo(f"wrote {weights.save(out)}  (fusion ranker, fitted on {fitted})")
+        click.echo(f"  with {WEIGHTS_FILE} (fusion ranker, fitted on {_fitted_on(weights.meta)})")
+
+
+@click.command()
+@_with_log_options
+@click.option("--model-dir", type=click.Path(file_okay=False), help="Model directory (default: settings.model_dir).")
+@click.pass_obj
+def refit(settings: Settings, data: DataOptions, model_dir: str | None) -> None:
+    """Fit the fusion ranker again for the newest model version, on the given log, and
+    publish the weights as a new version with the same transformer (hard-linked).
+
+    Running workers pick the new version up within seconds (hot reload).
+    """
+    from streamrec.models.fusion import NothingToFit, refit as refit_version
+    from streamrec.models.fusion.weights import FusionWeights
+    from streamrec.types import parse_event_weights
+
+    events, items = data.load(settings)
+    try:
+        path = refit_version(model_dir or settings.model_dir, events, items, parse_event_weights(settings.event_weights))
+    except (FileNotFoundError, NothingToFit) as exc:
+        raise click.ClickException(str(exc)) from exc
+    weights = FusionWeights.load(path)
+    assert weights is not None
+    click.echo(f"wrote {path}  (fusion ranker, fitted on {_fitted_on(weights.meta)})")
+
+
+def _fitted_on(meta: dict) -> str:
+    return f"{meta['with_target']} of {meta['positions']} positions"
 
 
 def _fit_fusion(
@@ -155,9 +184,9 @@ def _fit_fusion(
 ) -> FusionWeights | None:
     """The fusion ranker's weights for the transformer just trained, on the same log (None
     when the log is too short to fit them: the artifact is still worth writing)."""
-    from streamrec.types import parse_event_weights
     from streamrec.models.fusion import WEIGHTS_FILE, NothingToFit, fit_for
     from streamrec.models.transformer import TransformerRecommender
+    from streamrec.types import parse_event_weights
 
     transformer = TransformerRecommender(trained, encoder)
     try:

@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
-from collections.abc import Iterator
 
 import click
 
+from streamrec.infra.commands.options import connected, dataset_option, log_source, recommender_option
+from streamrec.infra.stack import Stack
 from streamrec.settings import Settings
-from streamrec.infra.stack import Stack, running_broker
-from streamrec.types import Event, Item
 from streamrec.streams.replay import Pacer, produce_items, replay
-from streamrec.streams.sources import DATASETS, movielens_events, movielens_items, read_events, read_items
 
 # A demo-sized training budget: a usable model in a couple of minutes (full: `streamrec train`).
 DEMO_TRAIN_S = 120.0
-
-dataset_option = click.option("--dataset", type=click.Choice(DATASETS), help="A built-in dataset instead of FILE.")
-
-
-def connected(settings: Settings) -> Settings:
-    """Settings pointing at a real broker: the given one, or a running local stack's."""
-    url = running_broker(settings)
-    if url is None:
-        raise click.UsageError("no broker: run `make up` (or `streamrec up`) first, or set STREAMREC_BROKER")
-    return settings.with_(broker=url)
-
-
-def item_source(file: str | None, dataset: str | None) -> Iterator[Item] | list[Item]:
-    if bool(file) == bool(dataset):
-        raise click.UsageError("give FILE or --dataset")
-    return movielens_items(dataset) if dataset else read_items(file)
-
-
-def event_source(file: str | None, dataset: str | None) -> Iterator[Event] | list[Event]:
-    if bool(file) == bool(dataset):
-        raise click.UsageError("give FILE or --dataset")
-    return movielens_events(dataset) if dataset else read_events(file)
 
 
 @click.group()
@@ -52,13 +27,13 @@ def items() -> None:
 @click.pass_obj
 def items_load(settings: Settings, file: str | None, dataset: str | None) -> None:
     """Announce items from FILE (JSONL/CSV) or a dataset on the items topic."""
-    n = produce_items(item_source(file, dataset), connected(settings))
+    n = produce_items(log_source(dataset, items_file=file).items(), connected(settings))
     click.echo(f"announced {n} items on {settings.topic_items}")
 
 
 @click.command()
 @click.option("--name", default="worker-0", show_default=True, help="Worker name (its own state dir).")
-@click.option("--recommender", help="popularity | cooccurrence | transformer")
+@recommender_option
 @click.option("--loglevel", default="info", show_default=True)
 @click.pass_obj
 def worker(settings: Settings, name: str, recommender: str | None, loglevel: str) -> None:
@@ -70,14 +45,17 @@ def worker(settings: Settings, name: str, recommender: str | None, loglevel: str
 
 
 @click.command()
+@click.option("--host", help="Address to listen on (default: settings.http_host, loopback).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: settings.http_port).")
 @click.pass_obj
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, host: str | None, port: int | None) -> None:
     """Run the HTTP server: latest lists per user, event intake, health, metrics."""
     import uvicorn
 
     from streamrec.serving.app import create_app
 
-    settings = connected(settings)
+    given = {"http_host": host, "http_port": port}
+    settings = connected(settings).with_(**{name: value for name, value in given.items() if value is not None})
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
 
 
@@ -89,21 +67,26 @@ def serve(settings: Settings) -> None:
 @click.option("--limit", type=int, help="Only the first N events.")
 @click.pass_obj
 def replay_command(
-    settings: Settings, file: str | None, dataset: str | None, rate: float | None, speedup: float | None, limit: int | None
+    settings: Settings,
+    file: str | None,
+    dataset: str | None,
+    rate: float | None,
+    speedup: float | None,
+    limit: int | None,
 ) -> None:
     """Produce a log's events (JSONL/CSV or a dataset) to the events topic, in order.
 
     JSONL lines follow the events contract; CSV has the header
     ``user_id,item_id,event_type,ts[,event_id]``.
     """
-    events = itertools.islice(event_source(file, dataset), limit)
-    stats = replay(events, connected(settings), Pacer(rate, speedup))
+    events = log_source(dataset, events_file=file, limit=limit).events()
+    stats = replay(events, connected(settings), Pacer(rate, speedup), total=limit)
     click.echo(f"replayed {stats.events} events in {stats.wall_s:.1f} s ({stats.rate:,.0f} ev/s)")
 
 
 @click.command()
 @click.option("--workers", default=1, show_default=True)
-@click.option("--recommender", help="popularity | cooccurrence | transformer")
+@recommender_option
 @click.pass_obj
 def up(settings: Settings, workers: int, recommender: str | None) -> None:
     """Start broker, workers and HTTP server, and keep them running until Ctrl-C."""
@@ -122,16 +105,21 @@ def up(settings: Settings, workers: int, recommender: str | None) -> None:
 @click.command()
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="Replay rate in events/s.")
 @click.option("--limit", type=int, help="Only the first N events of ml-100k.")
-@click.option("--recommender", help="popularity | cooccurrence | transformer")
-@click.option("--train-seconds", type=float, default=DEMO_TRAIN_S, show_default=True,
-              help="Training budget when the model needs an artifact and none exists yet.")
+@recommender_option
+@click.option(
+    "--train-seconds",
+    type=float,
+    default=DEMO_TRAIN_S,
+    show_default=True,
+    help="Training budget when the model needs an artifact and none exists yet.",
+)
 @click.pass_context
 def demo(ctx: click.Context, rate: float, limit: int | None, recommender: str | None, train_seconds: float) -> None:
     """Replay MovieLens-100K through the whole stack and print what came out."""
     from streamrec.infra.commands.models import train
     from streamrec.infra.demo import run_demo
-    from streamrec.models.versions import latest_version
     from streamrec.models.registry import uses_artifacts
+    from streamrec.models.versions import latest_version
 
     settings = ctx.obj.with_(recommender=recommender or ctx.obj.recommender)
     if uses_artifacts(settings.recommender) and latest_version(settings.model_dir) is None:

@@ -1,4 +1,4 @@
-"""``streamrec topics create``: every topic with its partition count and topic configs.
+"""``streamrec topics create|list``: every topic with its partition count and topic configs.
 
 The local stack creates its topics itself (the embedded broker enforces no configs).
 On Apache Kafka this command is where partitions, compaction and retention are decided:
@@ -8,11 +8,13 @@ run it once before the first worker (docker-compose runs it as a one-shot servic
 from __future__ import annotations
 
 import click
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streamrec.infra.broker import ADMIN_TIMEOUT_S, create_topics
-from streamrec.infra.commands.pipeline import connected
-from streamrec.settings import Settings
+from streamrec.infra.commands.options import connected
+from streamrec.settings import EMBEDDED, Settings
+from streamrec.streams.kafka import client_config
 from streamrec.streams.topics import topic_partitions
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -55,7 +57,7 @@ def topics_create(settings: Settings, replication: int) -> None:
     """Create missing topics; fail if an existing one has the wrong partition count."""
     settings = connected(settings)
     plan = topic_plan(settings)
-    existing = AdminClient({"bootstrap.servers": settings.bootstrap_servers}).list_topics(timeout=ADMIN_TIMEOUT_S).topics
+    existing = AdminClient(client_config(settings)).list_topics(timeout=ADMIN_TIMEOUT_S).topics
     # Co-partitioning breaks silently if events, recommendations and the changelog disagree.
     wrong = {
         name: f"has {len(existing[name].partitions)}, needs {n}"
@@ -72,3 +74,25 @@ def topics_create(settings: Settings, replication: int) -> None:
     )
     for name, (n, config) in plan.items():
         click.echo(f"{name}: {n} partitions {config}")
+
+
+@topics.command("list")
+@click.pass_obj
+def topics_list(settings: Settings) -> None:
+    """Every topic on the broker: partitions and end offsets (records written so far).
+
+    The embedded broker (Tansu) reports end offsets wrong (see docs: its high-watermark
+    bug), so there they are marked untrustworthy.
+    """
+    embedded = settings.broker == EMBEDDED
+    settings = connected(settings)
+    topics_found = AdminClient(client_config(settings)).list_topics(timeout=ADMIN_TIMEOUT_S).topics
+    consumer = Consumer({**client_config(settings), "group.id": "streamrec-topics-unused", "enable.auto.commit": False})
+    try:
+        for name in sorted(topics_found):
+            partitions = sorted(topics_found[name].partitions)
+            ends = [consumer.get_watermark_offsets(TopicPartition(name, p), ADMIN_TIMEOUT_S)[1] for p in partitions]
+            note = "  (end offsets untrustworthy on the embedded broker)" if embedded else ""
+            click.echo(f"{name}: {len(partitions)} partitions, end offsets {ends}{note}")
+    finally:
+        consumer.close()

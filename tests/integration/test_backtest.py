@@ -17,14 +17,13 @@ from click.testing import CliRunner
 
 from streamrec.infra import backtest
 from streamrec.infra.cli import main
-from streamrec.settings import Settings
 from streamrec.models import metrics
-from streamrec.types import Interaction, UserContext
 from streamrec.models.popularity import Popularity
 from streamrec.models.prequential import Context, summarize
-from streamrec.types import Event, Item
+from streamrec.settings import Settings
 from streamrec.streams.sources import write_jsonl
 from streamrec.streams.state import UserState
+from streamrec.types import Event, Interaction, Item, UserContext
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +46,7 @@ def synthetic_log(seed: int = 7) -> list[Event]:
 def expected_lists(log: list[Event], settings: Settings) -> dict[int, tuple[str, ...]]:
     """Log index -> the popularity list published right after that event (lockstep),
     with the worker's own user state deciding exclusions."""
-    model, states, out = Popularity(), {}, {}
+    model, states, out = Popularity(), dict[str, UserState](), {}
     model.update_items(ITEMS)
     for n, event in enumerate(log):
         model.learn(UserContext(event.user_id), Interaction(event.item_id, event.event_type, event.ts))
@@ -101,12 +100,24 @@ def test_every_event_is_included_in_a_later_list(lockstep_run: backtest.Run) -> 
 def test_cli_writes_reports_with_the_same_accuracy(lockstep_run: backtest.Run, tmp_path: Path) -> None:
     events, items = tmp_path / "events.csv", tmp_path / "items.jsonl"
     events.write_text(
-        "user_id,item_id,event_type,ts\n" + "".join(f"{e.user_id},{e.item_id},{e.event_type},{e.ts}\n" for e in synthetic_log())
+        "user_id,item_id,event_type,ts\n"
+        + "".join(f"{e.user_id},{e.item_id},{e.event_type},{e.ts}\n" for e in synthetic_log())
     )
     write_jsonl(items, ITEMS)
     args = [
-        "backtest", "--events", str(events), "--items", str(items), "--train-until", str(TRAIN_UNTIL),
-        "--recommenders", "popularity", "--in-flight", "1", "--out", str(tmp_path / "out"),
+        "backtest",
+        "--events",
+        str(events),
+        "--items",
+        str(items),
+        "--train-until",
+        str(TRAIN_UNTIL),
+        "--recommenders",
+        "popularity",
+        "--in-flight",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
     ]
     result = CliRunner().invoke(main, args, env={"STREAMREC_DATA_DIR": str(tmp_path / "state")}, catch_exceptions=False)
     assert result.exit_code == 0, result.output

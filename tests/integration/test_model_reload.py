@@ -1,12 +1,13 @@
 """The feedback loop in a running worker: it starts without a model (co-occurrence),
-hot-reloads the first artifact written to the model dir without losing state, and a
-brand-new item announced on the items topic reaches a user whose events match its text
+hot-reloads the first artifact written to the model dir without losing state (and each
+version `train` and `refit` publish), and a brand-new item announced on the items topic reaches a user whose events match its text
 before anyone has touched it."""
 
 from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -75,7 +76,8 @@ def test_hot_reload_keeps_state_and_new_items_are_recommendable(settings: Settin
 
 
 def test_feedback_loop_retrains_from_the_event_log(settings: Settings, tmp_path) -> None:
-    """Events on the topic -> ``streamrec train --from-broker`` -> the running worker serves it."""
+    """Events on the topic -> ``streamrec train --from-broker`` -> the running worker serves it;
+    ``streamrec refit --from-broker`` -> a new version, which the worker serves too."""
     from click.testing import CliRunner
 
     from streamrec.infra.cli import main
@@ -93,9 +95,14 @@ def test_feedback_loop_retrains_from_the_event_log(settings: Settings, tmp_path)
         result = CliRunner().invoke(main, ["train", "--from-broker", "--epochs", "3"], env=env)
         assert result.exit_code == 0, result.output
         version = latest_version(stack.settings.model_dir)
-        assert FusionWeights.load(stack.settings.model_dir).meta["artifact"] == version  # fitted by train too
+        assert FusionWeights.load(Path(stack.settings.model_dir) / version).meta["fitted"]  # by train, inside the version
         nudges = (Event("u0", "space-0", "view", 1e6 + n, f"nudge-{n}") for n in range(1000))
         assert wait_for(lambda: _served(stack, next(nudges), lists, version), 60, every_s=1.0)
+        result = CliRunner().invoke(main, ["refit", "--from-broker"], env=env)  # same transformer, a new version
+        assert result.exit_code == 0, result.output
+        refitted = latest_version(stack.settings.model_dir)
+        assert refitted > version and FusionWeights.load(Path(stack.settings.model_dir) / refitted).meta["fitted"]
+        assert wait_for(lambda: _served(stack, next(nudges), lists, refitted), 60, every_s=1.0)
         reader.stop()
     assert len(load_latest(stack.settings.model_dir).item_ids) == len({e.item_id for e in events})
 

@@ -82,7 +82,7 @@ def test_http_serves_lists_and_takes_events(stack: Stack, catalog: list[Item]) -
     comedies = http.get(f"/v1/users/{user}/recommendations", params={"category": "comedy"}).json()["items"]
     assert comedies and all(int(i["item_id"][1:]) % 2 == 0 for i in comedies)
     bad = http.post("/v1/events", json={"user_id": user, "item_id": "m3", "event_type": "like"})
-    assert bad.status_code == 422 and "event_type" in bad.json()["reasons"][0]
+    assert bad.status_code == 422 and "event_type" in bad.json()["error"]["message"]
     assert http.get("/v1/users/x/recommendations", params={"k": 0}).status_code == 422
     assert http.get("/healthz").json()["status"] == "ok"
     metrics = http.get("/metrics").text

@@ -98,7 +98,7 @@ def test_broker_url_points_at_the_kafka_service_listener() -> None:
     for name, service in STREAMREC.items():
         url = urlsplit(settings(service).broker)
         assert url.scheme == "kafka", name
-        kafka = SERVICES[url.hostname]
+        kafka = SERVICES[str(url.hostname)]
         assert kafka["image"].startswith("apache/kafka:")
         kafka_env = env(kafka)
         advertised = dict(re.findall(r"(\w+)://([^,]+)", kafka_env["KAFKA_ADVERTISED_LISTENERS"]))

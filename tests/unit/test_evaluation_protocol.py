@@ -11,9 +11,9 @@ import pytest
 from streamrec.types import Ranked, UserContext
 
 from streamrec.models.base import Recommender
-from streamrec.models.evaluation import evaluate, score, holdout_contexts
+from streamrec.models.evaluation import evaluate, score
 from streamrec.models.metrics import masked_ranks
-from streamrec.models.training import leave_one_out, user_sequences
+from streamrec.models.holdout import holdout_contexts, leave_one_out, user_sequences
 from streamrec.types import Event, Item
 
 ITEMS = [Item(i, f"title {i}") for i in "abcde"]

@@ -16,11 +16,11 @@ from streamrec.models.content import Content
 from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.fusion import Fusion, FusionWeights, fit
 from streamrec.models.metrics import exposure, head_items
-from streamrec.models.registry import known, make_recommender
+from streamrec.models.registry import RecommenderOptions, initial_recommender, known, make_recommender
 from streamrec.models.rerank import TailRerank
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.trending import DAY_S, Trending
-from streamrec.types import Item
+from streamrec.types import Event, Item
 from streamrec.streams.sources import synthetic_catalog, synthetic_events
 from streamrec.streams.contracts import encode_item
 from tests.topics import train_topic_model
@@ -245,7 +245,8 @@ def test_event_weights_setting_and_registry_names() -> None:
     with pytest.raises(ValueError, match="like"):
         parse_event_weights("like=3")
     settings = Settings.load(env={"STREAMREC_EVENT_WEIGHTS": "view=1,click=1,purchase=1"})
-    assert make_recommender("trending", settings).weights == {"view": 1.0, "click": 1.0, "purchase": 1.0}
+    options = RecommenderOptions.of(settings)
+    assert make_recommender("trending", options).weights == {"view": 1.0, "click": 1.0, "purchase": 1.0}
     assert known("fusion+tail") and known("fusion+tail@0.3") and not known("fusion@0.3")
     assert not known("fusion+tail@lots")
 
@@ -298,7 +299,7 @@ def test_worker_hot_reload_keeps_what_no_log_holds(tmp_path) -> None:
     paths = {"data_dir": str(tmp_path / "data"), "model_dir": str(tmp_path / "models")}
     settings = Settings.load(env={}, overrides={**paths, "recommender": "fusion+tail"})
     items, learning = Catalog(), LearningLog()
-    processor = ModelHost(settings, make_recommender(settings.recommender, settings), items, learning)
+    processor = ModelHost(settings, make_recommender(settings.recommender, RecommenderOptions.of(settings)), items, learning)
     announced = {"a": 0, "b": 0, "c": 0, "d": 40 * DAY_S, "e": 40 * DAY_S}  # d, e: once the log is 40 days old
     events = [("a", 0.0), ("b", DAY_S), ("a", 40 * DAY_S), ("e", 50 * DAY_S)]
     for offset, (item_id, ts) in enumerate(events):
@@ -316,10 +317,39 @@ def test_worker_hot_reload_keeps_what_no_log_holds(tmp_path) -> None:
     assert processor.recommender.base.first_seen == old.base.first_seen
 
 
+def test_a_refit_is_a_new_version_that_a_running_worker_hot_reloads(tmp_path) -> None:
+    import asyncio
+
+    from streamrec.models.fusion import refit
+    from streamrec.streams.catalog import Catalog
+    from streamrec.streams.learning import LearningLog
+    from streamrec.streams.model_host import ModelHost
+
+    first = save_toy_artifact(tmp_path / "models")
+    paths = {"data_dir": str(tmp_path / "data"), "model_dir": str(tmp_path / "models")}
+    settings = Settings.load(env={}, overrides={**paths, "recommender": "fusion"})
+    model = make_recommender(settings.recommender, RecommenderOptions.of(settings))
+    processor = ModelHost(settings, model, Catalog(), LearningLog())
+    assert not processor.recommender.weights.meta["fitted"]  # the version has no fusion.json: CombSUM
+    log = [Event(f"u{n}", item, "click", float(t)) for n in range(6) for t, item in enumerate("adb" if n % 2 else "bec")]
+    second = refit(tmp_path / "models", log, catalog()).name
+    asyncio.run(processor.reload_if_newer())
+    assert processor.version == second != first and processor.stats["model_reloads"] == 1
+    assert processor.recommender.version == f"fusion@{second}" and processor.recommender.weights.meta["fitted"]
+
+
+def test_a_transformer_worker_without_a_model_serves_cooccurrence_with_the_configured_weights(tmp_path) -> None:
+    weights = {"view": 1.0, "click": 5.0, "purchase": 9.0}
+    model = initial_recommender("transformer", RecommenderOptions(tmp_path, weights))
+    assert isinstance(model, CoOccurrence) and model.weights == weights
+    with pytest.raises(FileNotFoundError):
+        initial_recommender("fusion", RecommenderOptions(tmp_path, weights))  # only the transformer falls back
+
+
 def test_fusion_serves_the_configured_new_item_boost(tmp_path: Path) -> None:
     encoder = TextEncoder()
     result = train_topic_model(encoder)
     save(tmp_path, result.model, result.vocab.ids, result.text, encoder.model_name, result.metrics)
-    fusions = [make_recommender("fusion", Settings(model_dir=str(tmp_path), new_item_boost=b)) for b in (0.0, 2.0)]
+    fusions = [make_recommender("fusion", RecommenderOptions(tmp_path, new_item_boost=b)) for b in (0.0, 2.0)]
     boosts = [fusion.sources["transformer"].boost for fusion in fusions]
     assert boosts[0] == 0.0 and boosts[1] == pytest.approx(2.0 * result.metrics["id_contribution"])

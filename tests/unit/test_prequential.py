@@ -14,7 +14,7 @@ from streamrec.infra.backtest import Gate, ListBook
 from streamrec.models import metrics
 from streamrec.models.prequential import Context, Produced, Published, long_tail, over_time, prequential, summarize
 from streamrec.streams.broadcast import Record
-from streamrec.types import Event
+from streamrec.types import Event, Item
 
 
 def ev(user: str, item: str, ordinal: int, at: float, ts: float | None = None) -> Produced:
@@ -108,7 +108,7 @@ def test_new_metrics_match_hand_computation() -> None:
     # N + |I| = 8 + 3: p(a) = 7/11, p(c) = 1/11 (never seen in training)
     expected = (-math.log2(7 / 11) - math.log2(1 / 11)) / 2
     assert metrics.novelty([["a", "c"]], popularity, catalog_size=3, k=2) == pytest.approx(expected)
-    features = metrics.category_sets({"a": "Action, Drama", "b": "Drama", "c": ""})
+    features = metrics.category_sets([Item("a", "A", category="Action, Drama"), Item("b", "B", category="Drama"), Item("c", "C")])
     assert metrics.intra_list_diversity([["a", "b", "c"]], features, k=3) == pytest.approx((0.5 + 1 + 1) / 3)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamrec.models.registry import make_recommender
+from streamrec.models.registry import RecommenderOptions, make_recommender
 from streamrec.settings import Settings
 from streamrec.streams.broadcast import Record
 from streamrec.streams.catalog import Catalog
@@ -70,7 +70,7 @@ class Fixture:
                                                          "partitions": PARTITIONS, **overrides})
         self.catalog = Catalog()
         self.announce("i0", "i1", "i2")
-        host = ModelHost(self.settings, make_recommender("popularity", self.settings), self.catalog, LearningLog())
+        host = ModelHost(self.settings, make_recommender("popularity", RecommenderOptions.of(self.settings)), self.catalog, LearningLog())
         self.users = PartitionedUsers()
         self.port = FakePort(self.users)
         self.processor = EventProcessor(self.settings, host, self.users, self.port, fault_injector(fault))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,9 @@ import pytest
 import torch
 
 from streamrec.models import artifact
+from streamrec.models.fusion import WEIGHTS_FILE, FusionWeights
 from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_last, gap_buckets, pack
+from streamrec.models.versions import MANIFEST, UnsupportedFormat, new_version
 
 torch.set_num_threads(1)
 N_ITEMS, TEXT_DIM = 30, 16
@@ -92,3 +95,22 @@ def test_latest_version_is_the_newest_complete_one(net: SequenceEncoder, tmp_pat
     (tmp_path / "99999999T999999999999Z-00").mkdir()  # no manifest: an unfinished write
     assert artifact.latest_version(tmp_path) == paths[-1].name
     assert artifact.load_latest(tmp_path).path == paths[-1]
+
+
+def test_a_failed_write_publishes_no_version_and_leaves_nothing(net: SequenceEncoder, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), new_version(tmp_path) as draft:
+        (draft.folder / MANIFEST).write_text("{}")
+        raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_version_of_an_unknown_format_is_refused_clearly(net: SequenceEncoder, tmp_path: Path) -> None:
+    text = np.zeros((N_ITEMS + 1, TEXT_DIM), np.float32)
+    path = artifact.save(tmp_path, net, [f"i{k}" for k in range(N_ITEMS)], text, "t")
+    FusionWeights.combsum(("trending",)).save(path)
+    for file, load in ((path / MANIFEST, artifact.load), (path / WEIGHTS_FILE, FusionWeights.load)):
+        data = json.loads(file.read_text())
+        file.write_text(json.dumps(data | {"format": 99}))
+        with pytest.raises(UnsupportedFormat, match="format 99, this streamrec reads format 1") as refused:
+            load(path)
+        assert (refused.value.path, refused.value.found, refused.value.supported) == (file, 99, 1)

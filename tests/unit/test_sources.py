@@ -1,11 +1,18 @@
+import itertools
 from pathlib import Path
 
 import pytest
 
-from streamrec.types import Event, Item
-
 from streamrec.streams.contracts import InvalidEvent
-from streamrec.streams.sources import RATING_TO_EVENT, movielens_events, movielens_items, read_events, read_items, write_jsonl
+from streamrec.streams.sources import (
+    RATING_TO_EVENT,
+    movielens_events,
+    movielens_items,
+    read_events,
+    read_items,
+    write_jsonl,
+)
+from streamrec.types import Event, Item
 
 
 def test_jsonl_and_csv_events(tmp_path: Path) -> None:
@@ -30,7 +37,7 @@ def test_items_from_csv(tmp_path: Path) -> None:
 def test_movielens_100k_from_the_installed_package() -> None:
     events = movielens_events()
     assert len(events) == 100_000
-    assert all(a.ts <= b.ts for a, b in zip(events, events[1:]))
+    assert all(a.ts <= b.ts for a, b in itertools.pairwise(events))
     assert {e.event_type for e in events} == set(RATING_TO_EVENT.values())
     assert len({e.user_id for e in events}) == 943
     items = movielens_items()

@@ -1,0 +1,67 @@
+"""Options and checks several commands share: the broker to use, a log to read, recommender names.
+
+Every check runs while click parses the command line, so a bad name stops the command
+before anything (a broker, a worker, training) has started.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from streamrec.infra.stack import running_broker
+from streamrec.models.registry import FACTORIES, known
+from streamrec.settings import Settings
+from streamrec.streams.sources import DATASETS, LogSource
+
+RECOMMENDERS_HELP = f"{' | '.join(FACTORIES)} (a +tail one may end in @KNOB, e.g. fusion+tail@0.5)"
+
+dataset_option = click.option("--dataset", type=click.Choice(DATASETS), help="A built-in dataset instead of FILE.")
+
+
+def connected(settings: Settings) -> Settings:
+    """Settings pointing at a real broker: the given one, or a running local stack's."""
+    url = running_broker(settings)
+    if url is None:
+        raise click.UsageError("no broker: run `make up` (or `streamrec up`) first, or set STREAMREC_BROKER")
+    return settings.with_(broker=url)
+
+
+def log_source(
+    dataset: str | None = None,
+    events_file: str | Path | None = None,
+    items_file: str | Path | None = None,
+    limit: int | None = None,
+) -> LogSource:
+    """A `LogSource` from command-line options; a wrong combination is a usage error."""
+    try:
+        return LogSource(dataset, events_file, items_file, limit=limit)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def check_recommender(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: ``value`` must be a name `models.registry.make_recommender` accepts."""
+    if value is not None and not known(value):
+        raise click.BadParameter(f"{value!r} is not one of {RECOMMENDERS_HELP}", ctx, param)
+    return value
+
+
+def check_recommenders(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    """Click callback: a comma list of recommender names, each checked.
+
+    >>> check_recommenders(None, None, "popularity, fusion+tail@0.5")  # type: ignore[arg-type]
+    ('popularity', 'fusion+tail@0.5')
+    """
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    for name in names:
+        check_recommender(ctx, param, name)
+    if not names:
+        raise click.BadParameter("name at least one recommender", ctx, param)
+    return names
+
+
+recommender_option = click.option(
+    "--recommender", callback=check_recommender, metavar="NAME", help=f"{RECOMMENDERS_HELP}. Default: the settings'."
+)
