@@ -116,7 +116,7 @@ class TopicReader:
         while not self._stop.is_set():
             try:
                 batch = [self._record(m) for m in self._next_messages() if _ok(m)]
-            except Exception:  # noqa: BLE001 - the client failing must not end the thread
+            except Exception:
                 log.exception("reading %s failed; retrying in %.0f s", self.topic, ERROR_BACKOFF_S)
                 self._stop.wait(ERROR_BACKOFF_S)
                 continue
@@ -131,15 +131,14 @@ class TopicReader:
         try:
             self.handler(batch)
             return
-        except Exception:  # noqa: BLE001 - find the bad record(s) below
+        except Exception:
             log.warning("%s: handler failed on a batch of %d; retrying record by record", self.topic, len(batch))
         for record in batch:
             try:
                 self.handler([record])
-            except Exception as exc:  # noqa: BLE001 - skip it, keep reading
+            except Exception as exc:
                 self.skipped += 1
-                log_skip(self.skipped, exc, "handler failed on %s[%d]@%d", self.topic, record.partition,
-                         record.offset)
+                log_skip(self.skipped, exc, "handler failed on %s[%d]@%d", self.topic, record.partition, record.offset)
 
     def _next_messages(self) -> list:
         """Wait for the first message, then take what else is ready.
@@ -151,7 +150,7 @@ class TopicReader:
         return [] if first is None else [first, *self._consumer.consume(POLL_BATCH - 1, 0)]
 
     @staticmethod
-    def _record(m) -> Record:  # noqa: ANN001 - confluent_kafka.Message
+    def _record(m) -> Record:
         return Record(m.key(), m.value() or b"", m.timestamp()[1], m.partition(), m.offset())
 
 
@@ -167,7 +166,7 @@ def read_all(bootstrap: str, topic: str, timeout_s: float, name: str = "snapshot
     return records
 
 
-def _ok(message) -> bool:  # noqa: ANN001 - confluent_kafka.Message
+def _ok(message) -> bool:
     error = message.error()
     if error is not None and error.code() != KafkaError._PARTITION_EOF:
         log.warning("reader error on %s: %s", message.topic(), error)
@@ -194,7 +193,7 @@ class UpdateLog(Generic[T]):
         """Updates carried by one record (none if a duplicate); raises if it is invalid."""
         raise NotImplementedError
 
-    def apply(self, update: T) -> None:  # noqa: B027 - optional hook
+    def apply(self, update: T) -> None:
         """Fold one update into derived state (under the lock)."""
 
     def on_records(self, records: list[Record]) -> None:
@@ -202,9 +201,15 @@ class UpdateLog(Generic[T]):
         for record in records:
             try:
                 updates = list(self.parse(record))
-            except Exception as exc:  # noqa: BLE001 - no record may stop the log
+            except Exception as exc:
                 self.skipped += 1
-                log_skip(self.skipped, exc, "%s: ignoring the unusable record at offset %d", type(self).__name__, record.offset)
+                log_skip(
+                    self.skipped,
+                    exc,
+                    "%s: ignoring the unusable record at offset %d",
+                    type(self).__name__,
+                    record.offset,
+                )
                 continue
             for update in updates:
                 self._pending.put(update)

@@ -57,7 +57,7 @@ def use_fetch_wait(ms: int) -> None:
 
     create.streamrec_fetch_wait = ms  # type: ignore[attr-defined]
     create.streamrec_original = original  # type: ignore[attr-defined]
-    faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = create
+    faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
 
 
 def set_current_event(event: EventT) -> None:
@@ -81,11 +81,11 @@ def guard_fetch_holes() -> None:
     partition back to the first record `Consumer.getmany` fetched but did not deliver."""
     thread = faust_aiokafka.AIOKafkaConsumerThread
     if not hasattr(thread._fetch_records, "streamrec_original"):
-        thread._fetch_records = snapshot_fetch(thread._fetch_records)
+        thread._fetch_records = snapshot_fetch(thread._fetch_records)  # type: ignore[method-assign,assignment]
     consumer = faust_consumer.Consumer
     if not hasattr(consumer.getmany, "streamrec_original"):
-        consumer._wait_next_records = remember_fetched(consumer._wait_next_records)
-        consumer.getmany = seek_back_undelivered(consumer.getmany)
+        consumer._wait_next_records = remember_fetched(consumer._wait_next_records)  # type: ignore[method-assign,assignment]
+        consumer.getmany = seek_back_undelivered(consumer.getmany)  # type: ignore[method-assign]
 
 
 def snapshot_fetch(fetch: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

@@ -62,8 +62,12 @@ class Learned:
 
 def encode_batch(partition: int, entries: Sequence[Entry]) -> bytes:
     """The ``events.learning`` record for one source partition's applied events."""
-    return orjson.dumps({"p": partition, "e": [[offset, *_pack(i), [_pack(w) for w in window[-CONTEXT:]]]
-                                                for offset, i, window in entries]})
+    return orjson.dumps(
+        {
+            "p": partition,
+            "e": [[offset, *_pack(i), [_pack(w) for w in window[-CONTEXT:]]] for offset, i, window in entries],
+        }
+    )
 
 
 def decode_batch(raw: bytes, partitions: int | None = None) -> tuple[int, list[tuple[int, Learned]]]:

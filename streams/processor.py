@@ -107,7 +107,7 @@ def fault_injector(spec: str) -> Fault | None:
     left = Counter({event_id: int(times) if times else -1 for event_id, times in marks.items()})
 
     def fault(event: Event) -> None:
-        if event.event_id in left and left[event.event_id] != 0:
+        if event.event_id is not None and left[event.event_id] != 0:  # unmarked ids count 0
             left[event.event_id] -= 1
             raise InjectedFault(f"injected fault on event {event.event_id}")
 
@@ -168,8 +168,11 @@ class EventProcessor:
         async with self._lock:
             self.host.follow()
             await self._process(self._released())
-            await self._give_up(self.parking.expired(), f"still not in the catalog {self.settings.park_s:g} s after "
-                                "the event (announce it on the items topic first)")
+            await self._give_up(
+                self.parking.expired(),
+                f"still not in the catalog {self.settings.park_s:g} s after "
+                "the event (announce it on the items topic first)",
+            )
 
     def revoke(self, partitions: set[int]) -> None:
         """Forget parked events of partitions this worker no longer owns (unsettled: the
@@ -184,7 +187,7 @@ class EventProcessor:
             return self._misrouted(delivery, event) or event
         except InvalidEvent as exc:
             return exc
-        except Exception as exc:  # noqa: BLE001 - whatever one record does, it must not stop the stream
+        except Exception as exc:
             log.exception("unexpected error checking %s", delivery.where)
             return InvalidEvent(f"undecodable event ({type(exc).__name__}: {exc})")
 
@@ -214,7 +217,7 @@ class EventProcessor:
             return
         try:
             parked = await self._twice(accepted)
-        except Exception:  # noqa: BLE001 - isolate the record(s) at fault
+        except Exception:
             log.exception("batch of %d failed twice; applying its events one by one", len(accepted))
             parked = await self._isolate(accepted)
         waiting = {id(a) for a in parked}
@@ -222,14 +225,16 @@ class EventProcessor:
             if id(accepted_one) not in waiting:
                 self.port.settle(accepted_one[0])
         pushed_out = [self.parking.park(one[1].item_id, one) for one in parked]
-        await self._give_up([one for one in pushed_out if one is not None],
-                            f"parking full ({self.settings.max_parked} events wait for their items)")
+        await self._give_up(
+            [one for one in pushed_out if one is not None],
+            f"parking full ({self.settings.max_parked} events wait for their items)",
+        )
 
     async def _twice(self, accepted: list[Accepted]) -> list[Accepted]:
         """`_apply`, once more if it raises: a transient failure passes the second time."""
         try:
             return await self._apply(accepted)
-        except Exception:  # noqa: BLE001 - retried once
+        except Exception:
             log.exception("applying %d event(s) failed; retrying once", len(accepted))
             self.stats["retries"] += 1
             return await self._apply(accepted)
@@ -239,7 +244,7 @@ class EventProcessor:
         for one in accepted:
             try:
                 parked += await self._twice([one])
-            except Exception as exc:  # noqa: BLE001 - this record is the poison: dead-letter it
+            except Exception as exc:
                 log.exception("event at %s failed twice on its own; dead-lettering it", one[0].where)
                 await self._dead_letter(one[0], f"processing failed: {type(exc).__name__}: {exc}", settle=False)
         return parked
@@ -301,8 +306,9 @@ class EventProcessor:
         letter = dead_letter(delivery.value, reason, delivery.where)
         if len(letter) > MAX_LETTER_BYTES:  # `dead_letter` should bound it; a record too big to send would stop us
             kept = delivery.value[: MAX_LETTER_BYTES // JSON_GROWTH]
-            letter = dead_letter(kept, f"{reason} (original cut from {len(delivery.value)} to {len(kept)} bytes)",
-                                 delivery.where)
+            letter = dead_letter(
+                kept, f"{reason} (original cut from {len(delivery.value)} to {len(kept)} bytes)", delivery.where
+            )
         await self.port.send("dlq", delivery.key, letter)
         if settle:
             self.port.settle(delivery)
@@ -317,7 +323,8 @@ class EventProcessor:
 
     async def _publish(self, touched: dict[str, Touched]) -> None:
         """Score every user with a newly applied event at once and publish their lists."""
-        users = [u for u, entry in touched.items() if entry.event is not None]
+        scored = [(u, entry.event) for u, entry in touched.items() if entry.event is not None]
+        users = [u for u, _ in scored]
         recommender = self.host.recommender
         contexts = [touched[u].state.context(u, self.settings.exclude_recent) for u in users]
         vectors = recommender.embed(contexts) if users else None
@@ -328,10 +335,9 @@ class EventProcessor:
         ranked = recommender.recommend(contexts, self.settings.k) if users else []
         reasons = [recommender.explain(c, r) for c, r in zip(contexts, ranked, strict=True)]
         now = time.time()
-        for user_id, items, why in zip(users, ranked, reasons, strict=True):
-            entry = touched[user_id]
+        for (user_id, event), items, why in zip(scored, ranked, reasons, strict=True):
             message = recommendation_message(
-                user_id, items, entry.event, recommender.version, entry.state.events, now, why
+                user_id, items, event, recommender.version, touched[user_id].state.events, now, why
             )
             await self.port.send("recommendations", user_id.encode(), message)
         self.stats["lists_out"] += len(users)

@@ -24,11 +24,9 @@ given up (`forget`), so a redelivery cannot mistake it for a duplicate, nor appl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from typing import Any
 
-from streamrec.types import Interaction, UserContext
-from streamrec.types import EVENT_TYPES, EVENT_TYPE_INDEX, Event
+from streamrec.types import EVENT_TYPE_INDEX, EVENT_TYPES, Event, Interaction, UserContext
 
 # Purchases are excluded from recommendations for good; keep a bounded memory of them.
 MAX_PURCHASED = 500

@@ -98,8 +98,9 @@ async def or_exit(work: Any) -> None:
     try:
         await work
     except Exception:
-        log.critical("processing failed beyond dead-lettering; exiting for a restart from committed offsets",
-                     exc_info=True)
+        log.critical(
+            "processing failed beyond dead-lettering; exiting for a restart from committed offsets", exc_info=True
+        )
         logging.shutdown()
         os._exit(EXIT_FATAL)
 
@@ -117,7 +118,8 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
 
     @app.agent(topics["events"])
     async def process(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_max, settings.batch_window_s):
+        # take_events is Stream's, missing from Faust's StreamT interface.
+        async for batch in stream.take_events(settings.batch_max, settings.batch_window_s):  # type: ignore[attr-defined]
             for event in batch:
                 hold(event)  # committed when the processor settles it, not when the loop moves on
             await or_exit(processor.handle([delivery(event) for event in batch]))
@@ -134,11 +136,12 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
     async def hot_reload() -> None:
         await host.reload_if_newer()
 
-    @app.on_partitions_revoked.connect
+    # Faust's receivers also get `signal=`, which `**_` takes; its type stub wants it named.
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: faust.App, revoked: set[Any], **_: Any) -> None:
         processor.revoke({tp.partition for tp in revoked if tp.topic == settings.topic_events})
 
-    @app.on_rebalance_complete.connect
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def mark_ready(sender: faust.App, **_: Any) -> None:
         # Tells a supervisor (tests, the demo) that partitions are assigned and recovered.
         ready_marker(settings.data_dir, worker_name).write_text(str(time.time()))
@@ -156,7 +159,9 @@ def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
     for reader in readers:
         if not reader.wait_caught_up(CATCH_UP_WAIT_S):
             log.warning("%s still loading after %.0f s; starting anyway", reader.topic, CATCH_UP_WAIT_S)
-    host = ModelHost(settings, initial_recommender(settings.recommender, RecommenderOptions.of(settings)), catalog, learning)
+    host = ModelHost(
+        settings, initial_recommender(settings.recommender, RecommenderOptions.of(settings)), catalog, learning
+    )
     host.follow()
     app, _ = build(settings, worker_name, host)
     ready_marker(settings.data_dir, worker_name).parent.mkdir(parents=True, exist_ok=True)

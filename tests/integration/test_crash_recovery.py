@@ -37,8 +37,11 @@ def test_kill_and_restart_loses_nothing_and_applies_nothing_twice(settings: Sett
     with Stack(settings) as stack:
         produce_items(items, stack.settings)
         lists = Lists(stack.settings, "crash")
-        producer = threading.Thread(target=replay, args=(events[:2000] + retries + events[2000:], stack.settings),
-                                    kwargs={"pacer": Pacer(rate=RATE), "quiet": True})
+        producer = threading.Thread(
+            target=replay,
+            args=(events[:2000] + retries + events[2000:], stack.settings),
+            kwargs={"pacer": Pacer(rate=RATE), "quiet": True},
+        )
         producer.start()
         time.sleep(KILL_AFTER_S)
         stack.kill("worker-0")  # SIGKILL: no shutdown, no final commit

@@ -74,16 +74,19 @@ def test_kill_9_at_random_moments_under_load_applies_every_event_once(settings: 
     rng = random.Random(SEED)
     items = [Item(f"c{i}", f"Item {i}") for i in range(30)]
     late = [Item(f"late{i}", f"Late {i}") for i in range(3)]
-    events = [Event(f"u{n % KILL_USERS}", f"late{n % 3}" if n % 97 == 0 else f"c{n % 30}", "view", float(n), f"e{n}")
-              for n in range(KILL_EVENTS)]
+    events = [
+        Event(f"u{n % KILL_USERS}", f"late{n % 3}" if n % 97 == 0 else f"c{n % 30}", "view", float(n), f"e{n}")
+        for n in range(KILL_EVENTS)
+    ]
     stream = events[:1000] + events[100:150] + events[1000:]  # a producer retry: ids seen before
     expected = expected_counts(events)
     with Stack(settings) as stack:
         produce_items(items, stack.settings)
         lists = Lists(stack.settings, "kill")
         announce = threading.Timer(LATE_ANNOUNCE_S, produce_items, (late, stack.settings))
-        producer = threading.Thread(target=replay, args=(stream, stack.settings),
-                                    kwargs={"pacer": Pacer(rate=KILL_RATE), "quiet": True})
+        producer = threading.Thread(
+            target=replay, args=(stream, stack.settings), kwargs={"pacer": Pacer(rate=KILL_RATE), "quiet": True}
+        )
         announce.start()
         producer.start()
         for _ in range(KILLS):  # at random moments: while consuming, starting up or recovering
@@ -112,8 +115,9 @@ def test_broker_frozen_and_thawed_under_load_loses_nothing(settings: Settings) -
     with Stack(settings) as stack:
         produce_items([Item(f"c{i}", f"Item {i}") for i in range(20)], stack.settings)
         lists = Lists(stack.settings, "freeze")
-        producer = threading.Thread(target=replay, args=(events, stack.settings),
-                                    kwargs={"pacer": Pacer(rate=FREEZE_RATE), "quiet": True})
+        producer = threading.Thread(
+            target=replay, args=(events, stack.settings), kwargs={"pacer": Pacer(rate=FREEZE_RATE), "quiet": True}
+        )
         producer.start()
         time.sleep(2.0)
         stack.signal_broker(signal.SIGSTOP)
@@ -131,11 +135,17 @@ def test_broker_frozen_and_thawed_under_load_loses_nothing(settings: Settings) -
 
 # -- hostile data (one stack shared by the tests below) ---------------------------------
 
+
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack whose worker parks for `PARK_S`, injects `FAULTS`, and learns popularity."""
-    overrides = {"data_dir": str(tmp_path_factory.mktemp("hostile")), "http_port": free_port(),
-                 "recommender": "popularity", "park_s": PARK_S, "max_parked": MAX_PARKED}
+    overrides = {
+        "data_dir": str(tmp_path_factory.mktemp("hostile")),
+        "http_port": free_port(),
+        "recommender": "popularity",
+        "park_s": PARK_S,
+        "max_parked": MAX_PARKED,
+    }
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(FAULT_ENV, FAULTS)
         with Stack(Settings.load(env={}, overrides=overrides)) as stack:
@@ -155,8 +165,13 @@ class Tagged:
 
     def good(self, user: str | None = None, item: str | None = None, event_id: str | None = None) -> Event:
         self.n += 1
-        return Event(user or self.users[self.n % len(self.users)], item or self.items[self.n % len(self.items)].item_id,
-                     "view", 1000.0 + self.n, event_id or f"{self.tag}-g{self.n}")
+        return Event(
+            user or self.users[self.n % len(self.users)],
+            item or self.items[self.n % len(self.items)].item_id,
+            "view",
+            1000.0 + self.n,
+            event_id or f"{self.tag}-g{self.n}",
+        )
 
     def produce(self, records: list[tuple[bytes | None, bytes]], **config: object) -> None:
         out = Producer(producer_config(self.settings, **config))
@@ -201,7 +216,11 @@ def test_malformed_corpus_is_dead_lettered_and_every_good_event_applied(hostile:
     marker = f"{t.tag}-bad"
     bad = malformed(t, marker)
     good = [t.good() for _ in range(10 * len(bad))]
-    records = [r for i, b in enumerate(bad) for r in (*((e.user_id.encode(), encode_event(e)) for e in good[10 * i:10 * i + 10]), b)]
+    records = [
+        r
+        for i, b in enumerate(bad)
+        for r in (*((e.user_id.encode(), encode_event(e)) for e in good[10 * i : 10 * i + 10]), b)
+    ]
     misrouted = crc32_misrouted(t.users, hostile.settings.partitions)
     lists, dead = Lists(hostile.settings, "corpus"), DeadLetters(hostile.settings, "corpus")
     t.produce(records, **{"message.max.bytes": 4 * HUGE_BYTES})
@@ -232,20 +251,49 @@ def test_poison_on_every_topic_the_worker_reads_changes_nothing(hostile: Stack) 
     s = hostile.settings
     t = Tagged(s)
     forged_item = f"{t.tag}-forged"
-    produce_raw(s, s.topic_items, [(None, raw) for raw in (
-        b"{", b"[]", b"", b'{"item_id": [], "title": "x"}', b'{"item_id": "x"}', b'{"item_id": "y", "title": 7}',
-        b'{"item_id": "z", "title": "t", "available": "yes"}', b"\xff\xfe")])
+    produce_raw(
+        s,
+        s.topic_items,
+        [
+            (None, raw)
+            for raw in (
+                b"{",
+                b"[]",
+                b"",
+                b'{"item_id": [], "title": "x"}',
+                b'{"item_id": "x"}',
+                b'{"item_id": "y", "title": 7}',
+                b'{"item_id": "z", "title": "t", "available": "yes"}',
+                b"\xff\xfe",
+            )
+        ],
+    )
     real = t.items[1].item_id
-    produce_raw(s, s.topic_learning, [(None, raw) for raw in (
-        b"not json", b"[]", b"null", b'{"p": 0}', b'{"p": "0", "e": []}', b'{"p": 99, "e": [[1, "x", 0, 1.0, []]]}',
-        b'{"p": 0, "e": [[-5, "x", 0, 1.0, []]]}', b'{"p": 0, "e": [[5, "x", 9, 1.0, []]]}',
-        b'{"p": 0, "e": [[5, "x", 0, "soon", []]]}', b'{"p": 0, "e": [[true, "x", 0, 1.0, []]]}',
-        b'{"p": 0, "e": [[5, "x", 0, 1.0, [["y", 0]]]]}', b'{"p": 0, "e": [[5.5, "x", 0, 1.0, []]]}',
-        # One genuine-looking entry for a real item, rejected with the bad one beside it.
-        orjson.dumps({"p": 0, "e": [[7, real, 0, 1.0, []], [8, real, 42, 1.0, []]]}),
-        # Offsets far ahead: a high watermark would drop every genuine entry after them.
-        *(orjson.dumps({"p": p, "e": [[10**15, forged_item, 0, 1.0, []]]}) for p in range(s.partitions)),
-    )])
+    produce_raw(
+        s,
+        s.topic_learning,
+        [
+            (None, raw)
+            for raw in (
+                b"not json",
+                b"[]",
+                b"null",
+                b'{"p": 0}',
+                b'{"p": "0", "e": []}',
+                b'{"p": 99, "e": [[1, "x", 0, 1.0, []]]}',
+                b'{"p": 0, "e": [[-5, "x", 0, 1.0, []]]}',
+                b'{"p": 0, "e": [[5, "x", 9, 1.0, []]]}',
+                b'{"p": 0, "e": [[5, "x", 0, "soon", []]]}',
+                b'{"p": 0, "e": [[true, "x", 0, 1.0, []]]}',
+                b'{"p": 0, "e": [[5, "x", 0, 1.0, [["y", 0]]]]}',
+                b'{"p": 0, "e": [[5.5, "x", 0, 1.0, []]]}',
+                # One genuine-looking entry for a real item, rejected with the bad one beside it.
+                orjson.dumps({"p": 0, "e": [[7, real, 0, 1.0, []], [8, real, 42, 1.0, []]]}),
+                # Offsets far ahead: a high watermark would drop every genuine entry after them.
+                *(orjson.dumps({"p": p, "e": [[10**15, forged_item, 0, 1.0, []]]}) for p in range(s.partitions)),
+            )
+        ],
+    )
     counts = {item.item_id: 25 * (k + 1) for k, item in enumerate(t.items)}
     good = [t.good(item=item) for item, n in counts.items() for _ in range(n)]
     random.Random(SEED).shuffle(good)
@@ -263,7 +311,7 @@ def test_poison_on_every_topic_the_worker_reads_changes_nothing(hostile: Stack) 
     for round_ in range(PROBE_ROUNDS):  # learning goes through Kafka: converge, never overshoot
         probe = f"{t.tag}-probe{round_}"
         t.produce([(probe.encode(), encode_event(t.good(user=probe, item=t.items[0].item_id)))])
-        assert wait_for(lambda: probe in lists.latest, CATCH_UP_S / PROBE_ROUNDS)
+        assert wait_for(lambda probe=probe: probe in lists.latest, CATCH_UP_S / PROBE_ROUNDS)
         scores = {e["item_id"]: e["score"] for e in lists.latest[probe]["items"]}
         assert all(scores.get(item, 0) <= truth[item] for item in top)
         if all(scores.get(item) == truth[item] for item in top):
@@ -302,7 +350,9 @@ def test_flood_of_unknown_items_waits_aside_and_good_events_go_through(hostile: 
     assert still_parked > 0  # good events went through while the flood still waited
     assert lists.short(expected) == {}
     letters = dead.about(ghost.encode())
-    assert sorted(orjson.loads(letter["original"])["event_id"] for letter in letters) == sorted(e.event_id for e in flood)
+    assert sorted(orjson.loads(letter["original"])["event_id"] for letter in letters) == sorted(
+        e.event_id for e in flood
+    )
     assert all("unknown item_id" in letter["reason"] for letter in letters)
     pushed_out = sum("parking full" in letter["reason"] for letter in letters)
     assert FLOOD - MAX_PARKED <= pushed_out < FLOOD  # the rest waited `PARK_S` in vain

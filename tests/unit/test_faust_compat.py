@@ -57,7 +57,7 @@ def test_current_event_is_a_context_variable_of_weak_references() -> None:
 def test_take_events_acks_each_event_of_a_batch_once_after_the_loop_body() -> None:
     source = inspect.getsource(streams.Stream.take_events)
     assert "self.enable_acks = False" in source
-    finally_block = source[source.index("yield list(events)"):]
+    finally_block = source[source.index("yield list(events)") :]
     assert "for event in events:\n                            await self.ack(event)" in finally_block
 
 
@@ -86,8 +86,13 @@ def test_aiokafka_reads_an_empty_partition_set_as_all_and_faust_passes_its_live_
     assert "if partitions and tp not in partitions" in inspect.getsource(Fetcher.fetched_records)
     fetch = faust_aiokafka.AIOKafkaConsumerThread._fetch_records
     fetch = getattr(fetch, "streamrec_original", fetch)
-    assert list(inspect.signature(fetch).parameters) == ["self", "consumer", "active_partitions", "timeout",
-                                                         "max_records"]
+    assert list(inspect.signature(fetch).parameters) == [
+        "self",
+        "consumer",
+        "active_partitions",
+        "timeout",
+        "max_records",
+    ]
     assert "fetched_records(\n                    active_partitions," in inspect.getsource(fetch)
 
 
@@ -120,7 +125,9 @@ class FetchingConsumer:
         self.records = {tp: [SimpleNamespace(offset=o) for o in offsets] for tp, offsets in records.items()}
         self.active = active
         self.stop_flow_after = stop_flow_after
-        self.app = SimpleNamespace(consumer_generation_id=1, monitor=SimpleNamespace(track_tp_end_offset=lambda tp, hw: None))
+        self.app = SimpleNamespace(
+            consumer_generation_id=1, monitor=SimpleNamespace(track_tp_end_offset=lambda tp, hw: None)
+        )
         self.scheduler = DefaultSchedulingStrategy()
         self._buffered_partitions: set[TP] = set()
         self.positions = {tp: offsets[-1] + 1 for tp, offsets in records.items()}
@@ -128,7 +135,8 @@ class FetchingConsumer:
 
     async def _wait_next_records(self, timeout: float) -> tuple[dict, set[TP]]:
         return await faust_compat.remember_fetched(lambda _self, _t: asyncio.sleep(0, (self.records, self.active)))(
-            self, timeout)
+            self, timeout
+        )
 
     def highwater(self, tp: TP) -> int:
         return 0

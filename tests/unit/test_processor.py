@@ -66,11 +66,23 @@ class FakePort:
 
 class Fixture:
     def __init__(self, tmp_path: Path, fault: str = "", **overrides: object) -> None:
-        self.settings = Settings.load(env={}, overrides={"data_dir": str(tmp_path), "model_dir": str(tmp_path / "m"),
-                                                         "partitions": PARTITIONS, **overrides})
+        self.settings = Settings.load(
+            env={},
+            overrides={
+                "data_dir": str(tmp_path),
+                "model_dir": str(tmp_path / "m"),
+                "partitions": PARTITIONS,
+                **overrides,
+            },
+        )
         self.catalog = Catalog()
         self.announce("i0", "i1", "i2")
-        host = ModelHost(self.settings, make_recommender("popularity", RecommenderOptions.of(self.settings)), self.catalog, LearningLog())
+        host = ModelHost(
+            self.settings,
+            make_recommender("popularity", RecommenderOptions.of(self.settings)),
+            self.catalog,
+            LearningLog(),
+        )
         self.users = PartitionedUsers()
         self.port = FakePort(self.users)
         self.processor = EventProcessor(self.settings, host, self.users, self.port, fault_injector(fault))
@@ -111,11 +123,15 @@ def test_good_events_are_applied_and_every_record_is_settled(tmp_path: Path) -> 
         ({"partition": (partition_for(b"u1", PARTITIONS) + 1) % PARTITIONS}, "murmur2_random"),
         ({"value": b"[1, 2]"}, "JSON object"),
         ({"value": b"\xff"}, "malformed JSON"),
-        ({"value": b'{"user_id": "u1", "pad": "' + b"x" * 2_000_000 + b'"}'}, "4096-byte limit"),  # and cut to fit a Kafka record
+        (
+            {"value": b'{"user_id": "u1", "pad": "' + b"x" * 2_000_000 + b'"}'},
+            "4096-byte limit",
+        ),  # and cut to fit a Kafka record
     ],
 )
-def test_misrouted_or_broken_records_are_dead_lettered_and_good_ones_go_on(tmp_path: Path, kw: dict,
-                                                                            reason: str) -> None:
+def test_misrouted_or_broken_records_are_dead_lettered_and_good_ones_go_on(
+    tmp_path: Path, kw: dict, reason: str
+) -> None:
     f = Fixture(tmp_path)
     f.run(f.record("u1", "i0", "bad", **kw), f.record("u1", "i1", "good"))
     [dead] = f.port.of("dlq")
@@ -144,7 +160,9 @@ def test_parked_events_are_dead_lettered_when_patience_or_room_runs_out(tmp_path
     f.processor.parking.patience_s = 0.0
     asyncio.run(f.processor.tick())
     assert [d["reason"].startswith("unknown item_id 'ghost") for d in f.port.of("dlq")] == [True] * 3
-    assert sorted(f.port.settled) == [0, 1, 2] and not any(UserState.from_dict(u, 50).deferred for u in f.users.values())
+    assert sorted(f.port.settled) == [0, 1, 2] and not any(
+        UserState.from_dict(u, 50).deferred for u in f.users.values()
+    )
 
 
 def test_a_failing_batch_is_retried_then_isolated_and_only_the_poison_is_dead_lettered(tmp_path: Path) -> None:

@@ -32,8 +32,16 @@ def test_a_handler_failing_on_one_record_costs_that_record_only() -> None:
 
 def test_the_catalog_skips_and_counts_items_it_cannot_use() -> None:
     catalog = Catalog()
-    catalog.on_records(records(b'{"item_id": "a", "title": "A"}', b"{", b"", b'{"item_id": "b"}', b"\xff",
-                               b'{"item_id": "c", "title": "C"}'))
+    catalog.on_records(
+        records(
+            b'{"item_id": "a", "title": "A"}',
+            b"{",
+            b"",
+            b'{"item_id": "b"}',
+            b"\xff",
+            b'{"item_id": "c", "title": "C"}',
+        )
+    )
     catalog.refresh()
     assert sorted(catalog.items) == ["a", "c"] and catalog.skipped == 4
 
@@ -41,13 +49,15 @@ def test_the_catalog_skips_and_counts_items_it_cannot_use() -> None:
 def test_forged_learning_records_cannot_hide_later_genuine_ones() -> None:
     log = LearningLog(partitions=4)
     view = Interaction("i", "view", 1.0)
-    log.on_records(records(
-        orjson.dumps({"p": 0, "e": [[10**15, "forged", 0, 1.0, []]]}),  # far ahead of every real offset
-        orjson.dumps({"p": 7, "e": [[1, "i", 0, 1.0, []]]}),  # no such partition
-        orjson.dumps({"p": 0, "e": [[2, "i", 0, 1.0, []], [3, "i", "view", 1.0, []]]}),  # one bad entry: all out
-        encode_batch(0, [(5, view, []), (6, view, [])]),
-        encode_batch(0, [(5, view, [])]),  # a redelivery
-    ))
+    log.on_records(
+        records(
+            orjson.dumps({"p": 0, "e": [[10**15, "forged", 0, 1.0, []]]}),  # far ahead of every real offset
+            orjson.dumps({"p": 7, "e": [[1, "i", 0, 1.0, []]]}),  # no such partition
+            orjson.dumps({"p": 0, "e": [[2, "i", 0, 1.0, []], [3, "i", "view", 1.0, []]]}),  # one bad entry: all out
+            encode_batch(0, [(5, view, []), (6, view, [])]),
+            encode_batch(0, [(5, view, [])]),  # a redelivery
+        )
+    )
     learned, _ = log.updates_since(0)
     assert [u.interaction.item_id for u in learned] == ["forged", "i", "i"]
     assert log.skipped == 2 and log.redelivered == 1
