@@ -251,49 +251,41 @@ def test_poison_on_every_topic_the_worker_reads_changes_nothing(hostile: Stack) 
     s = hostile.settings
     t = Tagged(s)
     forged_item = f"{t.tag}-forged"
-    produce_raw(
-        s,
-        s.topic_items,
-        [
-            (None, raw)
-            for raw in (
-                b"{",
-                b"[]",
-                b"",
-                b'{"item_id": [], "title": "x"}',
-                b'{"item_id": "x"}',
-                b'{"item_id": "y", "title": 7}',
-                b'{"item_id": "z", "title": "t", "available": "yes"}',
-                b"\xff\xfe",
-            )
-        ],
-    )
+    bad_items = [
+        (None, raw)
+        for raw in (
+            b"{",
+            b"[]",
+            b"",
+            b'{"item_id": [], "title": "x"}',
+            b'{"item_id": "x"}',
+            b'{"item_id": "y", "title": 7}',
+            b'{"item_id": "z", "title": "t", "available": "yes"}',
+            b"\xff\xfe",
+        )
+    ]
     real = t.items[1].item_id
-    produce_raw(
-        s,
-        s.topic_learning,
-        [
-            (None, raw)
-            for raw in (
-                b"not json",
-                b"[]",
-                b"null",
-                b'{"p": 0}',
-                b'{"p": "0", "e": []}',
-                b'{"p": 99, "e": [[1, "x", 0, 1.0, []]]}',
-                b'{"p": 0, "e": [[-5, "x", 0, 1.0, []]]}',
-                b'{"p": 0, "e": [[5, "x", 9, 1.0, []]]}',
-                b'{"p": 0, "e": [[5, "x", 0, "soon", []]]}',
-                b'{"p": 0, "e": [[true, "x", 0, 1.0, []]]}',
-                b'{"p": 0, "e": [[5, "x", 0, 1.0, [["y", 0]]]]}',
-                b'{"p": 0, "e": [[5.5, "x", 0, 1.0, []]]}',
-                # One genuine-looking entry for a real item, rejected with the bad one beside it.
-                orjson.dumps({"p": 0, "e": [[7, real, 0, 1.0, []], [8, real, 42, 1.0, []]]}),
-                # Offsets far ahead: a high watermark would drop every genuine entry after them.
-                *(orjson.dumps({"p": p, "e": [[10**15, forged_item, 0, 1.0, []]]}) for p in range(s.partitions)),
-            )
-        ],
-    )
+    bad_learning = [
+        (None, raw)
+        for raw in (
+            b"not json",
+            b"[]",
+            b"null",
+            b'{"p": 0}',
+            b'{"p": "0", "e": []}',
+            b'{"p": 99, "e": [[1, "x", 0, 1.0, []]]}',
+            b'{"p": 0, "e": [[-5, "x", 0, 1.0, []]]}',
+            b'{"p": 0, "e": [[5, "x", 9, 1.0, []]]}',
+            b'{"p": 0, "e": [[5, "x", 0, "soon", []]]}',
+            b'{"p": 0, "e": [[true, "x", 0, 1.0, []]]}',
+            b'{"p": 0, "e": [[5, "x", 0, 1.0, [["y", 0]]]]}',
+            b'{"p": 0, "e": [[5.5, "x", 0, 1.0, []]]}',
+            # One genuine-looking entry for a real item, rejected with the bad one beside it.
+            orjson.dumps({"p": 0, "e": [[7, real, 0, 1.0, []], [8, real, 42, 1.0, []]]}),
+            # Offsets far ahead: a high watermark would drop every genuine entry after them.
+            *(orjson.dumps({"p": p, "e": [[10**15, forged_item, 0, 1.0, []]]}) for p in range(s.partitions)),
+        )
+    ]
     counts = {item.item_id: 25 * (k + 1) for k, item in enumerate(t.items)}
     good = [t.good(item=item) for item, n in counts.items() for _ in range(n)]
     random.Random(SEED).shuffle(good)
@@ -302,7 +294,13 @@ def test_poison_on_every_topic_the_worker_reads_changes_nothing(hostile: Stack) 
     for i, b in enumerate(bad):
         records.insert(i * len(records) // len(bad), b)
     lists = Lists(s, "poison")
-    t.produce(records)
+    half = len(records) // 2  # bad items and learning records before and amid the good events
+    produce_raw(s, s.topic_items, bad_items[:4])
+    produce_raw(s, s.topic_learning, bad_learning[:8])
+    t.produce(records[:half])
+    produce_raw(s, s.topic_items, bad_items[4:])
+    produce_raw(s, s.topic_learning, bad_learning[8:])
+    t.produce(records[half:])
     expected = expected_counts(good)
     assert wait_for(lambda: lists.reached(expected), CATCH_UP_S), lists.short(expected)
     truth = {item: n * EVENT_WEIGHTS["view"] for item, n in counts.items()}
