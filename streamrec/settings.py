@@ -97,6 +97,11 @@ class Settings:
     trainer_history: int = 50000
     # Test hook: 1 shuffles every candidate's weights, so the promotion gate must refuse it.
     trainer_degrade: int = 0
+    # Events whose item is not in the catalog yet wait (parked, uncommitted) for it at most
+    # this many at once and this long, then go to the DLQ: an item announced just before
+    # its first event may still be in flight to the worker's catalog reader.
+    max_parked: int = 10_000
+    park_s: float = 5.0
 
     @property
     def bootstrap_servers(self) -> str:
