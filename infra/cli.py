@@ -28,6 +28,7 @@ COMMANDS = {
     "backtest": "backtest:backtest_command",
     "topics": "topics:topics",
     "schema": "schema:schema",
+    "trainer": "trainer:trainer",
 }
 
 

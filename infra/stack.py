@@ -160,6 +160,12 @@ class Stack:
         process.send_signal(sig)
         process.wait(timeout=STOP_TIMEOUT_S)
 
+    def signal_broker(self, sig: int) -> None:
+        """Signal the embedded broker: SIGSTOP/SIGCONT freeze and thaw it (fault tests)."""
+        if self.broker is None or self.broker._process is None:
+            raise RuntimeError("no embedded broker to signal")
+        self.broker._process.send_signal(sig)
+
     def stop(self) -> None:
         processes = list(self.processes.values())
         self.processes.clear()

@@ -88,6 +88,20 @@ class Settings:
     http_batch_max: int = 1000
     # How long POST /v1/events waits for the broker to acknowledge (acks=all) before 503.
     http_ack_timeout_s: float = 5.0
+    # Continual trainer (`streamrec trainer`, models/trainer.py): a round every N new events
+    # or T seconds, whichever comes first. Rounds every 5000 events (5% of ml-100k) gained
+    # 2.4% NDCG@10 there, every 4000 gained 39% on the drift stream (docs/trainer.md).
+    trainer_every_events: int = 5000
+    trainer_every_s: float = 3600.0
+    # Events the trainer keeps (a sliding window): bounds its memory and each round's time.
+    trainer_history: int = 50000
+    # Test hook: 1 shuffles every candidate's weights, so the promotion gate must refuse it.
+    trainer_degrade: int = 0
+    # Events whose item is not in the catalog yet wait (parked, uncommitted) for it at most
+    # this many at once and this long, then go to the DLQ: an item announced just before
+    # its first event may still be in flight to the worker's catalog reader.
+    max_parked: int = 10_000
+    park_s: float = 5.0
     # Prometheus endpoint of a worker (GET /metrics), loopback by default. `Stack` gives its
     # worker i the port metrics_port + i (a free one if that is taken); 0 = no endpoint.
     metrics_host: str = "127.0.0.1"

@@ -26,6 +26,11 @@ POLL_TIMEOUT_S = 0.1
 # With no end offsets to trust (the embedded broker reports them wrong), "caught up"
 # means: the first poll after start-up that came back empty after this long.
 IDLE_AS_CAUGHT_UP_S = 0.5
+# Pause after the client itself fails, so a persistent error does not spin a core.
+ERROR_BACKOFF_S = 1.0
+# Log the first few records a reader skips, then one in this many (bad data can be a flood).
+LOG_EVERY_SKIP = 1000
+LOG_FIRST_SKIPS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +46,21 @@ Handler = Callable[[list[Record]], None]
 T = TypeVar("T")
 
 
+def log_skip(count: int, exc: Exception, what: str, *args: object) -> None:
+    """Log the ``count``-th skipped record: the first few, then one in `LOG_EVERY_SKIP`;
+    with a traceback unless ``exc`` says the data is invalid (a `ValueError`)."""
+    if count <= LOG_FIRST_SKIPS or count % LOG_EVERY_SKIP == 0:
+        log.warning(what + ": %s (%d skipped so far)", *args, exc, count, exc_info=not isinstance(exc, ValueError))
+
+
 class TopicReader:
     """Tail ``topic`` in a daemon thread, calling ``handler`` with batches of records.
+
+    No record can stop the reader: if ``handler`` raises on a batch, it is called again
+    with each record of the batch alone, and the records it still raises on are logged,
+    counted (`skipped`) and passed over. Handlers must therefore tolerate seeing a
+    record twice (latest-wins maps and offset-deduplicated logs do). `alive` and
+    `caught_up` are for health checks.
 
     >>> reader = TopicReader("127.0.0.1:9092", "items", print)  # doctest: +SKIP
     >>> reader.start(); reader.wait_caught_up(10); reader.stop()  # doctest: +SKIP
@@ -64,6 +82,17 @@ class TopicReader:
         self._caught_up = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{name}:{topic}", daemon=True)
         self.records = 0
+        self.skipped = 0
+
+    @property
+    def alive(self) -> bool:
+        """The reading thread runs (it stops only when told to)."""
+        return self._thread.is_alive() and not self._stop.is_set()
+
+    @property
+    def caught_up(self) -> bool:
+        """It has read everything that was on the topic when it started."""
+        return self._caught_up.is_set()
 
     def start(self) -> TopicReader:
         meta = self._consumer.list_topics(self.topic, timeout=10).topics[self.topic]
@@ -85,13 +114,31 @@ class TopicReader:
     def _run(self) -> None:
         idle_since = time.monotonic()
         while not self._stop.is_set():
-            batch = [self._record(m) for m in self._next_messages() if _ok(m)]
+            try:
+                batch = [self._record(m) for m in self._next_messages() if _ok(m)]
+            except Exception:
+                log.exception("reading %s failed; retrying in %.0f s", self.topic, ERROR_BACKOFF_S)
+                self._stop.wait(ERROR_BACKOFF_S)
+                continue
             if batch:
                 self.records += len(batch)
-                self.handler(batch)
+                self._handle(batch)
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= IDLE_AS_CAUGHT_UP_S:
                 self._caught_up.set()
+
+    def _handle(self, batch: list[Record]) -> None:
+        try:
+            self.handler(batch)
+            return
+        except Exception:
+            log.warning("%s: handler failed on a batch of %d; retrying record by record", self.topic, len(batch))
+        for record in batch:
+            try:
+                self.handler([record])
+            except Exception as exc:
+                self.skipped += 1
+                log_skip(self.skipped, exc, "handler failed on %s[%d]@%d", self.topic, record.partition, record.offset)
 
     def _next_messages(self) -> list:
         """Wait for the first message, then take what else is ready.
@@ -103,8 +150,8 @@ class TopicReader:
         return [] if first is None else [first, *self._consumer.consume(POLL_BATCH - 1, 0)]
 
     @staticmethod
-    def _record(m) -> Record:  # noqa: ANN001 - confluent_kafka.Message
-        return Record(m.key(), m.value(), m.timestamp()[1], m.partition(), m.offset())
+    def _record(m) -> Record:
+        return Record(m.key(), m.value() or b"", m.timestamp()[1], m.partition(), m.offset())
 
 
 def read_all(bootstrap: str, topic: str, timeout_s: float, name: str = "snapshot") -> list[Record]:
@@ -119,7 +166,7 @@ def read_all(bootstrap: str, topic: str, timeout_s: float, name: str = "snapshot
     return records
 
 
-def _ok(message) -> bool:  # noqa: ANN001 - confluent_kafka.Message
+def _ok(message) -> bool:
     error = message.error()
     if error is not None and error.code() != KafkaError._PARTITION_EOF:
         log.warning("reader error on %s: %s", message.topic(), error)
@@ -132,25 +179,39 @@ class UpdateLog(Generic[T]):
     The reader thread parses records (`parse`) and queues them; the owner applies them
     on its own thread (`refresh`), and every dependant follows the log with its own
     cursor (`updates_since`), so none misses an update another one consumed and a
-    newcomer (a hot-reloaded model) can replay it all from cursor 0.
+    newcomer (a hot-reloaded model) can replay it all from cursor 0. A record `parse`
+    raises on is logged, counted (`skipped`) and passed over.
     """
 
     def __init__(self) -> None:
         self._pending: queue.SimpleQueue[T] = queue.SimpleQueue()
         self._log: list[T] = []
         self._lock = threading.Lock()
+        self.skipped = 0
 
     def parse(self, record: Record) -> Iterable[T]:
-        """Updates carried by one record (none if it is invalid or a duplicate)."""
+        """Updates carried by one record (none if a duplicate); raises if it is invalid."""
         raise NotImplementedError
 
-    def apply(self, update: T) -> None:  # noqa: B027 - optional hook
+    def apply(self, update: T) -> None:
         """Fold one update into derived state (under the lock)."""
 
     def on_records(self, records: list[Record]) -> None:
         """Reader-thread callback."""
         for record in records:
-            for update in self.parse(record):
+            try:
+                updates = list(self.parse(record))
+            except Exception as exc:
+                self.skipped += 1
+                log_skip(
+                    self.skipped,
+                    exc,
+                    "%s: ignoring the unusable record at offset %d",
+                    type(self).__name__,
+                    record.offset,
+                )
+                continue
+            for update in updates:
                 self._pending.put(update)
 
     def refresh(self) -> None:
@@ -169,6 +230,11 @@ class UpdateLog(Generic[T]):
         self.refresh()
         with self._lock:
             return self._log[cursor:], len(self._log)
+
+    def behind(self, cursor: int) -> int:
+        """Updates a dependant at ``cursor`` has not taken yet: queued and logged after it."""
+        with self._lock:
+            return self._pending.qsize() + len(self._log) - cursor
 
     def follow(self, bootstrap: str, topic: str, name: str) -> TopicReader:
         """Start tailing ``topic`` into this log."""

@@ -8,17 +8,16 @@ every dependant (a recommender, a search index) follows it with its own cursor.
 >>> updates, cursor = catalog.updates_since(0)
 >>> [i.item_id for i in updates], cursor, catalog.updates_since(cursor)
 (['a'], 1, ([], 1))
+>>> catalog.on_records([Record(None, b'{"item_id": 7}', 0, 0, 1), Record(None, b'[]', 0, 0, 2)])
+>>> catalog.skipped, len(catalog)
+(2, 1)
 """
 
 from __future__ import annotations
 
-import logging
-
 from streamrec.streams.broadcast import Record, UpdateLog
+from streamrec.streams.contracts import parse_item
 from streamrec.types import Item
-from streamrec.streams.contracts import InvalidEvent, parse_item
-
-log = logging.getLogger(__name__)
 
 
 class Catalog(UpdateLog[Item]):
@@ -27,7 +26,6 @@ class Catalog(UpdateLog[Item]):
     def __init__(self) -> None:
         super().__init__()
         self.items: dict[str, Item] = {}
-        self.rejected = 0
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self.items
@@ -40,12 +38,7 @@ class Catalog(UpdateLog[Item]):
         return item.title if item else item_id
 
     def parse(self, record: Record) -> list[Item]:
-        try:
-            return [parse_item(record.value)]
-        except InvalidEvent as exc:
-            self.rejected += 1
-            log.warning("ignoring invalid item at offset %d: %s", record.offset, exc)
-            return []
+        return [parse_item(record.value)]  # an invalid item raises: skipped and counted
 
     def apply(self, update: Item) -> None:
         self.items[update.item_id] = update

@@ -4,10 +4,10 @@ Users are partitioned across workers, but item statistics (popularity, co-occurr
 trending) must see every user's events. So each worker publishes what it *applied* to
 the single-partition ``events.learning`` topic, one record per (micro-batch, source
 partition), and every worker follows the whole topic and lets its recommender learn
-from it. Each entry carries its source offset: a partition is owned by one worker at a
-time and processed in offset order, so anything at or below the highest offset already
-learned for that partition is a redelivery (after a crash or a rebalance) and is dropped.
-Each applied event is therefore learned exactly once, by every worker.
+from it. Each entry carries its source offset, and every reader remembers the offsets
+it has learned per source partition (`Offsets`): an entry seen again (a redelivery
+after a crash or a rebalance) is dropped. Each applied event is therefore learned
+exactly once, by every worker.
 
 Record (JSON)::
 
@@ -15,6 +15,10 @@ Record (JSON)::
 
 where ``type`` indexes `EVENT_TYPES` and the inner list is the user's window just
 before the event (its newest `CONTEXT` entries), which sequence-aware learners need.
+
+A record that breaks this shape anywhere is rejected whole (`decode_batch` raises), and
+because offsets are remembered exactly, not as a high watermark, a forged entry with a
+huge offset is learned once at most and cannot make later genuine entries look old.
 
 >>> learned = LearningLog()
 >>> batch = encode_batch(0, [(5, Interaction("b", "click", 2.0), [Interaction("a", "view", 1.0)])])
@@ -26,20 +30,24 @@ before the event (its newest `CONTEXT` entries), which sequence-aware learners n
 
 from __future__ import annotations
 
-import logging
+import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
-from streamrec.types import Interaction, UserContext
 from streamrec.streams.broadcast import Record, UpdateLog
-from streamrec.types import EVENT_TYPES, EVENT_TYPE_INDEX
-
-log = logging.getLogger(__name__)
+from streamrec.streams.contracts import MAX_ID_CHARS
+from streamrec.types import EVENT_TYPE_INDEX, EVENT_TYPES, Interaction, UserContext
 
 # Window entries sent along with each event: what sequence-aware learners look back on.
 CONTEXT = 5
+# Gaps (offsets never learned: dead-lettered or duplicate events) remembered per source
+# partition; past this the oldest gap is closed. Parked events fill theirs within
+# seconds, so closing gaps this old loses nothing genuine.
+MAX_GAPS = 65_536
 
 Entry = tuple[int, Interaction, Sequence[Interaction]]
 
@@ -54,39 +62,115 @@ class Learned:
 
 def encode_batch(partition: int, entries: Sequence[Entry]) -> bytes:
     """The ``events.learning`` record for one source partition's applied events."""
-    return orjson.dumps({"p": partition, "e": [[offset, *_pack(i), [_pack(w) for w in window[-CONTEXT:]]]
-                                                for offset, i, window in entries]})
+    return orjson.dumps(
+        {
+            "p": partition,
+            "e": [[offset, *_pack(i), [_pack(w) for w in window[-CONTEXT:]]] for offset, i, window in entries],
+        }
+    )
+
+
+def decode_batch(raw: bytes, partitions: int | None = None) -> tuple[int, list[tuple[int, Learned]]]:
+    """The source partition and (offset, `Learned`) entries of a record; `ValueError`
+    (or `orjson.JSONDecodeError`, one) if any part of it is malformed.
+
+    >>> decode_batch(b'{"p": 0, "e": [[-1, "b", 1, 2.0, []]]}')
+    Traceback (most recent call last):
+    ...
+    ValueError: offset: -1 is not an integer in [0, 9223372036854775808)
+    """
+    batch = orjson.loads(raw)
+    if not isinstance(batch, dict) or not isinstance(batch.get("e"), list):
+        raise ValueError("expected {'p': partition, 'e': [entries]}")
+    partition = _integer(batch.get("p"), partitions or 2**63, "partition")
+    entries = []
+    for entry in batch["e"]:
+        if not isinstance(entry, list) or len(entry) != 5 or not isinstance(entry[4], list) or len(entry[4]) > CONTEXT:
+            raise ValueError(f"malformed entry {entry!r:.80}")
+        window = tuple(_unpack(w) for w in entry[4])
+        entries.append((_integer(entry[0], 2**63, "offset"), Learned(UserContext("", window), _unpack(entry[1:4]))))
+    return partition, entries
 
 
 def _pack(i: Interaction) -> list:
     return [i.item_id, EVENT_TYPE_INDEX[i.event_type], i.ts]
 
 
-def _unpack(packed: list) -> Interaction:
-    return Interaction(packed[0], EVENT_TYPES[packed[1]], packed[2])
+def _unpack(packed: Any) -> Interaction:
+    if not isinstance(packed, list) or len(packed) != 3:
+        raise ValueError(f"expected [item_id, type, ts], got {packed!r:.80}")
+    item_id, type_index, ts = packed
+    if not isinstance(item_id, str) or not 0 < len(item_id) <= MAX_ID_CHARS:
+        raise ValueError(f"item_id: {item_id!r:.80} is not an identifier")
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts < 0:
+        raise ValueError(f"ts: {ts!r} is not an epoch time")
+    return Interaction(item_id, EVENT_TYPES[_integer(type_index, len(EVENT_TYPES), "type")], float(ts))
+
+
+def _integer(value: Any, end: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < end:
+        raise ValueError(f"{what}: {value!r:.40} is not an integer in [0, {end})")
+    return value
+
+
+class Offsets:
+    """A set of offsets kept as sorted disjoint ranges: memory grows with the gaps
+    between them, not with their number; past ``max_gaps`` the oldest gap is closed.
+
+    >>> seen = Offsets()
+    >>> [seen.add(o) for o in (3, 4, 4, 10**15, 5, 2, 3)]
+    [True, True, False, True, True, True, False]
+    >>> seen.ranges
+    [[2, 5], [1000000000000000, 1000000000000000]]
+    """
+
+    def __init__(self, max_gaps: int = MAX_GAPS) -> None:
+        self.max_gaps = max_gaps
+        self.ranges: list[list[int]] = []  # [first, last], ascending, never adjacent
+        self._firsts: list[int] = []
+
+    def add(self, offset: int) -> bool:
+        """Remember ``offset``; False if it was already there."""
+        i = bisect_right(self._firsts, offset) - 1  # the range starting at or below it
+        if i >= 0 and offset <= self.ranges[i][1]:
+            return False
+        extends_left = i >= 0 and self.ranges[i][1] == offset - 1
+        extends_right = i + 1 < len(self.ranges) and self._firsts[i + 1] == offset + 1
+        if extends_left and extends_right:
+            self.ranges[i][1] = self.ranges[i + 1][1]
+            self._remove(i + 1)
+        elif extends_left:
+            self.ranges[i][1] = offset
+        elif extends_right:
+            self.ranges[i + 1][0] = self._firsts[i + 1] = offset
+        else:
+            self.ranges.insert(i + 1, [offset, offset])
+            self._firsts.insert(i + 1, offset)
+            if len(self.ranges) > self.max_gaps + 1:
+                self.ranges[0][1] = self.ranges[1][1]
+                self._remove(1)
+        return True
+
+    def _remove(self, i: int) -> None:
+        del self.ranges[i], self._firsts[i]
 
 
 class LearningLog(UpdateLog[Learned]):
-    """Every applied event of every partition, once each, in arrival order."""
+    """Every applied event of every partition, once each, in arrival order.
 
-    def __init__(self) -> None:
+    ``partitions``: how many partitions ``events`` has (entries claiming another are
+    rejected); None accepts any.
+    """
+
+    def __init__(self, partitions: int | None = None) -> None:
         super().__init__()
-        self.watermarks: dict[int, int] = {}
+        self.partitions = partitions
+        self.learned: dict[int, Offsets] = {}
         self.redelivered = 0
 
     def parse(self, record: Record) -> list[Learned]:
-        try:
-            batch = orjson.loads(record.value)
-            partition, entries = batch["p"], batch["e"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            log.warning("ignoring malformed learning record at offset %d", record.offset)
-            return []
-        learned = []
-        for offset, item_id, type_index, ts, window in entries:
-            if offset <= self.watermarks.get(partition, -1):
-                self.redelivered += 1
-                continue
-            self.watermarks[partition] = offset
-            context = UserContext("", tuple(_unpack(w) for w in window))
-            learned.append(Learned(context, _unpack([item_id, type_index, ts])))
-        return learned
+        partition, entries = decode_batch(record.value, self.partitions)
+        seen = self.learned.setdefault(partition, Offsets())
+        fresh = [learned for offset, learned in entries if seen.add(offset)]
+        self.redelivered += len(entries) - len(fresh)
+        return fresh

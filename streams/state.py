@@ -5,27 +5,36 @@ at least once) has an offset at or below the last one applied for the user, and 
 producer-side duplicate repeats a recent ``event_id``; both are skipped. All of a
 user's events live on one partition (key = user_id), so one offset per user suffices.
 
+An event put aside (its item is not in the catalog yet) is `defer`-red: later events
+may be applied before it, and its offset stays applicable until it is applied or
+given up (`forget`), so a redelivery cannot mistake it for a duplicate, nor apply it twice.
+
 >>> s = UserState()
 >>> e = Event("u1", "i1", "purchase", 10.0, "e1")
 >>> s.apply(e, offset=0), s.apply(e, offset=0), s.apply(e, offset=1)
 (True, False, False)
 >>> s.events, s.purchased, [w.item_id for w in s.window]
 (1, ['i1'], ['i1'])
+>>> s.defer(5), s.apply(Event("u1", "i2", "view", 11.0), offset=6), s.defer(5)  # 5 waits; 6 goes first
+(True, True, True)
+>>> s.apply(Event("u1", "i3", "view", 9.0), offset=5), s.apply(Event("u1", "i3", "view", 9.0), offset=5)
+(True, False)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from typing import Any
 
-from streamrec.types import Interaction, UserContext
-from streamrec.types import EVENT_TYPES, EVENT_TYPE_INDEX, Event
+from streamrec.types import EVENT_TYPE_INDEX, EVENT_TYPES, Event, Interaction, UserContext
 
 # Purchases are excluded from recommendations for good; keep a bounded memory of them.
 MAX_PURCHASED = 500
 # Producer-side duplicates arrive close together: remembering this many ids catches them.
 RECENT_IDS = 64
+# Deferred offsets kept per user: a worker parks far fewer (its ``max_parked`` is global);
+# past this the oldest is forgotten, and its event counted as applied if redelivered.
+MAX_DEFERRED = 256
 
 
 @dataclass
@@ -39,6 +48,7 @@ class UserState:
     recent_ids: list[str] = field(default_factory=list)
     last_offset: int = -1
     vector: list[float] | None = None
+    deferred: list[int] = field(default_factory=list)
 
     @property
     def events(self) -> int:
@@ -47,9 +57,11 @@ class UserState:
 
     def apply(self, event: Event, offset: int) -> bool:
         """Apply ``event`` read at ``offset``; False if it was already applied."""
-        if offset <= self.last_offset:
+        if offset in self.deferred:
+            self.forget(offset)
+        elif offset <= self.last_offset:
             return False
-        self.last_offset = offset
+        self.last_offset = max(self.last_offset, offset)
         if event.event_id is not None:
             if event.event_id in self.recent_ids:
                 return False
@@ -59,6 +71,20 @@ class UserState:
         if event.event_type == "purchase" and event.item_id not in self.purchased:
             self.purchased = [*self.purchased[-(MAX_PURCHASED - 1) :], event.item_id]
         return True
+
+    def defer(self, offset: int) -> bool:
+        """Put the event at ``offset`` aside, to `apply` later; False if it was applied."""
+        if offset in self.deferred:
+            return True
+        if offset <= self.last_offset:
+            return False
+        self.last_offset = offset
+        self.deferred = [*self.deferred[-(MAX_DEFERRED - 1) :], offset]
+        return True
+
+    def forget(self, offset: int) -> None:
+        """Give up a deferred event: it will not be applied."""
+        self.deferred = [o for o in self.deferred if o != offset]
 
     def context(self, user_id: str, exclude_recent: int = 0) -> UserContext:
         """What recommenders see: the window; purchases and the last ``exclude_recent``
@@ -75,6 +101,7 @@ class UserState:
             "r": self.recent_ids,
             "o": self.last_offset,
             "v": self.vector,
+            **({"d": self.deferred} if self.deferred else {}),
         }
 
     @classmethod
@@ -82,4 +109,4 @@ class UserState:
         if not d:
             return cls(window_size)
         window = [Interaction(item, EVENT_TYPES[t], ts) for item, t, ts in d["w"]]
-        return cls(window_size, window, d["c"], d["p"], d["r"], d["o"], d["v"])
+        return cls(window_size, window, d["c"], d["p"], d["r"], d["o"], d["v"], d.get("d", []))

@@ -1,41 +1,36 @@
-"""The stream processor: ``events`` -> per-user RocksDB state -> ``recommendations``.
+"""The worker process: a Faust app whose agent feeds ``events`` to an `EventProcessor`.
 
-One Faust agent consumes ``events`` in micro-batches. For each event it validates
-(bad input goes to ``events.dlq`` with the reason), applies it idempotently to the
-user's state in a RocksDB-backed Faust table, and lets the recommender learn from it.
-At the end of the batch every touched user is scored at once (models are batched) and
-one refreshed top-K list per user is published.
+This module is the wiring only: the Faust app and its settings, the topics, the
+RocksDB-backed users table, the agent, its timers, and `run`. What happens to a batch
+is in streams/processor.py, the model it is scored with in streams/model_host.py, and
+the patches on Faust internals in streams/faust_compat.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
 import time
-import weakref
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import faust
-from faust.streams import _current_event
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT
 
+from streamrec.models.registry import RecommenderOptions, initial_recommender
 from streamrec.settings import Settings
-from streamrec.models.versions import latest_version
-from streamrec.types import Interaction
-from streamrec.models.base import Recommender
-from streamrec.models.registry import RecommenderOptions, initial_recommender, make_recommender, uses_artifacts
 from streamrec.streams.catalog import Catalog
-from streamrec.streams.learning import CONTEXT as LEARNING_CONTEXT
-from streamrec.streams.learning import Entry, LearningLog, encode_batch
+from streamrec.streams.faust_compat import (
+    consumer_lags,
+    guard_fetch_holes,
+    hold,
+    set_current_event,
+    settle,
+    use_fetch_wait,
+)
+from streamrec.streams.learning import LearningLog
 from streamrec.streams.metrics import WorkerMetrics
-from streamrec.types import Event
-from streamrec.streams.contracts import InvalidEvent, dead_letter, parse_event, recommendation_message
-from streamrec.streams.state import UserState
+from streamrec.streams.model_host import ModelHost
+from streamrec.streams.processor import Delivery, EventProcessor, fault_injector
 from streamrec.streams.topics import topic_specs
 from streamrec.streams.workdir import ready_marker, worker_dir
 
@@ -50,45 +45,40 @@ HEARTBEAT_S = 1.0
 STATS_EVERY_S = 30.0
 # How often workers look for a newer model artifact (a directory listing: cheap).
 MODEL_POLL_S = 5.0
+# How often parked events are re-checked against the catalog: well under the time an
+# item takes to reach a catalog reader, so a parked event waits little longer than it.
+PARK_CHECK_S = 0.1
 CATCH_UP_WAIT_S = 30.0
-UNKNOWN_ITEM_GRACE_S = 0.25
-# Unknown item ids remembered as already given their grace (then forgotten all at once):
-# a stream of events for one bogus item costs one grace, not one per batch.
-GRACE_MEMORY = 10_000
+# Tests set this to make the processor fail on marked events (see `fault_injector`).
+FAULT_ENV = "STREAMREC_INJECT_FAULT"
+# EX_SOFTWARE: processing failed in a way dead-lettering could not contain.
+EXIT_FATAL = 70
 
 
-@dataclass
-class Touched:
-    """A user changed in this micro-batch: state, newest event, and its Faust event."""
+class FaustPort:
+    """The processor's `Port` on a Faust app: its topics, producer and events' acks."""
 
-    state: UserState
-    event: Event
-    source: EventT
+    def __init__(self, app: faust.App, topics: dict[str, faust.TopicT]) -> None:
+        self.app = app
+        self.topics = topics
 
+    async def send(self, role: str, key: bytes | None, value: bytes) -> None:
+        await self.topics[role].send(key=key, value=value)
 
-def use_fetch_wait(ms: int) -> None:
-    """Override Faust's hard-coded ``fetch_max_wait_ms=1500`` (freshness would be ~1 s).
+    async def flush(self) -> None:
+        await self.app.producer.flush()
 
-    Faust builds its aiokafka consumer with a literal 1500 ms; the consumer reads the
-    value from ``_fetch_max_wait_ms`` when it starts, so setting it after construction
-    is enough.
-    """
-    original = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
-    if getattr(original, "streamrec_fetch_wait", None) == ms:
-        return
+    def enter(self, delivery: Delivery) -> None:
+        set_current_event(delivery.handle)
 
-    def create(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = ms
-        return consumer
-
-    create.streamrec_fetch_wait = ms  # type: ignore[attr-defined]
-    faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = create
+    def settle(self, delivery: Delivery) -> None:
+        settle(delivery.handle)
 
 
 def create_app(settings: Settings, worker_name: str) -> faust.App:
     """A Faust app for one worker process (all workers share the consumer group)."""
     use_fetch_wait(settings.fetch_wait_ms)
+    guard_fetch_holes()
     return faust.App(
         APP_ID,
         broker=settings.broker,
@@ -104,213 +94,75 @@ def create_app(settings: Settings, worker_name: str) -> faust.App:
     )
 
 
-def set_current_event(event: EventT) -> None:
-    """Make ``event`` Faust's current event: table writes take their partition from it.
-
-    ``take_events`` yields a batch outside Faust's per-event context, so without this a
-    table write would land on whichever event Faust saw last.
-    """
-    _current_event.set(weakref.ref(event))
-
-
-class EventProcessor:
-    """Validate, apply and score one micro-batch; publish lists and dead letters."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        recommender: Recommender,
-        catalog: Catalog,
-        learning: LearningLog,
-        users: faust.Table,
-        topics: dict[str, faust.TopicT],
-    ) -> None:
-        self.settings = settings
-        self.recommender = recommender
-        self.catalog = catalog
-        self.learning = learning
-        self.users = users
-        self.topics = topics
-        self.stats: Counter[str] = Counter()
-        self.metrics = WorkerMetrics()
-        self._catalog_cursor = 0
-        self._learning_cursor = 0
-        self._graced: set[str] = set()
-        # The artifact the current recommender was built from (None: none existed).
-        self.model_version = latest_version(settings.model_dir)
-
-    async def handle(self, batch: Sequence[EventT]) -> None:
-        with self.metrics.batch(len(batch)):
-            await self._handle(batch)
-
-    async def _handle(self, batch: Sequence[EventT]) -> None:
-        self.follow()
-        parsed = [(source, self._parse(source)) for source in batch]
-        await self._grace_unknown_items([e for _, e in parsed if isinstance(e, Event)])
-        touched: dict[str, Touched] = {}
-        applied: dict[int, list[Entry]] = {}
-        for source, result in parsed:
-            if isinstance(result, Event) and result.item_id not in self.catalog:
-                result = InvalidEvent(f"unknown item_id {result.item_id!r} (announce it on the items topic first)")
-            if isinstance(result, InvalidEvent):
-                await self._dead_letter(source, result)
-            else:
-                self._apply(result, source, touched, applied)
-        await self._publish(touched)
-        await self._share(applied)
-
-    async def _grace_unknown_items(self, events: list[Event]) -> None:
-        """Wait once per unknown item id before calling it unknown.
-
-        An item announced just before its first event may still be in flight to our
-        catalog reader; each new unknown id buys one short wait, never more.
-        """
-        unknown = {e.item_id for e in events if e.item_id not in self.catalog}
-        if not unknown - self._graced:
-            return
-        await asyncio.sleep(UNKNOWN_ITEM_GRACE_S)
-        self.follow()
-        if len(self._graced) > GRACE_MEMORY:
-            self._graced.clear()
-        self._graced |= unknown
-
-    async def reload_if_newer(self) -> None:
-        """Swap in a newer model artifact without stopping: the feedback loop's last step.
-
-        Loading, embedding the catalog and replaying the learning log for the new model
-        run in a thread, so the stream keeps flowing on the old model; the swap happens
-        between batches, and the next batch hands it whatever arrived meanwhile.
-        """
-        version = latest_version(self.settings.model_dir)
-        if version == self.model_version or not uses_artifacts(self.settings.recommender):
-            return
-        new, catalog_at, learning_at = await asyncio.get_running_loop().run_in_executor(None, self._fresh_model)
-        new.carry_over(self.recommender)  # what no log holds (exposure): at the swap, nothing served is lost
-        self.recommender, self.model_version = new, version
-        self._catalog_cursor, self._learning_cursor = catalog_at, learning_at
-        log.info("model reloaded: %s", new.version)
-        self.stats["model_reloads"] += 1
-        self.metrics.model_swapped(new.version, self.model_version)
-
-    def _fresh_model(self) -> tuple[Recommender, int, int]:
-        """A new recommender brought up to the whole catalog and learning log (off the loop)."""
-        recommender = make_recommender(self.settings.recommender, RecommenderOptions.of(self.settings))
-        return recommender, *self._catch_up(recommender, 0, 0)
-
-    def follow(self) -> None:
-        """Hand the recommender the catalog updates and every worker's applied events that
-        arrived since the last batch."""
-        catalog_at, learning_at = self._catch_up(self.recommender, self._catalog_cursor, self._learning_cursor)
-        self.stats["items"] += catalog_at - self._catalog_cursor
-        self.stats["learned"] += learning_at - self._learning_cursor
-        self._catalog_cursor, self._learning_cursor = catalog_at, learning_at
-
-    def _catch_up(self, recommender: Recommender, catalog_from: int, learning_from: int) -> tuple[int, int]:
-        items, catalog_at = self.catalog.updates_since(catalog_from)
-        if items:
-            recommender.update_items(items)
-        learned, learning_at = self.learning.updates_since(learning_from)
-        for update in learned:
-            recommender.learn(update.user, update.interaction)
-        return catalog_at, learning_at
-
-    def _parse(self, source: EventT) -> Event | InvalidEvent:
-        self.stats["events_in"] += 1
-        try:
-            event = parse_event(source.value, max_bytes=self.settings.max_event_bytes)
-        except InvalidEvent as exc:
-            return exc
-        key = source.key.decode("utf-8", "replace") if source.key is not None else None
-        if key != event.user_id:
-            # State is partitioned by key: a mis-keyed event would land on the wrong partition.
-            return InvalidEvent(f"message key {key!r} must equal user_id {event.user_id!r}")
-        return event
-
-    async def _dead_letter(self, source: EventT, reason: InvalidEvent) -> None:
-        self.stats["dead_lettered"] += 1
-        self.metrics.dead_lettered(str(reason))
-        where = f"{source.message.topic}[{source.message.partition}]@{source.message.offset}"
-        await self.topics["dlq"].send(key=source.key, value=dead_letter(source.value, str(reason), where))
-
-    def _apply(self, event: Event, source: EventT, touched: dict[str, Touched], applied: dict[int, list[Entry]]) -> None:
-        set_current_event(source)
-        entry = touched.get(event.user_id)
-        state = entry.state if entry else self._load(event.user_id)
-        before = state.window[-LEARNING_CONTEXT:]  # what the learning record carries
-        offset = source.message.offset
-        if not state.apply(event, offset):
-            self.stats["duplicates"] += 1
-            return
-        self.stats["applied"] += 1
-        interaction = Interaction(event.item_id, event.event_type, event.ts)
-        applied.setdefault(source.message.partition, []).append((offset, interaction, before))
-        touched[event.user_id] = Touched(state, event, source)
-
-    async def _share(self, applied: dict[int, list[Entry]]) -> None:
-        """Publish what this batch applied, for every worker's item-side learning."""
-        for partition, entries in applied.items():
-            await self.topics["learning"].send(key=str(partition).encode(), value=encode_batch(partition, entries))
-
-    def _load(self, user_id: str) -> UserState:
-        return UserState.from_dict(self.users.get(user_id), self.settings.window)
-
-    async def _publish(self, touched: dict[str, Touched]) -> None:
-        if not touched:
-            return
-        users = list(touched)
-        contexts = [touched[u].state.context(u, self.settings.exclude_recent) for u in users]
-        vectors = self.recommender.embed(contexts)
-        if vectors is not None:
-            contexts = [c.with_vector(v) for c, v in zip(contexts, vectors, strict=True)]
-        ranked = self.recommender.recommend(contexts, self.settings.k)
-        reasons = [self.recommender.explain(c, r) for c, r in zip(contexts, ranked, strict=True)]
-        now = time.time()
-        for i, user_id in enumerate(users):
-            entry = touched[user_id]
-            if vectors is not None:
-                entry.state.vector = [round(float(x), 5) for x in vectors[i]]
-            set_current_event(entry.source)
-            self.users[user_id] = entry.state.to_dict()
-            message = recommendation_message(
-                user_id, ranked[i], entry.event, self.recommender.version, entry.state.events, now, reasons[i]
-            )
-            await self.topics["recommendations"].send(key=user_id.encode(), value=message)
-            self.metrics.published([entry.source.message.timestamp], now)
-        self.stats["lists_out"] += len(users)
+def delivery(event: EventT) -> Delivery:
+    """The processor's view of a Faust event (a null value reads as empty bytes)."""
+    message = event.message
+    return Delivery(
+        event.key, event.value or b"", message.topic, message.partition, message.offset, event, message.timestamp
+    )
 
 
-def build(
-    settings: Settings, worker_name: str, recommender: Recommender, catalog: Catalog, learning: LearningLog
-) -> tuple[faust.App, EventProcessor]:
-    """Wire topics, the users table and the agent into a Faust app."""
+async def or_exit(work: Any) -> None:
+    """Await ``work``; if it raises, exit at once so that a restart resumes from the
+    committed offsets (held events are never committed, so nothing is skipped)."""
+    try:
+        await work
+    except Exception:
+        log.critical(
+            "processing failed beyond dead-lettering; exiting for a restart from committed offsets", exc_info=True
+        )
+        logging.shutdown()
+        os._exit(EXIT_FATAL)
+
+
+def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.App, EventProcessor]:
+    """Wire topics, the users table, the agent and its timers into a Faust app."""
     app = create_app(settings, worker_name)
     topics = {
         name: app.topic(topic, partitions=n, key_serializer="raw", value_serializer="raw")
         for name, (topic, n) in topic_specs(settings).items()
     }
     users = app.Table(USERS_TABLE, partitions=settings.partitions)  # user_id -> UserState.to_dict()
-    processor = EventProcessor(settings, recommender, catalog, learning, users, topics)
-    events = topics["events"]
-    processor.metrics.watch([processor.stats], lambda: 0, lambda: 0, lambda: lags(app, settings.topic_events),
-                            trusted=bool(settings.recovery_check))
-    processor.metrics.model_swapped(recommender.version, processor.model_version)
-    if settings.metrics_port:
-        processor.metrics.serve(settings.metrics_port, settings.metrics_host)
+    fault = fault_injector(os.environ.get(FAULT_ENV, ""))
+    metrics = WorkerMetrics()
+    processor = EventProcessor(settings, host, users, FaustPort(app, topics), fault, metrics)
+    metrics.watch(
+        [processor.stats, host.stats],
+        parked=lambda: len(processor.parking),
+        learning_lag=host.learning_lag,
+        lags=lambda: consumer_lags(app, settings.topic_events),
+        trusted=bool(settings.recovery_check),  # on only where the broker's end offsets are right
+    )
+    metrics.model_swapped(host.recommender.version, host.version)
 
-    @app.agent(events)
+    @app.agent(topics["events"])
     async def process(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_max, settings.batch_window_s):
-            await processor.handle(batch)
+        # take_events is Stream's, missing from Faust's StreamT interface.
+        async for batch in stream.take_events(settings.batch_max, settings.batch_window_s):  # type: ignore[attr-defined]
+            for event in batch:
+                hold(event)  # committed when the processor settles it, not when the loop moves on
+            with metrics.batch(len(batch)):
+                await or_exit(processor.handle([delivery(event) for event in batch]))
+
+    @app.timer(PARK_CHECK_S)
+    async def parked() -> None:
+        await or_exit(processor.tick())
 
     @app.timer(STATS_EVERY_S)
     async def report() -> None:
-        log.info("worker %s: %s", worker_name, dict(processor.stats))
+        log.info("worker %s: %s", worker_name, dict(processor.stats + host.stats))
 
     @app.timer(MODEL_POLL_S)
     async def hot_reload() -> None:
-        await processor.reload_if_newer()
+        if await host.reload_if_newer():
+            metrics.model_swapped(host.recommender.version, host.version)
 
-    @app.on_rebalance_complete.connect
+    # Faust's receivers also get `signal=`, which `**_` takes; its type stub wants it named.
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget_revoked(sender: faust.App, revoked: set[Any], **_: Any) -> None:
+        processor.revoke({tp.partition for tp in revoked if tp.topic == settings.topic_events})
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def mark_ready(sender: faust.App, **_: Any) -> None:
         # Tells a supervisor (tests, the demo) that partitions are assigned and recovered.
         ready_marker(settings.data_dir, worker_name).write_text(str(time.time()))
@@ -318,21 +170,9 @@ def build(
     return app, processor
 
 
-def lags(app: faust.App, topic: str) -> dict[int, int]:
-    """Records not read yet per assigned partition of ``topic``: highwater - (last read + 1)."""
-    consumer = app.consumer
-    read = consumer._read_offset
-    return {
-        tp.partition: max(0, consumer.highwater(tp) - ((read.get(tp) or -1) + 1))
-        for tp in consumer.assignment()
-        if tp.topic == topic and consumer.highwater(tp) is not None
-    }
-
-
 def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
     """Run one worker until SIGTERM/SIGINT: catalog first, then the Faust worker."""
-    recommender = initial_recommender(settings.recommender, RecommenderOptions.of(settings))
-    catalog, learning = Catalog(), LearningLog()
+    catalog, learning = Catalog(), LearningLog(settings.partitions)
     readers = [
         catalog.follow(settings.bootstrap_servers, settings.topic_items, name=worker_name),
         learning.follow(settings.bootstrap_servers, settings.topic_learning, name=worker_name),
@@ -340,8 +180,13 @@ def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
     for reader in readers:
         if not reader.wait_caught_up(CATCH_UP_WAIT_S):
             log.warning("%s still loading after %.0f s; starting anyway", reader.topic, CATCH_UP_WAIT_S)
-    app, processor = build(settings, worker_name, recommender, catalog, learning)
-    processor.follow()
+    host = ModelHost(
+        settings, initial_recommender(settings.recommender, RecommenderOptions.of(settings)), catalog, learning
+    )
+    host.follow()
+    app, processor = build(settings, worker_name, host)
+    if settings.metrics_port:
+        processor.metrics.serve(settings.metrics_port, settings.metrics_host)
     ready_marker(settings.data_dir, worker_name).parent.mkdir(parents=True, exist_ok=True)
     ready_marker(settings.data_dir, worker_name).unlink(missing_ok=True)
     try:

@@ -9,9 +9,9 @@ import pytest
 
 from streamrec.infra.stack import Stack
 from streamrec.streams.broadcast import TopicReader
-from streamrec.types import Event, Item
-from streamrec.streams.replay import produce_items, produce_raw
 from streamrec.streams.contracts import encode_event
+from streamrec.streams.replay import produce_items, produce_raw
+from streamrec.types import Event, Item
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,9 @@ def test_bad_input_is_dead_lettered_and_valid_input_is_not_lost(stack: Stack) ->
     bad = {
         "malformed JSON": b'{"user_id": ',
         "missing field(s): item_id": orjson.dumps({"user_id": user, "event_type": "view"}),
-        "unknown field(s): colour": orjson.dumps({"user_id": user, "item_id": f"d{tag}-1", "event_type": "view", "colour": 1}),
+        "unknown field(s): colour": orjson.dumps(
+            {"user_id": user, "item_id": f"d{tag}-1", "event_type": "view", "colour": 1}
+        ),
         "user_id: expected a string": orjson.dumps({"user_id": 3.5, "item_id": "x", "event_type": "view"}),
         "event_type: 'like'": orjson.dumps({"user_id": user, "item_id": f"d{tag}-1", "event_type": "like"}),
         "item_id: must not be empty": orjson.dumps({"user_id": user, "item_id": "", "event_type": "view"}),
@@ -35,11 +37,19 @@ def test_bad_input_is_dead_lettered_and_valid_input_is_not_lost(stack: Stack) ->
         "must equal user_id": orjson.dumps({"user_id": "someone-else", "item_id": f"d{tag}-1", "event_type": "view"}),
     }
     dead: list[dict] = []
-    reader = TopicReader(settings.bootstrap_servers, settings.topic_dlq,
-                         lambda rs: dead.extend(orjson.loads(r.value) for r in rs if r.key == user.encode()), "test").start()
+    reader = TopicReader(
+        settings.bootstrap_servers,
+        settings.topic_dlq,
+        lambda rs: dead.extend(orjson.loads(r.value) for r in rs if r.key == user.encode()),
+        "test",
+    ).start()
     lists: list[dict] = []
-    out = TopicReader(settings.bootstrap_servers, settings.topic_recommendations,
-                      lambda rs: lists.extend(m for m in map(orjson.loads, (r.value for r in rs)) if m["user_id"] == user), "test2").start()
+    out = TopicReader(
+        settings.bootstrap_servers,
+        settings.topic_recommendations,
+        lambda rs: lists.extend(m for m in map(orjson.loads, (r.value for r in rs)) if m["user_id"] == user),
+        "test2",
+    ).start()
     interleaved = [record for i, raw in enumerate(bad.values()) for record in ((user, raw), (user, valid(i)))]
     produce_raw(settings, settings.topic_events, interleaved)
     assert wait_for(lambda: len(dead) >= len(bad) and any(m["user_events"] == len(bad) for m in lists), 60)

@@ -12,13 +12,12 @@ from collections import Counter
 import orjson
 import pytest
 
-from streamrec.settings import Settings
 from streamrec.infra.stack import Stack
-from streamrec.types import EVENT_WEIGHTS
+from streamrec.settings import Settings
 from streamrec.streams.broadcast import TopicReader
-from streamrec.types import Event, Item
 from streamrec.streams.replay import Pacer, produce_items, replay
 from streamrec.streams.sources import synthetic_events
+from streamrec.types import EVENT_WEIGHTS, Event, Item
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -39,9 +38,12 @@ def test_two_workers_learn_exact_global_statistics(settings: Settings) -> None:
     latest: dict[str, dict] = {}
     with Stack(settings.with_(recommender="popularity", k=K), workers=2) as stack:
         produce_items([Item(f"s{i}", f"Item {i}") for i in range(ITEMS)] + [Item("rare", "Rare")], stack.settings)
-        reader = TopicReader(stack.settings.bootstrap_servers, stack.settings.topic_recommendations,
-                             lambda rs: latest.update((m["user_id"], m) for m in map(orjson.loads, (r.value for r in rs))),
-                             "stats").start()
+        reader = TopicReader(
+            stack.settings.bootstrap_servers,
+            stack.settings.topic_recommendations,
+            lambda rs: latest.update((m["user_id"], m) for m in map(orjson.loads, (r.value for r in rs))),
+            "stats",
+        ).start()
         replay(stream, stack.settings, Pacer(rate=1500), quiet=True)
         assert wait_for(lambda: all(latest.get(u, {}).get("user_events") == n for u, n in per_user.items()), 90)
         # Learning records cross between workers through Kafka, so a worker's statistics

@@ -293,13 +293,13 @@ def test_worker_hot_reload_keeps_what_no_log_holds(tmp_path) -> None:
     from streamrec.streams.broadcast import Record
     from streamrec.streams.catalog import Catalog
     from streamrec.streams.learning import LearningLog, encode_batch
-    from streamrec.streams.worker import EventProcessor
+    from streamrec.streams.model_host import ModelHost
 
     save_toy_artifact(tmp_path / "models")
     paths = {"data_dir": str(tmp_path / "data"), "model_dir": str(tmp_path / "models")}
     settings = Settings.load(env={}, overrides={**paths, "recommender": "fusion+tail"})
     items, learning = Catalog(), LearningLog()
-    processor = EventProcessor(settings, make_recommender(settings.recommender, RecommenderOptions.of(settings)), items, learning, None, {})
+    processor = ModelHost(settings, make_recommender(settings.recommender, RecommenderOptions.of(settings)), items, learning)
     announced = {"a": 0, "b": 0, "c": 0, "d": 40 * DAY_S, "e": 40 * DAY_S}  # d, e: once the log is 40 days old
     events = [("a", 0.0), ("b", DAY_S), ("a", 40 * DAY_S), ("e", 50 * DAY_S)]
     for offset, (item_id, ts) in enumerate(events):
@@ -323,18 +323,18 @@ def test_a_refit_is_a_new_version_that_a_running_worker_hot_reloads(tmp_path) ->
     from streamrec.models.fusion import refit
     from streamrec.streams.catalog import Catalog
     from streamrec.streams.learning import LearningLog
-    from streamrec.streams.worker import EventProcessor
+    from streamrec.streams.model_host import ModelHost
 
     first = save_toy_artifact(tmp_path / "models")
     paths = {"data_dir": str(tmp_path / "data"), "model_dir": str(tmp_path / "models")}
     settings = Settings.load(env={}, overrides={**paths, "recommender": "fusion"})
     model = make_recommender(settings.recommender, RecommenderOptions.of(settings))
-    processor = EventProcessor(settings, model, Catalog(), LearningLog(), None, {})
+    processor = ModelHost(settings, model, Catalog(), LearningLog())
     assert not processor.recommender.weights.meta["fitted"]  # the version has no fusion.json: CombSUM
     log = [Event(f"u{n}", item, "click", float(t)) for n in range(6) for t, item in enumerate("adb" if n % 2 else "bec")]
     second = refit(tmp_path / "models", log, catalog()).name
     asyncio.run(processor.reload_if_newer())
-    assert processor.model_version == second != first and processor.stats["model_reloads"] == 1
+    assert processor.version == second != first and processor.stats["model_reloads"] == 1
     assert processor.recommender.version == f"fusion@{second}" and processor.recommender.weights.meta["fitted"]
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamrec.infra.broker import free_port
 from streamrec.streams.metrics import REASONS, WORKER_STATS, ServerMetrics, WorkerMetrics, reason_class
+from tests.unit.test_processor import Fixture
 
 
 def scraped(metrics: WorkerMetrics | ServerMetrics) -> dict[str, float]:
@@ -110,3 +114,43 @@ def test_worker_metrics_are_served_over_http() -> None:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'streamrec_worker_dead_lettered_total{reason="malformed"} 1.0' in text
     assert not WorkerMetrics().serve(port, "127.0.0.1")  # taken: logged, not raised
+
+
+def test_consumer_lag_is_highwater_minus_the_next_offset_to_read() -> None:
+    from faust.types import TP
+
+    from streamrec.streams.faust_compat import consumer_lags
+
+    events = [TP("events", p) for p in range(3)]
+
+    class Consumer:
+        _read_offset = {events[0]: 9, events[1]: 0}
+
+        def assignment(self) -> set:
+            return {*events, TP("other", 0)}
+
+        def highwater(self, tp: TP) -> int:
+            return 10
+
+    class App:
+        consumer = Consumer()
+
+    assert consumer_lags(App(), "events") == {0: 0, 1: 9, 2: 10}
+
+    class Starting:
+        @property
+        def consumer(self) -> None:
+            raise RuntimeError("no consumer yet")
+
+    assert consumer_lags(Starting(), "events") == {}
+
+
+def test_the_processor_records_dead_letters_and_freshness(tmp_path: Path) -> None:
+    f = Fixture(tmp_path)
+    produced = time.time() - 0.5  # the records' Kafka timestamps: half a second ago
+    good = [dataclasses.replace(f.record(user, "i0"), timestamp=produced) for user in ("u1", "u2")]
+    f.run(*good, f.record("u3", "i1", value=b"\xff"))
+    metrics = f.processor.metrics
+    assert metrics.value("streamrec_worker_dead_lettered_total", reason="malformed") == 1
+    assert metrics.value("streamrec_event_to_list_seconds_count") == 2
+    assert metrics.value("streamrec_event_to_list_seconds_sum") / 2 >= 0.5

@@ -1,5 +1,5 @@
-from streamrec.types import Event
 from streamrec.streams.state import UserState
+from streamrec.types import Event
 
 
 def test_redelivered_offsets_and_duplicate_ids_apply_once() -> None:

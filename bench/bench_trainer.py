@@ -1,0 +1,166 @@
+"""Why the frozen transformer fades in the stream, and what continual rounds win back.
+
+Prequential simulation (`streamrec.models.online_eval`: the worker's windows, exclusions
+and micro-batches, no Kafka) of the scored tail of a log, for:
+
+- ``cooccurrence``: learns every event (the streaming baseline);
+- ``frozen``: the transformer trained once on the warm-up part (as the backtest does);
+  ``frozen β=0``: the same without the new-item boost; ``frozen, seen excluded``: the
+  same with every item the user ever met excluded (offline leave-one-out's masking);
+- ``rounds``: continual rounds (`streamrec.models.trainer.run_round`) every ``--every``
+  scored events, each candidate promoted only through the gate.
+
+Also: the share of scored targets the frozen vocabulary lacks, and the frozen model's
+NDCG@10 on known vs unknown targets. Prints markdown tables (docs/trainer.md).
+
+    python bench/bench_trainer.py --dataset drift
+    python bench/bench_trainer.py --dataset ml-100k --every 4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from streamrec.models import continual, online_eval
+from streamrec.models.artifact import Artifact
+from streamrec.models.base import Recommender
+from streamrec.models.cooccurrence import CoOccurrence
+from streamrec.models.metrics import accuracy
+from streamrec.models.online_eval import Outcome, simulate
+from streamrec.models.text_encoder import TextEncoder
+from streamrec.models.trainer import TrainerConfig, run_round
+from streamrec.models.holdout import user_sequences
+from streamrec.models.transformer import TransformerRecommender
+from streamrec.streams.drift import drift_stream
+from streamrec.streams.sources import movielens_events, movielens_items
+from streamrec.types import Event, Interaction, Item, Ranked, UserContext
+
+SCORED_SHARE = 0.2  # as `streamrec backtest`
+WINDOWS = 8
+
+
+class SeenExcluded(Recommender):
+    """``model`` with every item each user ever met excluded (offline masking, not the worker's)."""
+
+    def __init__(self, model: Recommender) -> None:
+        self.model, self.name = model, f"{model.name}, seen excluded"
+        self.seen: defaultdict[str, set[str]] = defaultdict(set)
+
+    def learn(self, user: UserContext, interaction: Interaction) -> None:
+        self.seen[user.user_id].add(interaction.item_id)
+        self.model.learn(user, interaction)
+
+    def update_items(self, items) -> None:  # noqa: ANN001
+        self.model.update_items(items)
+
+    def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
+        widened = [dataclasses.replace(u, exclude=u.exclude | self.seen[u.user_id]) for u in users]
+        return self.model.recommend(widened, k)
+
+
+def load(dataset: str) -> tuple[list[Event], list[tuple[float, Item]], int]:
+    """Events in time order, items with release times, and the index where scoring starts."""
+    if dataset == "drift":
+        stream = drift_stream()
+        events = stream.events
+        releases = [(stream.released[i.item_id], i) for i in stream.items]
+        cut = int(len(events) * 0.5)  # before the first drift (55%)
+    else:
+        events, items = movielens_events(), movielens_items()
+        releases = [(float("-inf"), i) for i in items]
+        cut = int(len(events) * (1 - SCORED_SHARE))
+    return events, releases, cut
+
+
+def row(name: str, outcomes: list[Outcome], seconds: float) -> str:
+    acc = accuracy([o.rank for o in outcomes], (10,))
+    fades = " ".join(f"{v:.3f}" for v in online_eval.over_time(outcomes, WINDOWS))
+    return f"| {name} | {acc['ndcg@10']:.4f} | {acc['hr@10']:.4f} | {fades} | {seconds:.0f} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", choices=["drift", "ml-100k"], default="drift")
+    parser.add_argument("--every", type=int, default=4000, help="scored events between rounds")
+    parser.add_argument("--history", type=int, default=50_000, help="events a round trains on at most")
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="time cap of one training run")
+    parser.add_argument("--rounds", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args()
+    events, releases, cut = load(args.dataset)
+    encoder = TextEncoder(cache_dir=".streamrec/text_cache")
+    print(f"{args.dataset}: {len(events):,} events, scored from {cut:,} ({len(events) - cut:,} scored)\n")
+    full = dataclasses.replace(continual.FULL, max_seconds=args.max_seconds)
+    config = TrainerConfig(history=args.history, full=full,
+                           fine_tune=dataclasses.replace(continual.FINE_TUNE, max_seconds=args.max_seconds))
+    known_items = [item for at, item in releases if at <= events[cut - 1].ts]
+    print("| model | NDCG@10 | HR@10 | NDCG@10 over 8 time windows | s |\n|---|---|---|---|---|")
+    started = time.monotonic()
+    print(row("cooccurrence", simulate(CoOccurrence(), events, releases, cut), time.monotonic() - started))
+    started = time.monotonic()
+    warm = user_sequences(events[:cut])  # all of the warm-up part, as the backtest trains
+    frozen = continual.retrain(warm, known_items, encoder.encode_items(known_items), None, full)
+    art = frozen.artifact(encoder.model_name)
+    train_s = time.monotonic() - started
+    variants = {
+        "frozen": TransformerRecommender(art, encoder),
+        "frozen β=0": TransformerRecommender(art, encoder, 0.0),
+        "frozen, seen excluded": SeenExcluded(TransformerRecommender(art, encoder)),
+        "cooccurrence, seen excluded": SeenExcluded(CoOccurrence()),
+    }
+    results = {}
+    for name, model in variants.items():
+        started = time.monotonic()
+        results[name] = simulate(model, events, releases, cut)
+        print(row(name, results[name], time.monotonic() - started))
+    if args.rounds:
+        started = time.monotonic()
+        outcomes, decisions = rounds(events, releases, cut, art, encoder, config, args.every)
+        print(row(f"rounds every {args.every}", outcomes, time.monotonic() - started))
+        print("\n| round at | kind | promoted | reason | epochs | train s | time cap hit |")
+        print("|---|---|---|---|---|---|---|")
+        for at, d in decisions:
+            m = d.candidate.metrics
+            print(f"| {at} | {d.kind} | {d.promoted} | {d.verdict.reason} | {m.get('epochs')}"
+                  f" | {m.get('train_seconds')} | {d.candidate.capped} |")
+    print(f"\nfrozen training: {train_s:.0f} s, {frozen.metrics}")
+    vocab = set(frozen.item_ids)
+    known = [o for o in results["frozen"] if o.item_id in vocab]
+    unknown = [o for o in results["frozen"] if o.item_id not in vocab]
+    print(f"\nscored targets unknown to the frozen vocabulary: {len(unknown) / len(results['frozen']):.3f}")
+    for name, part in (("known", known), ("unknown", unknown)):
+        print(f"frozen NDCG@10 on {name} targets: {ndcg(part):.4f} ({len(part)})")
+    co_unknown = [o for o in simulate(CoOccurrence(), events, releases, cut) if o.item_id not in vocab]
+    print(f"cooccurrence NDCG@10 on those unknown targets: {ndcg(co_unknown):.4f}")
+
+
+def ndcg(outcomes: list[Outcome]) -> float:
+    return accuracy([o.rank for o in outcomes], (10,))["ndcg@10"]
+
+
+def rounds(
+    events: list[Event], releases: list[tuple[float, Item]], cut: int, live: Artifact, encoder: TextEncoder,
+    config: TrainerConfig, every: int,
+) -> tuple[list[Outcome], list]:
+    """Score each span of ``every`` events with the live model, then run a round on all before the next span."""
+    outcomes, decisions = [], []
+    for start in range(cut, len(events), every):
+        if start > cut:
+            items = [item for at, item in releases if at <= events[start - 1].ts]
+            decision = run_round(events[max(0, start - config.history) : start], items, live, encoder, config)
+            decisions.append((start, decision))
+            if decision.promoted:
+                live = decision.candidate.artifact(encoder.model_name)
+        model = TransformerRecommender(live, encoder)
+        outcomes += simulate(model, events[: start + every], releases, start)
+    return outcomes, decisions
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

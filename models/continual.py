@@ -1,0 +1,189 @@
+"""Continual training of the sequence transformer: warm starts from the live version.
+
+A **warm start** takes the live artifact's weights, grows the item vocabulary to the
+catalog's, and fine-tunes on a bounded history until validation stops improving. A new
+item's ID row starts at **zero**, so its vector starts as exactly what its text predicts,
+
+.. math:: v(i_{new}) = 0 + W\\, text(i_{new}),
+
+the vector the live recommender already served it with (`models.transformer`): growing
+the vocabulary changes no score, and training moves the row only as far as the item's
+own events justify. (The mean ID row would give every new item the same head start,
+popular or not.) A **full retrain** is `models.training.train` from scratch on the same
+bounded history, to shed what warm starts accumulate (drift in the ID rows of items no
+longer seen, the optimiser's path).
+
+Both stop on validation NDCG@10 (each user's newest training event held out), never on
+a fixed epoch count; ``max_seconds`` is only a safety bound, and `Fitted.capped` says
+when it cut a run short.
+
+>>> seqs = {"u": [Event("u", i, "view", t) for t, i in enumerate("abc")], "v": [Event("v", "a", "view", 0.0)]}
+>>> train_seqs, valid = hold_last(seqs)
+>>> {u: [e.item_id for e in evs] for u, evs in train_seqs.items()}, {u: e.item_id for u, e in valid.items()}
+({'u': ['a', 'b'], 'v': ['a']}, {'u': 'c'})
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from streamrec.models import training
+from streamrec.models.artifact import Artifact, in_memory
+from streamrec.models.base import ItemVocab
+from streamrec.models.holdout import leave_one_out
+from streamrec.models.sequence import SequenceEncoder, encode_events
+from streamrec.types import Event, Item
+
+# Fine-tuning starts near a good point: a smaller step than from scratch (3e-3) keeps
+# what the live model knows, and a short patience stops once the new events are absorbed.
+FINE_TUNE = training.TrainConfig(epochs=100, patience=3, lr=1e-3, max_seconds=300.0)
+# A full retrain is `streamrec train`'s schedule: on ml-100k a patience of 5 stopped at
+# epoch 17 with half the validation NDCG@10 (docs/trainer.md); validation is noisy.
+FULL = training.TrainConfig()
+# Fewer recent users than this validate a warm start too noisily: validate on all users.
+MIN_VALID_USERS = 50
+
+
+@dataclasses.dataclass
+class Fitted:
+    """A trained model, its vocabulary (``item_ids[k]`` = ID row ``k + 1``) and text rows."""
+
+    model: SequenceEncoder
+    item_ids: list[str]
+    text: np.ndarray  # (len(item_ids) + 1, text_dim), row 0 = padding
+    metrics: dict[str, float]
+
+    def artifact(self, text_model: str, metrics: Mapping[str, float] | None = None) -> Artifact:
+        """An in-memory artifact of this model (``metrics`` added to its own)."""
+        return in_memory(self.model, self.item_ids, self.text, text_model, self.metrics | dict(metrics or {}))
+
+    @property
+    def capped(self) -> bool:
+        """Whether the time cap, not early stopping, ended training."""
+        return bool(self.metrics.get("capped", 0.0))
+
+
+def hold_last(
+    seqs: Mapping[str, list[Event]], after: float | None = None
+) -> tuple[dict[str, list[Event]], dict[str, Event]]:
+    """Each user's newest event held out for validation (`models.holdout.leave_one_out`, one held).
+
+    With ``after``, only users whose newest event is later than ``after`` (if at least
+    `MIN_VALID_USERS` are; the others keep it for training): a warm start is validated on
+    what changed since the live model's training, not on the targets that model was
+    already selected on.
+    """
+    train_seqs, valid = leave_one_out(seqs, 1)
+    recent = {u: e for u, e in valid.items() if after is not None and e.ts > after}
+    if len(recent) < MIN_VALID_USERS:
+        return train_seqs, valid
+    return {u: evs if u in recent else list(seqs[u]) for u, evs in train_seqs.items()}, recent
+
+
+def grow(artifact: Artifact, items: Sequence[Item], item_text: np.ndarray) -> Fitted:
+    """The live weights with an ID row (zero) for every item of ``items`` the artifact lacks.
+
+    ``item_text[k]`` is the text vector of ``items[k]``; rows of known items keep the artifact's.
+    """
+    vocab = ItemVocab(artifact.item_ids)
+    new = [(item, row) for item, row in zip(items, item_text, strict=True) if item.item_id not in vocab]
+    for item, _ in new:
+        vocab.add(item.item_id)
+    new_text = np.asarray([row for _, row in new], np.float32).reshape(-1, artifact.item_text.shape[1])
+    text = np.concatenate([artifact.item_text, new_text])
+    config = dataclasses.replace(artifact.model.config, n_items=len(vocab))
+    model = SequenceEncoder(config)
+    state = {k: v.clone() for k, v in artifact.model.state_dict().items()}
+    grown = torch.zeros_like(model.id_emb.weight)
+    grown[: len(artifact.item_ids) + 1] = state["id_emb.weight"]
+    state["id_emb.weight"] = grown
+    model.load_state_dict(state)
+    return Fitted(model, list(vocab.ids), text, dict(artifact.metrics))
+
+
+def fine_tune(start: Fitted, seqs: Mapping[str, list[Event]], config: training.TrainConfig = FINE_TUNE) -> Fitted:
+    """Train ``start`` further on ``seqs`` (users' events, oldest first); keep the best-validation weights.
+
+    Validation: `hold_last` after ``start``'s ``trained_until``. Events of items outside
+    ``start``'s vocabulary are dropped (`grow` it first). ``best_epoch`` 0 means no epoch
+    beat the starting weights (the result is ``start`` itself).
+    """
+    torch.set_num_threads(1)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model, vocab = copy.deepcopy(start.model), ItemVocab(start.item_ids)
+    train_seqs, valid = hold_last(seqs, start.metrics.get("trained_until"))
+    encoded = [encode_events(evs, vocab) for evs in train_seqs.values()]
+    val_users = [u for u in valid if valid[u].item_id in vocab]
+    val_windows = [encode_events(train_seqs[u], vocab) for u in val_users]
+    val_targets = [vocab.index(valid[u].item_id) + 1 for u in val_users]
+    text = torch.from_numpy(start.text)
+    counts = np.bincount(np.concatenate([s[0] for s in encoded] or [np.zeros(0, np.int64)]), minlength=len(vocab) + 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    best = training.evaluate_windows(model, val_windows, val_targets, text)
+    best_state, best_epoch, started, epoch, capped = copy.deepcopy(model.state_dict()), 0, time.monotonic(), 0, False
+    for epoch in range(1, config.epochs + 1):
+        windows = training._windows(encoded, model.config.window, config.future_span, rng)
+        training._epoch(model, optimizer, windows, text, counts, training._type_weights(config), config)
+        score = training.evaluate_windows(model, val_windows, val_targets, text)
+        if score["ndcg@10"] > best["ndcg@10"]:
+            best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+        capped = time.monotonic() - started > config.max_seconds
+        if epoch - best_epoch >= config.patience or capped:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    metrics = _metrics(model, val_windows, val_targets, text, best, started) | {
+        "best_epoch": best_epoch, "epochs": epoch, "capped": float(capped and epoch - best_epoch < config.patience),
+        "trained_until": _last_ts(seqs)}
+    return Fitted(model, list(vocab.ids), start.text, metrics)
+
+
+def retrain(
+    seqs: Mapping[str, list[Event]],
+    items: Sequence[Item],
+    item_text: np.ndarray,
+    model_config: Mapping[str, object] | None = None,
+    config: training.TrainConfig = FULL,
+) -> Fitted:
+    """From scratch on ``seqs`` (`models.training.train`, each user's newest event for validation)."""
+    train_seqs, valid = hold_last(seqs)
+    result = training.train(train_seqs, valid, items, item_text, model_config, config)
+    m = result.metrics
+    capped = m["train_seconds"] > config.max_seconds and m["epochs"] - m["best_epoch"] < config.patience
+    return Fitted(result.model, list(result.vocab.ids), result.text,
+                  result.metrics | {"capped": float(capped), "trained_until": _last_ts(seqs)})
+
+
+def degrade(fitted: Fitted, seed: int = 0) -> Fitted:
+    """A deliberately broken copy: every weight tensor's values shuffled (the gate's test hook)."""
+    model = copy.deepcopy(fitted.model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            flat = param.view(-1)
+            flat.copy_(flat[torch.randperm(flat.numel(), generator=generator)])
+    return Fitted(model, fitted.item_ids, fitted.text, fitted.metrics | {"degraded": 1.0})
+
+
+def _metrics(
+    model: SequenceEncoder, windows: training.Windows, targets: Sequence[int], text: torch.Tensor,
+    best: Mapping[str, float], started: float,
+) -> dict[str, float]:
+    """What `models.training.train` reports too: validation scores, the ID contribution, time."""
+    return {f"valid_{k}": float(v) for k, v in best.items()} | {
+        "id_contribution": training.id_contribution(model, windows, targets, text),
+        "train_seconds": round(time.monotonic() - started, 1),
+    }
+
+
+
+def _last_ts(seqs: Mapping[str, list[Event]]) -> float:
+    """The newest event time a model trained on ``seqs`` has seen (validation included)."""
+    return max((evs[-1].ts for evs in seqs.values() if evs), default=float("-inf"))

@@ -1,0 +1,195 @@
+"""The continual trainer: rounds that warm-start from the live version and promote under a guard.
+
+A **round** (`run_round`) on the events seen so far (a bounded history, oldest first):
+
+1. the newest ``holdout`` events (at most `MAX_HOLDOUT_SHARE` of the history; none when
+   there is no live model to compare with) are set aside; the candidate trains on the rest, by a
+   warm start from the live artifact (`models.continual.fine_tune` after `grow`) or, every
+   ``full_every`` rounds and when there is no live model, a full retrain;
+2. a warm start that no epoch improved on validation is the live model again: kept
+   aside unjudged. Otherwise candidate and live model are scored on the held-out events by the prequential
+   simulation (`models.online_eval.simulate`, the worker's lists) and judged by
+   `models.promotion.judge`;
+3. a promoted candidate becomes a new version (`models.artifact.save`), which workers
+   hot-reload; a refused one is kept aside, its reason logged and counted.
+
+The held-out events enter the next round's training. `Trainer` keeps the bounded
+history (a sliding window of the newest ``history`` events: the log is never replayed
+whole), decides when a round is due (every ``every_events`` new events or
+``every_s`` seconds), and counts what rounds did. From a replay loop::
+
+    trainer = Trainer(model_dir, encoder, TrainerConfig(...))
+    for chunk in replayed_chunks:
+        trainer.observe(chunk)
+        if trainer.due(now):
+            decision = trainer.round(items)    # writes a version when promoted
+
+>>> Trainer.__name__, TrainerConfig().holdout
+('Trainer', 2000)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from streamrec.models import artifact, continual, online_eval, promotion
+from streamrec.models.artifact import Artifact
+from streamrec.models.continual import Fitted
+from streamrec.models.fusion.weights import WEIGHTS_FILE
+from streamrec.models.promotion import Verdict
+from streamrec.models.text_encoder import TextEncoder
+from streamrec.models.holdout import user_sequences
+from streamrec.models.training import TrainConfig
+from streamrec.models.transformer import NEW_ITEM_BOOST, TransformerRecommender
+from streamrec.types import Event, Item
+
+log = logging.getLogger(__name__)
+
+WARM, FULL = "warm-start", "full"
+# A short history still trains on most of itself: the gate takes at most this share.
+MAX_HOLDOUT_SHARE = 0.25
+# Refused candidates kept in memory for inspection: the newest few, each a whole model.
+KEEP_REFUSED = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    # Events kept (a sliding window): bounds memory and every round's training time.
+    history: int = 50_000
+    # Newest events held out for the promotion gate: ~10% of ml-100k's scored part,
+    # enough users (hundreds) for a per-user interval of useful width.
+    holdout: int = 2000
+    every_events: int = 5000
+    every_s: float = 3600.0
+    # A full retrain every this many rounds (0 = never after the first).
+    full_every: int = 10
+    fine_tune: TrainConfig = continual.FINE_TUNE
+    full: TrainConfig = continual.FULL
+    stream: online_eval.StreamConfig = online_eval.StreamConfig()
+    min_users: int = promotion.MIN_USERS
+    new_item_boost: float = NEW_ITEM_BOOST
+    # Test hook: shuffle every candidate's weights, so a test can watch the gate refuse it.
+    degrade: bool = False
+
+
+@dataclasses.dataclass
+class Decision:
+    """One round's outcome: what was trained, how it was judged, and where it went."""
+
+    kind: str
+    candidate: Fitted
+    verdict: Verdict
+    version: str | None = None  # the version written, if promoted
+
+    @property
+    def promoted(self) -> bool:
+        return self.verdict.promote
+
+
+def run_round(
+    history: Sequence[Event],
+    items: Sequence[Item],
+    live: Artifact | None,
+    encoder: TextEncoder,
+    config: TrainerConfig = TrainerConfig(),
+    full: bool = False,
+) -> Decision:
+    """Train a candidate on ``history`` minus its newest ``holdout`` events and judge it on them.
+
+    Writes nothing: `Trainer.round` (or a replay loop) saves the candidate when promoted.
+    """
+    events = sorted(history, key=lambda e: e.ts)
+    held = 0 if live is None else min(config.holdout, int(len(events) * MAX_HOLDOUT_SHARE))
+    cut = len(events) - held
+    text = encoder.encode_items(items)
+    seqs = user_sequences(events[:cut])
+    if live is None or full:
+        window = {"window": config.stream.window} if live is None else {"window": live.model.config.window}
+        candidate, kind = continual.retrain(seqs, items, text, window, config.full), FULL
+    else:
+        candidate, kind = continual.fine_tune(continual.grow(live, items, text), seqs, config.fine_tune), WARM
+    if candidate.capped:
+        log.warning("%s training stopped by its time cap before converging: %s", kind, candidate.metrics)
+    if config.degrade:
+        candidate = continual.degrade(candidate)
+    if live is None:
+        return Decision(kind, candidate, Verdict(True, "no live model yet", 0))
+    if kind == WARM and candidate.metrics["best_epoch"] == 0 and not config.degrade:
+        return Decision(kind, candidate, Verdict(False, "nothing learned: no epoch beat the live weights", 0))
+    models = (candidate.artifact(encoder.model_name), live)
+    scores = [_held_out_ndcg(model, events, cut, items, encoder, config) for model in models]
+    return Decision(kind, candidate, promotion.judge(*scores, min_users=config.min_users))
+
+
+def save(decision: Decision, model_dir: str | Path, text_model: str, live: Artifact | None = None) -> Path:
+    """Write the candidate as a new version; the gate's evidence goes into its metrics.
+
+    The live version's fusion weights (``fusion.json``), if any, are carried over: fitted
+    for the model the candidate started from, they serve it better than none (fusion would
+    fall back to CombSUM) until a refit (`models.fusion.fitting.refit`) replaces them.
+    """
+    c, v = decision.candidate, decision.verdict
+    gate = {"gate_users": v.users, "gate_ndcg@10": v.candidate, "gate_live_ndcg@10": v.live,
+            "gate_low": v.low, "gate_high": v.high}
+    fusion = live.path / WEIGHTS_FILE if live is not None and live.path is not None else None
+    files = {WEIGHTS_FILE: fusion.read_text()} if fusion is not None and fusion.is_file() else {}
+    path = artifact.publish(model_dir, c.artifact(text_model, gate), files)
+    decision.version = path.name
+    return path
+
+
+class Trainer:
+    """Bounded history + round schedule + counters, around `run_round` and `save`."""
+
+    def __init__(self, model_dir: str | Path, encoder: TextEncoder, config: TrainerConfig = TrainerConfig()) -> None:
+        self.model_dir, self.encoder, self.config = Path(model_dir), encoder, config
+        self.history: deque[Event] = deque(maxlen=config.history)
+        self.pending = 0  # events observed since the last round
+        self.last_round: float | None = None
+        self.stats: Counter[str] = Counter()
+        self.refused: list[Decision] = []  # kept aside (the newest few), with their reasons
+
+    def observe(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.history.append(event)
+            self.pending += 1
+
+    def due(self, now: float) -> bool:
+        """A round is due after ``every_events`` new events, or ``every_s`` seconds with any."""
+        if self.last_round is None:
+            self.last_round = now
+        elapsed = now - self.last_round >= self.config.every_s
+        return self.pending >= self.config.every_events or (self.pending > 0 and elapsed)
+
+    def round(self, items: Sequence[Item], now: float = 0.0) -> Decision:
+        """Run one round against the latest version on disk; promote or keep aside."""
+        live = artifact.load_latest(self.model_dir)
+        self.stats["rounds"] += 1
+        full = self.config.full_every > 0 and self.stats["rounds"] % self.config.full_every == 0
+        decision = run_round(list(self.history), items, live, self.encoder, self.config, full)
+        self.pending, self.last_round = 0, now
+        self.stats["capped"] += decision.candidate.capped
+        if decision.promoted:
+            path = save(decision, self.model_dir, self.encoder.model_name, live)
+            self.stats["promoted"] += 1
+            log.info("promoted %s (%s): %s", path.name, decision.kind, decision.verdict.reason)
+        else:
+            self.stats["refused"] += 1
+            self.refused = [*self.refused[-(KEEP_REFUSED - 1) :], decision]
+            log.warning("candidate kept aside (%s): %s", decision.kind, decision.verdict.reason)
+        return decision
+
+
+
+def _held_out_ndcg(
+    model: Artifact, events: Sequence[Event], cut: int, items: Sequence[Item], encoder: TextEncoder,
+    config: TrainerConfig,
+) -> dict[str, float]:
+    """Per-user NDCG@10 of ``model`` on ``events[cut:]``, the lists built as the worker builds them."""
+    recommender = TransformerRecommender(model, encoder, config.new_item_boost)
+    outcomes = online_eval.simulate(recommender, events, items, cut, config.stream)
+    return online_eval.per_user_ndcg(outcomes, config.stream.k)

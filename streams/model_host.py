@@ -1,0 +1,82 @@
+"""The recommender a process serves with, kept current and swapped without stopping.
+
+A `ModelHost` holds the current recommender, hands it the catalog updates and the
+shared learning log as they arrive (`follow`), and, when a newer model artifact
+appears, builds its replacement off the event loop and swaps it in between batches
+(`reload_if_newer`): the feedback loop's last step. It knows nothing of Faust, so a
+worker and an HTTP server can host a model the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+
+from streamrec.models.base import Recommender
+from streamrec.models.registry import RecommenderOptions, make_recommender, uses_artifacts
+from streamrec.models.versions import latest_version
+from streamrec.settings import Settings
+from streamrec.streams.catalog import Catalog
+from streamrec.streams.learning import LearningLog
+
+log = logging.getLogger(__name__)
+
+
+class ModelHost:
+    """The current recommender, its artifact version, and its cursors into both logs."""
+
+    def __init__(self, settings: Settings, recommender: Recommender, catalog: Catalog, learning: LearningLog) -> None:
+        self.settings = settings
+        self.recommender = recommender
+        self.catalog = catalog
+        self.learning = learning
+        self.stats: Counter[str] = Counter()
+        self._catalog_cursor = 0
+        self._learning_cursor = 0
+        # The artifact the current recommender was built from (None: none existed).
+        self.version = latest_version(settings.model_dir)
+
+    def follow(self) -> None:
+        """Hand the recommender the catalog updates and every worker's applied events that
+        arrived since the last call."""
+        catalog_at, learning_at = self._catch_up(self.recommender, self._catalog_cursor, self._learning_cursor)
+        self.stats["items"] += catalog_at - self._catalog_cursor
+        self.stats["learned"] += learning_at - self._learning_cursor
+        self._catalog_cursor, self._learning_cursor = catalog_at, learning_at
+
+    async def reload_if_newer(self) -> bool:
+        """Swap in a newer model artifact, if there is one; True if it did.
+
+        Loading, embedding the catalog and replaying the learning log for the new model
+        run in a thread, so the stream keeps flowing on the old model; the swap happens
+        between batches, and the next `follow` hands it whatever arrived meanwhile.
+        """
+        version = latest_version(self.settings.model_dir)
+        if version == self.version or not uses_artifacts(self.settings.recommender):
+            return False
+        new, catalog_at, learning_at = await asyncio.get_running_loop().run_in_executor(None, self._fresh_model)
+        new.carry_over(self.recommender)  # what no log holds (exposure): at the swap, nothing served is lost
+        self.recommender, self.version = new, version
+        self._catalog_cursor, self._learning_cursor = catalog_at, learning_at
+        log.info("model reloaded: %s", new.version)
+        self.stats["model_reloads"] += 1
+        return True
+
+    def learning_lag(self) -> int:
+        """Learning-log entries read but not yet handed to the current model."""
+        return self.learning.behind(self._learning_cursor)
+
+    def _fresh_model(self) -> tuple[Recommender, int, int]:
+        """A new recommender brought up to the whole catalog and learning log (off the loop)."""
+        recommender = make_recommender(self.settings.recommender, RecommenderOptions.of(self.settings))
+        return recommender, *self._catch_up(recommender, 0, 0)
+
+    def _catch_up(self, recommender: Recommender, catalog_from: int, learning_from: int) -> tuple[int, int]:
+        items, catalog_at = self.catalog.updates_since(catalog_from)
+        if items:
+            recommender.update_items(items)
+        learned, learning_at = self.learning.updates_since(learning_from)
+        for update in learned:
+            recommender.learn(update.user, update.interaction)
+        return catalog_at, learning_at
