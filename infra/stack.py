@@ -106,14 +106,20 @@ class Stack:
     @property
     def metrics_urls(self) -> dict[str, str]:
         """Worker name -> its Prometheus endpoint."""
-        return {name: f"http://{self.settings.metrics_host}:{port}/metrics" for name, port in self.metrics_ports.items()}
+        return {
+            name: f"http://{self.settings.metrics_host}:{port}/metrics" for name, port in self.metrics_ports.items()
+        }
 
     def urls(self) -> list[str]:
         """What this stack serves, one ``what: where`` line each (`streamrec up` prints them)."""
         lines = [f"kafka bootstrap: {self.settings.bootstrap_servers}"]
         if self.serve:
-            lines += [f"http api: {self.http_url}/v1", f"dashboard: {self.http_url}/dashboard",
-                      f"server metrics: {self.http_url}/metrics", f"health: {self.http_url}/healthz"]
+            lines += [
+                f"http api: {self.http_url}/v1",
+                f"dashboard: {self.http_url}/dashboard",
+                f"server metrics: {self.http_url}/metrics",
+                f"health: {self.http_url}/healthz",
+            ]
         return lines + [f"{name} metrics: {url}" for name, url in self.metrics_urls.items()]
 
     def start_worker(self, name: str) -> None:

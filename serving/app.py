@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from importlib import resources
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from importlib import resources
 from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -30,8 +30,8 @@ from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamrec.serving import errors
-from streamrec.serving.dashboard import Dashboard, Fetch, Watch, fetch_text, watch_topics
 from streamrec.serving.auth import ApiKeyAuth, api_keys, check_exposure
+from streamrec.serving.dashboard import Dashboard, Fetch, Watch, fetch_text, watch_topics
 from streamrec.serving.errors import ApiError, ErrorBody
 from streamrec.serving.intake import Intake, Outcome
 from streamrec.serving.limits import BodyLimit

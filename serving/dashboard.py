@@ -162,8 +162,12 @@ class Feed:
                 self.recent.append(tuple(i["item_id"] for i in items))
                 self.models[message.model] += 1
                 self._user(message.user_id).lists.appendleft(
-                    {"generated_at": message.generated_at, "user_events": message.user_events,
-                     "model": message.model, "items": items}
+                    {
+                        "generated_at": message.generated_at,
+                        "user_events": message.user_events,
+                        "model": message.model,
+                        "items": items,
+                    }
                 )
 
     def _user(self, user_id: str) -> UserView:
@@ -193,7 +197,9 @@ class Feed:
                     "share": len(counts) / catalog_size if catalog_size else None,
                 },
                 "models_in_lists": dict(self.models),
-                "user": None if user_id is None else {
+                "user": None
+                if user_id is None
+                else {
                     "user_id": user_id,
                     "events": list(reversed(view.events)) if view else [],
                     "lists": list(view.lists) if view else [],
@@ -243,8 +249,12 @@ class Sample:
 
 
 WORKER_COUNTERS = (
-    "streamrec_worker_events", "streamrec_worker_events_applied", "streamrec_worker_events_duplicate",
-    "streamrec_worker_lists_published", "streamrec_worker_model_reloads", "streamrec_worker_dead_lettered",
+    "streamrec_worker_events",
+    "streamrec_worker_events_applied",
+    "streamrec_worker_events_duplicate",
+    "streamrec_worker_lists_published",
+    "streamrec_worker_model_reloads",
+    "streamrec_worker_dead_lettered",
 )
 WORKER_GAUGES = ("streamrec_worker_parked_events", "streamrec_worker_learning_lag_records")
 
@@ -295,8 +305,13 @@ class WorkerScrape:
 class Dashboard:
     """Snapshots for the page: `stats` (JSON-ready), at most one per `SNAPSHOT_EVERY_S`."""
 
-    def __init__(self, settings: Settings, catalog_size: Callable[[], int], watch: Watch = watch_topics,
-                 fetch: Fetch = fetch_text) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog_size: Callable[[], int],
+        watch: Watch = watch_topics,
+        fetch: Fetch = fetch_text,
+    ) -> None:
         self.settings = settings
         self.catalog_size = catalog_size
         self.feed = Feed(settings.max_event_bytes)
@@ -328,7 +343,7 @@ class Dashboard:
             return
         try:
             self._readers = self._watch(self.settings, self.feed)
-        except Exception as exc:  # noqa: BLE001 - the page shows what it has; the API is unaffected
+        except Exception as exc:
             log.warning("dashboard cannot follow its topics yet: %s", exc)
 
     def _point(self, now: float) -> dict[str, Any]:
@@ -342,9 +357,10 @@ class Dashboard:
         }
         if before is not None and last.at > before.at:
             elapsed = last.at - before.at
-            point["processed_per_s"] = max(
-                0.0, last.counters["streamrec_worker_events"] - before.counters["streamrec_worker_events"]
-            ) / elapsed
+            point["processed_per_s"] = (
+                max(0.0, last.counters["streamrec_worker_events"] - before.counters["streamrec_worker_events"])
+                / elapsed
+            )
         return point
 
     def _workers(self) -> dict[str, Any]:

@@ -141,23 +141,28 @@ class WorkerMetrics(Registered):
             "streamrec_worker_batch_size_events", "Events per micro-batch", buckets=BATCH_SIZE_BUCKETS, registry=r
         )
         self.batch_seconds = Histogram(
-            "streamrec_worker_batch_duration_seconds", "Time to process one micro-batch",
-            buckets=BATCH_SECONDS_BUCKETS, registry=r,
+            "streamrec_worker_batch_duration_seconds",
+            "Time to process one micro-batch",
+            buckets=BATCH_SECONDS_BUCKETS,
+            registry=r,
         )
         self.freshness = Histogram(
             "streamrec_event_to_list_seconds",
             "From an event's produce time (its Kafka timestamp) to the publication of the list that includes it",
-            buckets=FRESHNESS_BUCKETS, registry=r,
+            buckets=FRESHNESS_BUCKETS,
+            registry=r,
         )
         self.model = Info("streamrec_worker_model", "The model being served and its artifact version", registry=r)
         self.model_loaded = Gauge(
-            "streamrec_worker_model_loaded_timestamp_seconds", "When the current model was loaded (Unix time)",
+            "streamrec_worker_model_loaded_timestamp_seconds",
+            "When the current model was loaded (Unix time)",
             registry=r,
         )
         self.end_offsets_trusted = Gauge(
             "streamrec_worker_end_offsets_trusted",
             "1 if the broker reports true end offsets (Apache Kafka), 0 if not (the embedded broker): lag is "
-            "meaningful only when 1", registry=r,
+            "meaningful only when 1",
+            registry=r,
         )
 
     def dead_lettered(self, reason: str) -> None:
@@ -192,11 +197,13 @@ class WorkerMetrics(Registered):
         """Export what the processor and model host count and hold."""
         self.registry.register(StatsCollector(WORKER_STATS, *stats))
         self.registry.register(PartitionLag(lags))
-        Gauge("streamrec_worker_parked_events", "Events waiting for their item now", registry=self.registry)\
-            .set_function(parked)
+        Gauge(
+            "streamrec_worker_parked_events", "Events waiting for their item now", registry=self.registry
+        ).set_function(parked)
         Gauge(
             "streamrec_worker_learning_lag_records",
-            "Learning-log entries read but not yet handed to the model", registry=self.registry,
+            "Learning-log entries read but not yet handed to the model",
+            registry=self.registry,
         ).set_function(learning_lag)
         self.end_offsets_trusted.set(int(trusted))
 
@@ -218,13 +225,18 @@ class ServerMetrics(Registered):
         self.registry = r = CollectorRegistry()
         self.requests = Counter("streamrec_http_requests", "HTTP requests", ["route", "status"], registry=r)
         self.latency = Histogram(
-            "streamrec_http_request_duration_seconds", "Time to answer a request", ["route"],
-            buckets=HTTP_SECONDS_BUCKETS, registry=r,
+            "streamrec_http_request_duration_seconds",
+            "Time to answer a request",
+            ["route"],
+            buckets=HTTP_SECONDS_BUCKETS,
+            registry=r,
         )
         self.events = Counter("streamrec_events_received", "Events posted", ["outcome"], registry=r)
         self.list_age = Histogram(
-            "streamrec_served_list_age_seconds", "Age of a list when served (now - its generated_at)",
-            buckets=LIST_AGE_BUCKETS, registry=r,
+            "streamrec_served_list_age_seconds",
+            "Age of a list when served (now - its generated_at)",
+            buckets=LIST_AGE_BUCKETS,
+            registry=r,
         )
         Gauge("streamrec_users_with_lists", "Users with a list", registry=r).set_function(lambda: len(lists))
         r.register(FunctionCounter("streamrec_lists_consumed", "Lists read from the topic", lambda: lists.consumed))

@@ -8,7 +8,6 @@ then dumps the DOM, which the test reads; one screenshot is kept for a human.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,8 +47,15 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 def chromium(tmp_path: Path, url: str, *args: str) -> str:
     profile = tmp_path / "profile"
-    command = [CHROMIUM, *CHROMIUM_FLAGS, WINDOW, f"--user-data-dir={profile}", f"--virtual-time-budget={VIRTUAL_TIME_MS}",
-               *args, url]
+    command = [
+        CHROMIUM,
+        *CHROMIUM_FLAGS,
+        WINDOW,
+        f"--user-data-dir={profile}",
+        f"--virtual-time-budget={VIRTUAL_TIME_MS}",
+        *args,
+        url,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=CHROMIUM_RUN_S, check=True).stdout
 
 

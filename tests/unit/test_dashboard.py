@@ -91,9 +91,18 @@ def test_stats_show_topics_workers_and_one_user(client: TestClient, fakes: Fakes
     reason = "<b>not markup</b> malformed JSON: oops"
     fakes.feed.on_dead_letters(records([dead_letter(b"{broken", reason, "events[0]@2", now=NOW - 2)], at=NOW - 2))
     lists = [
-        recommendation_message("u1", [("c", 0.9), ("d", 0.5)], Event("u1", "a", "view", NOW - 3, "ea"), "m1", 1, NOW - 1),
-        recommendation_message("u1", [("d", 0.8), ("b", 0.4)], Event("u1", "b", "view", NOW - 3, "eb"), "m1", 2, NOW - 1,
-                               [{"reason": "because you viewed a"}, {}]),
+        recommendation_message(
+            "u1", [("c", 0.9), ("d", 0.5)], Event("u1", "a", "view", NOW - 3, "ea"), "m1", 1, NOW - 1
+        ),
+        recommendation_message(
+            "u1",
+            [("d", 0.8), ("b", 0.4)],
+            Event("u1", "b", "view", NOW - 3, "eb"),
+            "m1",
+            2,
+            NOW - 1,
+            [{"reason": "because you viewed a"}, {}],
+        ),
     ]
     fakes.feed.on_lists(records(lists, at=NOW - 1))
     fakes.stats.update(events_in=3, applied=2, lists_out=2)

@@ -49,8 +49,13 @@ def test_worker_metrics_export_counts_histograms_and_model() -> None:
     metrics = WorkerMetrics()
     processor_stats = Counter(events_in=7, applied=5, duplicates=1, lists_out=4, parked=1)
     host_stats = Counter(model_reloads=2, learned=9)
-    metrics.watch([processor_stats, host_stats], parked=lambda: 3, learning_lag=lambda: 2,
-                  lags=lambda: {0: 4, 2: 0}, trusted=False)
+    metrics.watch(
+        [processor_stats, host_stats],
+        parked=lambda: 3,
+        learning_lag=lambda: 2,
+        lags=lambda: {0: 4, 2: 0},
+        trusted=False,
+    )
     with metrics.batch(7):
         pass
     metrics.published([100.0, None, 100.5], now=100.6)
