@@ -159,7 +159,7 @@ class Feed:
             items = [{"item_id": i.item_id, "score": i.score, "reason": i.reason} for i in message.items]
             with self._lock:
                 self.lists.add(record.timestamp_ms / 1000.0)
-                self.recent.append(tuple(i["item_id"] for i in items))
+                self.recent.append(tuple(i.item_id for i in message.items))
                 self.models[message.model] += 1
                 self._user(message.user_id).lists.appendleft(
                     {
@@ -242,9 +242,9 @@ class Sample:
 
     def freshness(self, since: Sample | None) -> dict[str, float | None]:
         """Quantiles (s) of the events since ``since`` (all of them if none came since)."""
-        recent = sorted((le, n - (since.buckets[le] if since else 0)) for le, n in self.buckets.items())
+        recent = sorted((le, float(n - (since.buckets[le] if since else 0))) for le, n in self.buckets.items())
         if not recent or recent[-1][1] <= 0:
-            recent = sorted(self.buckets.items())
+            recent = sorted((le, float(n)) for le, n in self.buckets.items())
         return {f"p{round(q * 100)}": quantile(q, recent) for q in QUANTILES}
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 
+import httpx
+
 from streamrec.infra.stack import Stack
 from streamrec.streams.contracts import encode_event
 from streamrec.streams.replay import Pacer, produce_items, produce_raw, producer, replay
 from streamrec.types import Event, Item
+from tests.conftest import wait_for
 
 ITEMS = [Item(f"m{i}", f"Movie {i}") for i in range(30)]
 USERS = ("u1", "u2", "u3", "u4")
@@ -32,6 +35,18 @@ def feed(stack: Stack) -> dict[str, int]:
     produce_raw(stack.settings, stack.settings.topic_events, [("u1", MALFORMED)])
     replay(events(), stack.settings, Pacer(rate=RATE), quiet=True)
     return dict.fromkeys(USERS, EVENTS_PER_USER)
+
+
+def listed_events(http: httpx.Client, user: str) -> int:
+    """How many of ``user``'s events their served list reflects (0: no list yet)."""
+    answer = http.get(f"/v1/users/{user}/recommendations")
+    return int(answer.json()["user_events"]) if answer.status_code == 200 else 0
+
+
+def wait_for_lists(stack: Stack, expected: dict[str, int], timeout_s: float) -> bool:
+    """Wait until every user's served list reflects their ``expected`` events."""
+    http = httpx.Client(base_url=stack.http_url, timeout=5)
+    return wait_for(lambda: all(listed_events(http, u) >= n for u, n in expected.items()), timeout_s)
 
 
 class Trickle:

@@ -20,7 +20,7 @@ from streamrec.infra.stack import SERVER_READY_TIMEOUT_S, WORKER_READY_TIMEOUT_S
 from streamrec.settings import Settings
 from tests.browser import CHROMIUM_FLAGS
 from tests.conftest import wait_for
-from tests.traffic import USERS, Trickle, feed
+from tests.traffic import USERS, Trickle, feed, wait_for_lists
 
 CHROMIUM = "/usr/bin/chromium"
 WINDOW = "--window-size=1400,1400"
@@ -59,10 +59,15 @@ def chromium(tmp_path: Path, url: str, *args: str) -> str:
     return subprocess.run(command, capture_output=True, text=True, timeout=CHROMIUM_RUN_S, check=True).stdout
 
 
-def text_of(dom: str, element_id: str) -> str:
-    match = re.search(rf'id="{element_id}"[^>]*>([^<]*)<', dom)
-    assert match, f"#{element_id} missing"
+def part(pattern: str, dom: str) -> str:
+    """The first group of ``pattern`` in the DOM (which must match)."""
+    match = re.search(pattern, dom, re.S)
+    assert match, f"{pattern} not in the page"
     return match.group(1)
+
+
+def text_of(dom: str, element_id: str) -> str:
+    return part(rf'id="{element_id}"[^>]*>([^<]*)<', dom)
 
 
 @pytest.mark.timeout(BUDGET_S)
@@ -74,11 +79,7 @@ def test_dashboard_renders_live_figures_and_a_users_list(stack: Stack, tmp_path:
     def stats() -> dict:
         return http.get("/v1/dashboard/stats", params={"user": user}).json()
 
-    def user_events(u: str) -> int:
-        answer = http.get(f"/v1/users/{u}/recommendations")
-        return answer.json()["user_events"] if answer.status_code == 200 else 0
-
-    assert wait_for(lambda: all(user_events(u) >= n for u, n in expected.items()), STACK_WAIT_S)
+    assert wait_for_lists(stack, expected, STACK_WAIT_S)
     url = f"{stack.http_url}/dashboard?user={user}"
     with Trickle(stack):
         # A few server-side snapshots first, so the charts have a history to draw.
@@ -88,19 +89,19 @@ def test_dashboard_renders_live_figures_and_a_users_list(stack: Stack, tmp_path:
         chromium(tmp_path, url, f"--screenshot={shot}")
     print(f"dashboard screenshot: {shot}")
 
-    assert int(re.search(r'<body[^>]*data-updates="(\d+)"', dom).group(1)) >= 2  # it polled and re-rendered
+    assert int(part(r'<body[^>]*data-updates="(\d+)"', dom)) >= 2  # it polled and re-rendered
     assert float(text_of(dom, "events-rate")) > 0
     assert text_of(dom, "freshness-p50").endswith(" ms") and text_of(dom, "freshness-p99").endswith(" ms")
     for chart in ("chart-events", "chart-freshness", "chart-dlq"):
-        svg = re.search(rf'<svg class="chart" id="{chart}">(.*?)</svg>', dom, re.S)
-        assert svg, chart
-        lines = re.findall(r'<polyline[^>]*points="([^"]+)"', svg.group(1))
+        lines = re.findall(
+            r'<polyline[^>]*points="([^"]+)"', part(rf'<svg class="chart" id="{chart}">(.*?)</svg>', dom)
+        )
         assert lines and all(len(points.split()) >= 2 for points in lines), chart
-    listed = re.findall(r'<li data-item="([^"]+)"', re.search(r'id="user-list">(.*?)</ol>', dom, re.S).group(1))
+    listed = re.findall(r'<li data-item="([^"]+)"', part(r'id="user-list">(.*?)</ol>', dom))
     served = [i["item_id"] for i in http.get(f"/v1/users/{user}/recommendations").json()["items"]]
     assert listed == served
-    assert len(re.findall(r"<li>", re.search(r'id="user-events">(.*?)</ol>', dom, re.S).group(1))) == expected[user]
-    assert "malformed JSON" in re.search(r'id="dlq-reasons">(.*?)</ul>', dom, re.S).group(1)
-    workers = re.search(r'id="workers">(.*?)</tbody>', dom, re.S).group(1)
+    assert len(re.findall(r"<li>", part(r'id="user-events">(.*?)</ol>', dom))) == expected[user]
+    assert "malformed JSON" in part(r'id="dlq-reasons">(.*?)</ul>', dom)
+    workers = part(r'id="workers">(.*?)</tbody>', dom)
     assert stack.metrics_urls["worker-0"] in workers and '<td class="ok">up</td>' in workers
     assert shot.stat().st_size > 20_000  # a blank page is a few KB

@@ -8,9 +8,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamrec.infra.stack import Stack
 from tests.conftest import wait_for
-from tests.traffic import USERS, feed
+from tests.traffic import USERS, feed, wait_for_lists
 
 pytestmark = pytest.mark.integration
+
+# The replay takes ~1 s at its pace; the lists follow within a batch or two.
+LIST_WAIT_S = 90.0
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -24,15 +27,8 @@ def scrape(url: str) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def fed(stack: Stack) -> dict[str, int]:
     expected = feed(stack)
-    http = httpx.Client(base_url=stack.http_url, timeout=5)
-    for user, n in expected.items():
-        assert wait_for(lambda u=user, n=n: _user_events(http, u) >= n, 90), f"no list with {n} events for {user}"
+    assert wait_for_lists(stack, expected, LIST_WAIT_S), "not every user got a list with all their events"
     return expected
-
-
-def _user_events(http: httpx.Client, user: str) -> int:
-    answer = http.get(f"/v1/users/{user}/recommendations")
-    return answer.json()["user_events"] if answer.status_code == 200 else 0
 
 
 def test_worker_metrics_count_the_replay(stack: Stack, fed: dict[str, int]) -> None:
