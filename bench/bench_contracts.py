@@ -28,7 +28,9 @@ from streamrec.types import EVENT_TYPE_INDEX, Event
 
 NOW = 1_700_000_000.0
 EVENTS = [
-    orjson.dumps({"user_id": f"u{i}", "item_id": f"i{i % 997}", "event_type": "click", "ts": NOW - i, "event_id": f"e{i}"})
+    orjson.dumps(
+        {"user_id": f"u{i}", "item_id": f"i{i % 997}", "event_type": "click", "ts": NOW - i, "event_id": f"e{i}"}
+    )
     for i in range(1000)
 ]
 # Each measurement runs at least this long, so timer noise and warm-up are negligible.

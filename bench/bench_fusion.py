@@ -31,11 +31,11 @@ from rich.console import Console
 from rich.table import Table
 
 from streamrec.models import artifact
-from streamrec.types import WINDOW, UserContext
 from streamrec.models.fusion import Fusion, default_sources
 from streamrec.models.holdout import feed, interaction, user_sequences
 from streamrec.models.sequence import SequenceConfig, SequenceEncoder
 from streamrec.streams.sources import synthetic_catalog, synthetic_events
+from streamrec.types import WINDOW, UserContext
 
 BATCHES = (1, 256)
 K = 10

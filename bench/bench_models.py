@@ -31,7 +31,7 @@ MIN_SECONDS = 2.0
 EXCLUDED = 50
 
 
-def _timed(fn, units_per_call: int) -> float:  # noqa: ANN001
+def _timed(fn, units_per_call: int) -> float:
     """Seconds per unit, over repeated calls for at least `MIN_SECONDS` (after one warm-up)."""
     fn()
     calls, started = 0, time.perf_counter()

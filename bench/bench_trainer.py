@@ -31,11 +31,11 @@ from streamrec.models import continual, online_eval
 from streamrec.models.artifact import Artifact
 from streamrec.models.base import Recommender
 from streamrec.models.cooccurrence import CoOccurrence
+from streamrec.models.holdout import user_sequences
 from streamrec.models.metrics import accuracy
 from streamrec.models.online_eval import Outcome, simulate
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.trainer import TrainerConfig, run_round
-from streamrec.models.holdout import user_sequences
 from streamrec.models.transformer import TransformerRecommender
 from streamrec.streams.drift import drift_stream
 from streamrec.streams.sources import movielens_events, movielens_items
@@ -56,7 +56,7 @@ class SeenExcluded(Recommender):
         self.seen[user.user_id].add(interaction.item_id)
         self.model.learn(user, interaction)
 
-    def update_items(self, items) -> None:  # noqa: ANN001
+    def update_items(self, items) -> None:
         self.model.update_items(items)
 
     def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
@@ -96,8 +96,11 @@ def main() -> None:
     encoder = TextEncoder(cache_dir=".streamrec/text_cache")
     print(f"{args.dataset}: {len(events):,} events, scored from {cut:,} ({len(events) - cut:,} scored)\n")
     full = dataclasses.replace(continual.FULL, max_seconds=args.max_seconds)
-    config = TrainerConfig(history=args.history, full=full,
-                           fine_tune=dataclasses.replace(continual.FINE_TUNE, max_seconds=args.max_seconds))
+    config = TrainerConfig(
+        history=args.history,
+        full=full,
+        fine_tune=dataclasses.replace(continual.FINE_TUNE, max_seconds=args.max_seconds),
+    )
     known_items = [item for at, item in releases if at <= events[cut - 1].ts]
     print("| model | NDCG@10 | HR@10 | NDCG@10 over 8 time windows | s |\n|---|---|---|---|---|")
     started = time.monotonic()
@@ -126,8 +129,10 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|")
         for at, d in decisions:
             m = d.candidate.metrics
-            print(f"| {at} | {d.kind} | {d.promoted} | {d.verdict.reason} | {m.get('epochs')}"
-                  f" | {m.get('train_seconds')} | {d.candidate.capped} |")
+            print(
+                f"| {at} | {d.kind} | {d.promoted} | {d.verdict.reason} | {m.get('epochs')}"
+                f" | {m.get('train_seconds')} | {d.candidate.capped} |"
+            )
     print(f"\nfrozen training: {train_s:.0f} s, {frozen.metrics}")
     vocab = set(frozen.item_ids)
     known = [o for o in results["frozen"] if o.item_id in vocab]
@@ -144,8 +149,13 @@ def ndcg(outcomes: list[Outcome]) -> float:
 
 
 def rounds(
-    events: list[Event], releases: list[tuple[float, Item]], cut: int, live: Artifact, encoder: TextEncoder,
-    config: TrainerConfig, every: int,
+    events: list[Event],
+    releases: list[tuple[float, Item]],
+    cut: int,
+    live: Artifact,
+    encoder: TextEncoder,
+    config: TrainerConfig,
+    every: int,
 ) -> tuple[list[Outcome], list]:
     """Score each span of ``every`` events with the live model, then run a round on all before the next span."""
     outcomes, decisions = [], []

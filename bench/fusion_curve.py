@@ -24,8 +24,6 @@ from collections.abc import Sequence
 
 import torch
 
-from streamrec.types import EVENT_WEIGHTS, Ranked, UserContext
-
 from streamrec.models.base import Recommender
 from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.evaluation import score, train_transformer
@@ -35,6 +33,7 @@ from streamrec.models.metrics import head_items
 from streamrec.models.rerank import FETCH, TailRerank
 from streamrec.models.trending import DAY_S, Trending
 from streamrec.streams.sources import movielens_events, movielens_items
+from streamrec.types import EVENT_WEIGHTS, Ranked, UserContext
 
 KNOBS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 # The alternative one-knob re-ranker, measured for comparison: logit - knob * log(1 + P(i)).
@@ -122,7 +121,9 @@ def main() -> None:
         popularity[e.item_id] += EVENT_WEIGHTS[e.event_type]
     for knob in POPULARITY_KNOBS:
         penalised = {u: popularity_penalised(ranked, popularity, knob) for u, ranked in fused.items()}
-        results[f"fusion, popularity penalty {knob:g}"] = score(Precomputed(penalised), contexts, targets, catalog, head)
+        results[f"fusion, popularity penalty {knob:g}"] = score(
+            Precomputed(penalised), contexts, targets, catalog, head
+        )
 
     print(f"fed {fed_s:.1f} s, fit {fit_s:.1f} s ({fusion.weights.meta}), fusion {rank_ms:.2f} ms/user")
     print("| method | " + " | ".join(COLUMNS) + " |")

@@ -29,6 +29,7 @@ import numpy as np
 
 from streamrec.types import Explanation, Interaction, Item, Ranked, UserContext
 
+
 def window_weights(window: Sequence[Interaction], weights: Mapping[str, float], recency: float) -> np.ndarray:
     """Weight of each window entry (oldest first): ``w_type * recency**d``, ``d`` = 0 for the newest.
 

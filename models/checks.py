@@ -75,7 +75,9 @@ def check_recommender(
         lists = serving.recommend(users, k)
         check_lists(serving, users, lists, k, unavailable)
         again = twin.recommend(users, k)
-        _require(again == lists, f"{serving.version} is not deterministic: two fresh instances fed the same stream differ")
+        _require(
+            again == lists, f"{serving.version} is not deterministic: two fresh instances fed the same stream differ"
+        )
     carried = fed(make(), items, events, unavailable)
     carried.carry_over(serving)
     lists = carried.recommend(users, k)
@@ -115,7 +117,9 @@ def contexts(events: Sequence[Event], unavailable: str) -> list[UserContext]:
     return [*users, UserContext("new-user"), UserContext("odd-user", odd)]
 
 
-def check_lists(model: Recommender, users: Sequence[UserContext], lists: Sequence[Ranked], k: int, unavailable: str) -> None:
+def check_lists(
+    model: Recommender, users: Sequence[UserContext], lists: Sequence[Ranked], k: int, unavailable: str
+) -> None:
     """The per-list part of `check_recommender`."""
     name = model.version
     _require(len(lists) == len(users), f"{name} returns {len(lists)} lists for {len(users)} users")
@@ -124,7 +128,9 @@ def check_lists(model: Recommender, users: Sequence[UserContext], lists: Sequenc
         scores = [score for _, score in ranked]
         _require(len(ranked) <= k, f"{name} returns {len(ranked)} items to {user.user_id} for k={k}")
         _require(len(set(ids)) == len(ids), f"{name} repeats an item in the list of {user.user_id}: {ids}")
-        _require(all(a >= b for a, b in zip(scores, scores[1:])), f"{name}: scores increase for {user.user_id}: {ranked}")
+        _require(
+            all(a >= b for a, b in zip(scores, scores[1:])), f"{name}: scores increase for {user.user_id}: {ranked}"
+        )
         for item in ids:
             _require(item not in user.exclude, f"{name} recommends {item!r} to {user.user_id}, who excludes it")
             _require(item != unavailable, f"{name} recommends the unavailable item {item!r} to {user.user_id}")

@@ -28,12 +28,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from streamrec.types import EVENT_WEIGHTS, Interaction, Ranked, UserContext
-
 from streamrec.models.base import Recommender, window_weights
 from streamrec.models.retrieval import ItemIndex
 from streamrec.models.text_encoder import TextEncoder
-from streamrec.types import Item
+from streamrec.types import EVENT_WEIGHTS, Interaction, Item, Ranked, UserContext
 
 # Per-position decay of the profile weights: the newest item counts 1, ten items back ~0.35.
 RECENCY = 0.9

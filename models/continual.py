@@ -140,8 +140,11 @@ def fine_tune(start: Fitted, seqs: Mapping[str, list[Event]], config: training.T
     model.load_state_dict(best_state)
     model.eval()
     metrics = _metrics(model, val_windows, val_targets, text, best, started) | {
-        "best_epoch": best_epoch, "epochs": epoch, "capped": float(capped and epoch - best_epoch < config.patience),
-        "trained_until": _last_ts(seqs)}
+        "best_epoch": best_epoch,
+        "epochs": epoch,
+        "capped": float(capped and epoch - best_epoch < config.patience),
+        "trained_until": _last_ts(seqs),
+    }
     return Fitted(model, list(vocab.ids), start.text, metrics)
 
 
@@ -157,8 +160,12 @@ def retrain(
     result = training.train(train_seqs, valid, items, item_text, model_config, config)
     m = result.metrics
     capped = m["train_seconds"] > config.max_seconds and m["epochs"] - m["best_epoch"] < config.patience
-    return Fitted(result.model, list(result.vocab.ids), result.text,
-                  result.metrics | {"capped": float(capped), "trained_until": _last_ts(seqs)})
+    return Fitted(
+        result.model,
+        list(result.vocab.ids),
+        result.text,
+        result.metrics | {"capped": float(capped), "trained_until": _last_ts(seqs)},
+    )
 
 
 def degrade(fitted: Fitted, seed: int = 0) -> Fitted:
@@ -173,15 +180,18 @@ def degrade(fitted: Fitted, seed: int = 0) -> Fitted:
 
 
 def _metrics(
-    model: SequenceEncoder, windows: training.Windows, targets: Sequence[int], text: torch.Tensor,
-    best: Mapping[str, float], started: float,
+    model: SequenceEncoder,
+    windows: training.Windows,
+    targets: Sequence[int],
+    text: torch.Tensor,
+    best: Mapping[str, float],
+    started: float,
 ) -> dict[str, float]:
     """What `models.training.train` reports too: validation scores, the ID contribution, time."""
     return {f"valid_{k}": float(v) for k, v in best.items()} | {
         "id_contribution": training.id_contribution(model, windows, targets, text),
         "train_seconds": round(time.monotonic() - started, 1),
     }
-
 
 
 def _last_ts(seqs: Mapping[str, list[Event]]) -> float:

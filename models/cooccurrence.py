@@ -34,11 +34,9 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from streamrec.types import EVENT_WEIGHTS, Interaction, Ranked, UserContext
-
 from streamrec.models.base import Recommender, top_k
 from streamrec.models.trending import Trending
-from streamrec.types import Item
+from streamrec.types import EVENT_WEIGHTS, Interaction, Item, Ranked, UserContext
 
 # How many earlier window items an event is credited to, and how fast credit decays.
 LEARN_SPAN = 3

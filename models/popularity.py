@@ -11,10 +11,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from streamrec.types import EVENT_WEIGHTS, Interaction, Ranked, UserContext
-
 from streamrec.models.base import ItemVocab, Recommender, top_k
-from streamrec.types import Item
+from streamrec.types import EVENT_WEIGHTS, Interaction, Item, Ranked, UserContext
 
 
 class ItemScores:

@@ -149,7 +149,9 @@ def latencies_ms(outcomes: Iterable[Outcome]) -> np.ndarray:
 def latency_summary(outcomes: Sequence[Outcome]) -> dict[str, float]:
     """p50/p95/p99 of event -> list latency (ms), and how many events no list ever included."""
     latencies = latencies_ms(outcomes)
-    values = np.percentile(latencies, LATENCY_PERCENTILES) if len(latencies) else [float("nan")] * len(LATENCY_PERCENTILES)
+    values = (
+        np.percentile(latencies, LATENCY_PERCENTILES) if len(latencies) else [float("nan")] * len(LATENCY_PERCENTILES)
+    )
     out = {f"latency_p{q}_ms": float(v) for q, v in zip(LATENCY_PERCENTILES, values, strict=True)}
     out["never_included"] = len(outcomes) - len(latencies)
     return out

@@ -11,7 +11,7 @@ percentile interval of the mean difference,
           [\\,\\ell, h\\,] = \\text{percentiles } (\\alpha/2,\\; 1 - \\alpha/2)
           \\text{ of } \\bar d^{*(1..B)}
 
-**Rule**: promote iff ``h >= -m \cdot L`` (``L`` the live model's mean NDCG@10, ``m`` =
+**Rule**: promote iff ``h >= -m \\cdot L`` (``L`` the live model's mean NDCG@10, ``m`` =
 `MARGIN`): refused only when the whole 95% interval lies below a tolerance of 5% of
 the live score, i.e. the candidate is worse beyond the noise. The interval covers the
 sampling noise of users; the margin covers what it cannot, the run-to-run noise of
@@ -74,8 +74,11 @@ class Verdict:
 
 
 def paired_interval(
-    candidate: Mapping[str, float], live: Mapping[str, float], resamples: int = RESAMPLES,
-    confidence: float = CONFIDENCE, seed: int = SEED,
+    candidate: Mapping[str, float],
+    live: Mapping[str, float],
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = SEED,
 ) -> tuple[float, float, int]:
     """Percentile bootstrap interval of the mean per-user difference, over users both score.
 
@@ -97,8 +100,11 @@ def judge(candidate: Mapping[str, float], live: Mapping[str, float], min_users: 
     """Apply the rule to per-user NDCG@10 (`models.online_eval.per_user_ndcg`) of both models."""
     low, high, n = paired_interval(candidate, live)
     users = sorted(candidate.keys() & live.keys())
-    means = (float(np.mean([candidate[u] for u in users])), float(np.mean([live[u] for u in users]))) if users else (
-        float("nan"), float("nan"))
+    means = (
+        (float(np.mean([candidate[u] for u in users])), float(np.mean([live[u] for u in users])))
+        if users
+        else (float("nan"), float("nan"))
+    )
     evidence = f"NDCG@10 {means[0] - means[1]:+.4f} [{low:+.4f}, {high:+.4f}] ({CONFIDENCE:.0%} CI, {n} users)"
     if n < min_users:
         return Verdict(False, f"too few held-out users ({n} < {min_users}): live model kept", n, *means, low, high)

@@ -35,12 +35,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from streamrec.types import Explanation, Interaction, Ranked, UserContext
-
 from streamrec.models.base import Recommender
 from streamrec.models.popularity import ItemScores
 from streamrec.models.trending import EventTimeDecay
-from streamrec.types import Item
+from streamrec.types import Explanation, Interaction, Item, Ranked, UserContext
 
 # Candidates re-ranked per user: the depth each fusion source fetches; deeper lists add
 # items too weak to be worth their exposure (measured: F = 50 / 100 / 200, docs/fusion.md).

@@ -22,9 +22,8 @@ from collections.abc import Collection, Sequence
 import faiss
 import numpy as np
 
-from streamrec.types import Ranked
-
 from streamrec.models.base import ItemVocab
+from streamrec.types import Ranked
 
 faiss.omp_set_num_threads(1)
 

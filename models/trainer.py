@@ -40,9 +40,9 @@ from streamrec.models import artifact, continual, online_eval, promotion
 from streamrec.models.artifact import Artifact
 from streamrec.models.continual import Fitted
 from streamrec.models.fusion.weights import WEIGHTS_FILE
+from streamrec.models.holdout import user_sequences
 from streamrec.models.promotion import Verdict
 from streamrec.models.text_encoder import TextEncoder
-from streamrec.models.holdout import user_sequences
 from streamrec.models.training import TrainConfig
 from streamrec.models.transformer import NEW_ITEM_BOOST, TransformerRecommender
 from streamrec.types import Event, Item
@@ -133,8 +133,13 @@ def save(decision: Decision, model_dir: str | Path, text_model: str, live: Artif
     fall back to CombSUM) until a refit (`models.fusion.fitting.refit`) replaces them.
     """
     c, v = decision.candidate, decision.verdict
-    gate = {"gate_users": v.users, "gate_ndcg@10": v.candidate, "gate_live_ndcg@10": v.live,
-            "gate_low": v.low, "gate_high": v.high}
+    gate = {
+        "gate_users": v.users,
+        "gate_ndcg@10": v.candidate,
+        "gate_live_ndcg@10": v.live,
+        "gate_low": v.low,
+        "gate_high": v.high,
+    }
     fusion = live.path / WEIGHTS_FILE if live is not None and live.path is not None else None
     files = {WEIGHTS_FILE: fusion.read_text()} if fusion is not None and fusion.is_file() else {}
     path = artifact.publish(model_dir, c.artifact(text_model, gate), files)
@@ -184,9 +189,12 @@ class Trainer:
         return decision
 
 
-
 def _held_out_ndcg(
-    model: Artifact, events: Sequence[Event], cut: int, items: Sequence[Item], encoder: TextEncoder,
+    model: Artifact,
+    events: Sequence[Event],
+    cut: int,
+    items: Sequence[Item],
+    encoder: TextEncoder,
     config: TrainerConfig,
 ) -> dict[str, float]:
     """Per-user NDCG@10 of ``model`` on ``events[cut:]``, the lists built as the worker builds them."""

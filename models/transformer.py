@@ -34,12 +34,11 @@ import numpy as np
 import torch
 
 from streamrec.models.artifact import Artifact, load_latest
-from streamrec.types import Ranked, UserContext
 from streamrec.models.base import ItemVocab, Recommender
 from streamrec.models.retrieval import ItemIndex
 from streamrec.models.sequence import encode_events, encode_last
 from streamrec.models.text_encoder import TextEncoder
-from streamrec.types import Item
+from streamrec.types import Item, Ranked, UserContext
 
 # Users per forward pass in `embed`: the encoder's throughput peaks around 8-64 on 1 thread.
 EMBED_BATCH = 64

@@ -36,11 +36,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from streamrec.types import EVENT_WEIGHTS, Explanation, Interaction, Ranked, UserContext
-
 from streamrec.models.base import Recommender, top_k, window_weights
 from streamrec.models.popularity import ItemScores
-from streamrec.types import Item
+from streamrec.types import EVENT_WEIGHTS, Explanation, Interaction, Item, Ranked, UserContext
 
 DAY_S = 86_400.0
 # Default half-life, 30 days of event time: the best of 1 / 7 / 30 days / no decay on

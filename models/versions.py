@@ -40,7 +40,9 @@ class UnsupportedFormat(ValueError):
 
     def __init__(self, path: str | Path, found: Any, supported: int) -> None:
         self.path, self.found, self.supported = Path(path), found, supported
-        super().__init__(f"{path}: format {found}, this streamrec reads format {supported} (retrain with `streamrec train`)")
+        super().__init__(
+            f"{path}: format {found}, this streamrec reads format {supported} (retrain with `streamrec train`)"
+        )
 
 
 def check_format(path: str | Path, data: Mapping[str, Any], supported: int) -> None:

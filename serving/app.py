@@ -74,7 +74,11 @@ class Publisher(Protocol):
 class Reader(Protocol):
     topic: str
 
-    def wait_caught_up(self, timeout_s: float) -> bool: ...
+    @property
+    def alive(self) -> bool: ...
+
+    @property
+    def caught_up(self) -> bool: ...
 
     def stop(self) -> None: ...
 
@@ -92,14 +96,9 @@ def follow_topics(settings: Settings, lists: LatestLists, catalog: Catalog) -> l
 
 def reader_problem(reader: Reader) -> str | None:
     """None if ``reader`` is ready, else what is wrong with it."""
-    # `alive` comes with the robust TopicReader (streams/broadcast.py); a reader without
-    # it is asked about its thread.
-    alive = getattr(reader, "alive", None)
-    if alive is None:
-        alive = reader._thread.is_alive()  # type: ignore[attr-defined]
-    if not alive:
+    if not reader.alive:
         return "stopped"
-    return None if reader.wait_caught_up(0) else "catching up"
+    return None if reader.caught_up else "catching up"
 
 
 def create_app(

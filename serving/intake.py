@@ -41,7 +41,9 @@ class Intake:
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.topic_events
         self.timeout_s = settings.http_ack_timeout_s
-        self._producer = Producer(producer_config(settings, **{"message.timeout.ms": max(1, int(self.timeout_s * 1000))}))
+        self._producer = Producer(
+            producer_config(settings, **{"message.timeout.ms": max(1, int(self.timeout_s * 1000))})
+        )
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._serve_reports, name="intake-reports", daemon=True)
         self._thread.start()

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 
-from streamrec.settings import Settings
-from streamrec.models.versions import latest_version
-from streamrec.types import Ranked
 from streamrec.models.registry import TRANSFORMER, RecommenderOptions, make_recommender
+from streamrec.models.versions import latest_version
+from streamrec.settings import Settings
 from streamrec.streams.catalog import Catalog
+from streamrec.types import Ranked
 
 
 class NoModel(RuntimeError):
@@ -40,7 +40,7 @@ class SemanticIndex:
         with self._lock:
             return self._current().similar(item_id, k)
 
-    def _current(self):  # noqa: ANN202 - a TransformerRecommender (imported lazily)
+    def _current(self):
         version = latest_version(self.settings.model_dir)
         if version is None:
             raise NoModel(f"no model artifact under {self.settings.model_dir}: run `streamrec train`")

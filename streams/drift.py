@@ -92,8 +92,12 @@ def drift_stream(
         user = int(users[step])
         era = int(np.searchsorted(drift_steps, step, side="right"))
         previous = last_item.get(user)
-        if previous is not None and (previous + 1) % SERIES_LENGTH and release_step[previous + 1] <= step \
-                and rng.random() < FOLLOW_SERIES:
+        if (
+            previous is not None
+            and (previous + 1) % SERIES_LENGTH
+            and release_step[previous + 1] <= step
+            and rng.random() < FOLLOW_SERIES
+        ):
             chosen = previous + 1
         else:
             topic = dominant[f"du{user}"][era] if rng.random() < DOMINANT else names[rng.integers(len(names))]

@@ -39,7 +39,7 @@ READ_TIMEOUT_S = 60.0
 TABLE_WIDTH = 120
 
 
-def _encoder(settings: Settings, text_model: str | None):  # noqa: ANN202 - lazy import keeps --help fast
+def _encoder(settings: Settings, text_model: str | None):
     from streamrec.models.text_encoder import TextEncoder
 
     return TextEncoder(text_model, cache_dir=Path(settings.data_dir) / "text_cache")
@@ -69,7 +69,7 @@ class DataOptions:
             raise click.UsageError("give --dataset, --from-broker, or both --events and --items")
         return list(read_events(self.events_file)), list(read_items(self.items_file))
 
-    def train_config(self):  # noqa: ANN201 - lazy import keeps --help fast
+    def train_config(self):
         from streamrec.models.training import TrainConfig
 
         overrides = {"epochs": self.epochs, "seed": self.seed, "max_seconds": self.max_seconds}
@@ -104,13 +104,13 @@ _training_options = [
 ]
 
 
-def _with_log_options(func, options: tuple = ()):  # noqa: ANN001, ANN202
+def _with_log_options(func, options: tuple = ()):
     """Add the data options (and ``options``) to a command and hand them to it as one
     `DataOptions` ``data`` (fields without an option: None)."""
     names = [f.name for f in fields(DataOptions)]
 
     @functools.wraps(func)
-    def command(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def command(*args, **kwargs):
         return func(*args, data=DataOptions(**{n: kwargs.pop(n, None) for n in names}), **kwargs)
 
     for option in reversed([*_data_options, *options]):
@@ -118,7 +118,7 @@ def _with_log_options(func, options: tuple = ()):  # noqa: ANN001, ANN202
     return command
 
 
-def _with_data_options(func):  # noqa: ANN001, ANN202
+def _with_data_options(func):
     """`_with_log_options` plus the training options (text model, epochs, seed, time cap)."""
     return _with_log_options(func, tuple(_training_options))
 
@@ -161,13 +161,16 @@ def refit(settings: Settings, data: DataOptions, model_dir: str | None) -> None:
 
     Running workers pick the new version up within seconds (hot reload).
     """
-    from streamrec.models.fusion import NothingToFit, refit as refit_version
+    from streamrec.models.fusion import NothingToFit
+    from streamrec.models.fusion import refit as refit_version
     from streamrec.models.fusion.weights import FusionWeights
     from streamrec.types import parse_event_weights
 
     events, items = data.load(settings)
     try:
-        path = refit_version(model_dir or settings.model_dir, events, items, parse_event_weights(settings.event_weights))
+        path = refit_version(
+            model_dir or settings.model_dir, events, items, parse_event_weights(settings.event_weights)
+        )
     except (FileNotFoundError, NothingToFit) as exc:
         raise click.ClickException(str(exc)) from exc
     weights = FusionWeights.load(path)
@@ -217,10 +220,14 @@ def evaluate(settings: Settings, data: DataOptions, as_json: bool, cold_start: b
         return
     # Piped output gets 80 columns by default, which would truncate the figures.
     console = Console(width=None if sys.stdout.isatty() else TABLE_WIDTH)
-    console.print(_table(f"leave-one-out, all items ranked, seen items masked ({len(events):,} events)", results, METRICS))
+    console.print(
+        _table(f"leave-one-out, all items ranked, seen items masked ({len(events):,} events)", results, METRICS)
+    )
     if cold is not None:
         users = int(cold["popularity"]["targets"])
-        console.print(_table(f"cold start: 10% of items text-only; {users} test targets among them", cold, COLD_METRICS))
+        console.print(
+            _table(f"cold start: 10% of items text-only; {users} test targets among them", cold, COLD_METRICS)
+        )
 
 
 def _table(title: str, results: dict[str, dict[str, float]], columns: tuple[str, ...]) -> Table:

@@ -50,7 +50,7 @@ class Intake:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self.rejected = 0
 
-    def on_records(self, records: list) -> None:  # noqa: ANN001 - streams.broadcast.Record
+    def on_records(self, records: list) -> None:
         for record in records:
             self._queue.put(record.value)
 
@@ -125,22 +125,35 @@ def run(settings: Settings, max_rounds: int | None) -> None:
             reader.stop()
 
 
-def trainer_config(settings: Settings):  # noqa: ANN201 - lazy import keeps --help fast
+def trainer_config(settings: Settings):
     """The trainer's configuration from the settings (the worker's windows and list length)."""
     from streamrec.models.online_eval import StreamConfig
     from streamrec.models.trainer import TrainerConfig
 
     stream = StreamConfig(window=settings.window, exclude_recent=settings.exclude_recent, k=settings.k)
-    return TrainerConfig(history=settings.trainer_history, every_events=settings.trainer_every_events,
-                         every_s=settings.trainer_every_s, stream=stream, new_item_boost=settings.new_item_boost,
-                         degrade=bool(settings.trainer_degrade))
+    return TrainerConfig(
+        history=settings.trainer_history,
+        every_events=settings.trainer_every_events,
+        every_s=settings.trainer_every_s,
+        stream=stream,
+        new_item_boost=settings.new_item_boost,
+        degrade=bool(settings.trainer_degrade),
+    )
 
 
-def write_status(settings: Settings, stats: dict, decision) -> None:  # noqa: ANN001 - models.trainer.Decision
+def write_status(settings: Settings, stats: dict, decision) -> None:
     """Counters and the last decision, for operators and tests (replaced atomically)."""
     v = decision.verdict
-    status = {"stats": dict(stats), "last": {"kind": decision.kind, "promoted": v.promote, "reason": v.reason,
-                                             "version": decision.version, "metrics": decision.candidate.metrics}}
+    status = {
+        "stats": dict(stats),
+        "last": {
+            "kind": decision.kind,
+            "promoted": v.promote,
+            "reason": v.reason,
+            "version": decision.version,
+            "metrics": decision.candidate.metrics,
+        },
+    }
     path = Path(settings.data_dir) / STATUS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -77,9 +77,7 @@ class Fusion(Explanations, Recommender):
         self._credited: dict[str, dict[str, str]] = {}  # user -> item -> source, last recommend
 
     @classmethod
-    def around(
-        cls, transformer: TransformerRecommender, event_weights: Mapping[str, float] | None = None
-    ) -> Fusion:
+    def around(cls, transformer: TransformerRecommender, event_weights: Mapping[str, float] | None = None) -> Fusion:
         """``transformer`` (an artifact's recommender, as configured) + fresh streaming
         sources + the ``fusion.json`` of the same model version (CombSUM if it has none)."""
         folder = transformer.artifact.path

@@ -45,7 +45,9 @@ def event(n: int, **extra: object) -> dict:
 
 
 def stored_event_ids(stack: Stack) -> set[str]:
-    records = read_all(stack.settings.bootstrap_servers, stack.settings.topic_events, TOPIC_READ_TIMEOUT_S, "http-faults")
+    records = read_all(
+        stack.settings.bootstrap_servers, stack.settings.topic_events, TOPIC_READ_TIMEOUT_S, "http-faults"
+    )
     return {orjson.loads(r.value)["event_id"] for r in records}
 
 
@@ -102,7 +104,9 @@ def test_a_100_mb_body_is_refused_without_being_kept(stack: Stack) -> None:
         assert response.status_code == 413
     except httpx.HTTPError:  # the server may close the connection once it has answered
         pass
-    declared = http.post("/v1/events/batch", content=b" " * (2 * 1024 * 1024), headers={"content-type": "application/json"})
+    declared = http.post(
+        "/v1/events/batch", content=b" " * (2 * 1024 * 1024), headers={"content-type": "application/json"}
+    )
     assert declared.status_code == 413 and declared.json()["error"]["code"] == "request_entity_too_large"
     assert rss_bytes(pid) - before < MAX_RSS_GROWTH_BYTES
     assert http.get("/healthz").status_code == 200

@@ -12,16 +12,16 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamrec.settings import Settings
 from streamrec.infra.stack import Stack
 from streamrec.models.artifact import load_latest, save
-from streamrec.models.versions import latest_version
 from streamrec.models.fusion import FusionWeights
 from streamrec.models.text_encoder import TextEncoder
+from streamrec.models.versions import latest_version
+from streamrec.settings import Settings
 from streamrec.streams.broadcast import TopicReader
-from streamrec.types import Event
-from streamrec.streams.replay import produce_items, produce_raw
 from streamrec.streams.contracts import encode_event
+from streamrec.streams.replay import produce_items, produce_raw
+from streamrec.types import Event
 from tests.conftest import wait_for
 from tests.topics import GAP_S, NEW, catalog, log, train_topic_model
 
@@ -41,8 +41,12 @@ def test_hot_reload_keeps_state_and_new_items_are_recommendable(settings: Settin
     lists: list[dict] = []
     with Stack(settings) as stack:
         produce_items(catalog(), stack.settings)
-        reader = TopicReader(stack.settings.bootstrap_servers, stack.settings.topic_recommendations,
-                             lambda rs: lists.extend(orjson.loads(r.value) for r in rs), "reload").start()
+        reader = TopicReader(
+            stack.settings.bootstrap_servers,
+            stack.settings.topic_recommendations,
+            lambda rs: lists.extend(orjson.loads(r.value) for r in rs),
+            "reload",
+        ).start()
         sent = 0
 
         def send(item_id: str) -> None:
@@ -88,14 +92,20 @@ def test_feedback_loop_retrains_from_the_event_log(settings: Settings, tmp_path)
     lists: list[dict] = []
     with Stack(settings) as stack:
         produce_items(catalog(), stack.settings)
-        reader = TopicReader(stack.settings.bootstrap_servers, stack.settings.topic_recommendations,
-                             lambda rs: lists.extend(orjson.loads(r.value) for r in rs), "loop").start()
+        reader = TopicReader(
+            stack.settings.bootstrap_servers,
+            stack.settings.topic_recommendations,
+            lambda rs: lists.extend(orjson.loads(r.value) for r in rs),
+            "loop",
+        ).start()
         replay(events, stack.settings, quiet=True)
         env = {k: v for k, v in stack.settings.as_env().items() if k != "STREAMREC_CONFIG"}
         result = CliRunner().invoke(main, ["train", "--from-broker", "--epochs", "3"], env=env)
         assert result.exit_code == 0, result.output
         version = latest_version(stack.settings.model_dir)
-        assert FusionWeights.load(Path(stack.settings.model_dir) / version).meta["fitted"]  # by train, inside the version
+        assert FusionWeights.load(Path(stack.settings.model_dir) / version).meta[
+            "fitted"
+        ]  # by train, inside the version
         nudges = (Event("u0", "space-0", "view", 1e6 + n, f"nudge-{n}") for n in range(1000))
         assert wait_for(lambda: _served(stack, next(nudges), lists, version), 60, every_s=1.0)
         result = CliRunner().invoke(main, ["refit", "--from-broker"], env=env)  # same transformer, a new version

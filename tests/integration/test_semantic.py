@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from streamrec.settings import Settings
 from streamrec.infra.stack import Stack
 from streamrec.models.artifact import save
 from streamrec.models.text_encoder import TextEncoder
+from streamrec.settings import Settings
 from streamrec.streams.replay import produce_items
 from tests.conftest import wait_for
 from tests.topics import NEW, catalog, train_topic_model

@@ -16,10 +16,10 @@ from streamrec.models.artifact import in_memory, publish
 from streamrec.models.base import Recommender
 from streamrec.models.checks import check_recommender
 from streamrec.models.fusion import WEIGHTS_FILE, fit_for
+from streamrec.models.holdout import leave_one_out, user_sequences
 from streamrec.models.popularity import Popularity
 from streamrec.models.registry import FACTORIES, RecommenderOptions, make_recommender
 from streamrec.models.rerank import TailRerank
-from streamrec.models.holdout import leave_one_out, user_sequences
 from streamrec.models.training import TrainConfig, train
 from streamrec.models.transformer import TransformerRecommender
 from tests.topics import TOPICS, catalog, log
@@ -71,7 +71,7 @@ class Moody(Popularity):
         Moody.made += 1
         self.offset = Moody.made
 
-    def recommend(self, users, k):  # noqa: ANN001, ANN201
+    def recommend(self, users, k):
         return [[(item, score + self.offset) for item, score in ranked] for ranked in super().recommend(users, k)]
 
 

@@ -7,8 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamrec.types import EVENT_TYPES, Event, Item
-
 from streamrec.streams.contracts import (
     MAX_DEAD_LETTER_BYTES,
     DeadLetterMessage,
@@ -24,6 +22,7 @@ from streamrec.streams.contracts import (
     recommendation_message,
     validate_event,
 )
+from streamrec.types import EVENT_TYPES, Event, Item
 
 NOW = 1_700_000_000.0
 
@@ -36,7 +35,13 @@ def event(**fields) -> bytes:
 
 def test_valid_event_round_trips() -> None:
     parsed = parse_event(event(event_id="e1"), now=NOW)
-    assert (parsed.user_id, parsed.item_id, parsed.event_type, parsed.ts, parsed.event_id) == ("u1", "i1", "view", NOW, "e1")
+    assert (parsed.user_id, parsed.item_id, parsed.event_type, parsed.ts, parsed.event_id) == (
+        "u1",
+        "i1",
+        "view",
+        NOW,
+        "e1",
+    )
     assert parse_event(encode_event(parsed), now=NOW) == parsed
 
 
@@ -72,7 +77,10 @@ def test_numeric_ids_are_accepted_as_strings() -> None:
         (b'{"user_id": "u1", "item_id": "i1", "event_type": "view", "ts": NaN}', "malformed JSON"),
         (b'{"user_id": "u1", "item_id": "i1", "event_type": "view", "ts": 1e400}', "malformed JSON"),
         (b'{"user_id": "u1", "item_id": "i1", "event_type": "view", "ts": ' + b"9" * 400 + b"}", "malformed JSON"),
-        (b'{"user_id": "u1", "item_id": "i1", "event_type": "view", "ts": 1180591620717411303424}', "ts: 1.1805916207174113e+21 is more than a day in the future"),
+        (
+            b'{"user_id": "u1", "item_id": "i1", "event_type": "view", "ts": 1180591620717411303424}',
+            "ts: 1.1805916207174113e+21 is more than a day in the future",
+        ),
         (event(user_id={"nested": {"deeper": [1, 2, {"x": None}]}}), "user_id: expected a string, got dict"),
         (event(user_id=None), "user_id: expected a string, got NoneType"),
         (b'{"user_id": 184467440737095516160, "item_id": "i1", "event_type": "view"}', "user_id: expected a string"),
@@ -148,7 +156,10 @@ def test_recommendation_message_contract() -> None:
 
 # -- the models are the contract; the hot-path encoders produce their exact bytes
 
-ids = st.one_of(st.text(min_size=1, max_size=40).filter(lambda s: s.strip() == s and s), st.from_regex(r"[a-z0-9-]{1,20}", fullmatch=True))
+ids = st.one_of(
+    st.text(min_size=1, max_size=40).filter(lambda s: s.strip() == s and s),
+    st.from_regex(r"[a-z0-9-]{1,20}", fullmatch=True),
+)
 events = st.builds(
     Event,
     ids,
@@ -198,7 +209,7 @@ event_like = st.fixed_dictionaries(
 )
 
 
-def only_invalid_event(parse, value) -> None:  # noqa: ANN001
+def only_invalid_event(parse, value) -> None:
     try:
         assert isinstance(parse(value), Event)
     except InvalidEvent as exc:
@@ -213,7 +224,7 @@ def test_parse_event_of_arbitrary_bytes_raises_only_invalid_event(raw: bytes) ->
 
 @settings(max_examples=400, deadline=None)
 @given(event_like | json_values)
-def test_validate_event_of_arbitrary_json_raises_only_invalid_event(data) -> None:  # noqa: ANN001
+def test_validate_event_of_arbitrary_json_raises_only_invalid_event(data) -> None:
     only_invalid_event(lambda d: validate_event(d, now=NOW), data)
     # the same value as JSON text (Python's encoder writes NaN and huge integers too)
     only_invalid_event(lambda r: parse_event(r, max_bytes=1 << 20, now=NOW), json.dumps(data).encode())
@@ -230,7 +241,7 @@ def test_validate_event_of_arbitrary_json_raises_only_invalid_event(data) -> Non
         (True, "ts: expected epoch seconds as a number, got bool"),
     ],
 )
-def test_decoded_non_finite_and_huge_timestamps_have_precise_reasons(value, reason: str) -> None:  # noqa: ANN001
+def test_decoded_non_finite_and_huge_timestamps_have_precise_reasons(value, reason: str) -> None:
     with pytest.raises(InvalidEvent) as exc:
         validate_event({"user_id": "u", "item_id": "i", "event_type": "view", "ts": value}, now=NOW)
     assert str(exc.value) == reason

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from streamrec.streams.drift import DRIFT_AT, DOMINANT, STEP_S, TOPICS, DriftStream, drift_stream
+from streamrec.streams.drift import DOMINANT, DRIFT_AT, STEP_S, TOPICS, DriftStream, drift_stream
 
 N_EVENTS = 12_000
 

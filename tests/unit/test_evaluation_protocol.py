@@ -8,13 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from streamrec.types import Ranked, UserContext
-
 from streamrec.models.base import Recommender
 from streamrec.models.evaluation import evaluate, score
-from streamrec.models.metrics import masked_ranks
 from streamrec.models.holdout import holdout_contexts, leave_one_out, user_sequences
-from streamrec.types import Event, Item
+from streamrec.models.metrics import masked_ranks
+from streamrec.types import Event, Item, Ranked, UserContext
 
 ITEMS = [Item(i, f"title {i}") for i in "abcde"]
 # (user, item, ts); users' rows are deliberately out of time order.

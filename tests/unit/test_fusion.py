@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamrec.settings import Settings
 from streamrec.models.artifact import save
-from streamrec.types import Interaction, UserContext, parse_event_weights
 from streamrec.models.content import Content
 from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.fusion import Fusion, FusionWeights, fit
@@ -20,9 +18,10 @@ from streamrec.models.registry import RecommenderOptions, initial_recommender, k
 from streamrec.models.rerank import TailRerank
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.trending import DAY_S, Trending
-from streamrec.types import Event, Item
-from streamrec.streams.sources import synthetic_catalog, synthetic_events
+from streamrec.settings import Settings
 from streamrec.streams.contracts import encode_item
+from streamrec.streams.sources import synthetic_catalog, synthetic_events
+from streamrec.types import Event, Interaction, Item, UserContext, parse_event_weights
 from tests.topics import train_topic_model
 
 TITLES = {"a": "Alpha", "b": "Beta", "c": "Gamma", "d": "Delta", "e": "Epsilon"}
@@ -56,7 +55,13 @@ def play(model, sequences: dict[str, list[str]], event_type: str = "click", ts: 
 
 def test_a_brand_new_user_gets_k_items_trending_first_then_newest() -> None:
     model = fusion()
-    assert [i for i, _ in model.recommend([UserContext("nobody")], 5)[0]] == ["e", "d", "c", "b", "a"]  # no events: newest
+    assert [i for i, _ in model.recommend([UserContext("nobody")], 5)[0]] == [
+        "e",
+        "d",
+        "c",
+        "b",
+        "a",
+    ]  # no events: newest
     play(model, {"u1": ["b", "c"], "u2": ["c"]})
     ranked = model.recommend([UserContext("new", exclude=frozenset({"e"}))], 4)[0]
     assert [i for i, _ in ranked] == ["c", "b", "d", "a"]  # trending (c twice), then newest; "e" excluded
@@ -97,11 +102,16 @@ def test_explanations_of_fallback_and_new_items() -> None:
     model = fusion()
     play(model, {"u": ["a"]})
     notes = model.explain(UserContext("new"), model.recommend([UserContext("new")], 2)[0])
-    assert notes == [{"reason": "trending now", "source": "trending"}, {"reason": "new in the catalog", "source": "newest"}]
+    assert notes == [
+        {"reason": "trending now", "source": "trending"},
+        {"reason": "new in the catalog", "source": "newest"},
+    ]
     play(model, {"u2": ["b"]}, ts=60 * DAY_S)  # the log is now older than NEW_ITEM_DAYS
     model.update_items([Item("jazz-new", "Fresh Jazz")])
     user = UserContext("w", (Interaction("a", "click", 1.0),), frozenset({"a"}))
-    reasons = dict(zip([i for i, _ in model.recommend([user], 5)[0]], model.explain(user, model.recommend([user], 5)[0])))
+    reasons = dict(
+        zip([i for i, _ in model.recommend([user], 5)[0]], model.explain(user, model.recommend([user], 5)[0]))
+    )
     assert reasons["jazz-new"]["reason"] == "new item similar to Alpha"
 
 
@@ -162,7 +172,10 @@ def test_fitted_weights_learn_which_source_predicts_and_round_trip(tmp_path) -> 
     model = fusion()
     # The next item always follows by co-occurrence; text similarity points elsewhere.
     play(model, {f"u{n}": ["a", "d"] for n in range(6)} | {f"v{n}": ["b", "e"] for n in range(6)})
-    contexts = [UserContext(f"t{n}", (Interaction(first, "click", 1.0),), frozenset({first})) for n, first in enumerate("ab" * 4)]
+    contexts = [
+        UserContext(f"t{n}", (Interaction(first, "click", 1.0),), frozenset({first}))
+        for n, first in enumerate("ab" * 4)
+    ]
     weights = fit(model, contexts, ["d", "e"] * 4)
     assert weights.meta["with_target"] == 8
     saved = FusionWeights.load(weights.save(tmp_path).parent)
@@ -299,7 +312,9 @@ def test_worker_hot_reload_keeps_what_no_log_holds(tmp_path) -> None:
     paths = {"data_dir": str(tmp_path / "data"), "model_dir": str(tmp_path / "models")}
     settings = Settings.load(env={}, overrides={**paths, "recommender": "fusion+tail"})
     items, learning = Catalog(), LearningLog()
-    processor = ModelHost(settings, make_recommender(settings.recommender, RecommenderOptions.of(settings)), items, learning)
+    processor = ModelHost(
+        settings, make_recommender(settings.recommender, RecommenderOptions.of(settings)), items, learning
+    )
     announced = {"a": 0, "b": 0, "c": 0, "d": 40 * DAY_S, "e": 40 * DAY_S}  # d, e: once the log is 40 days old
     events = [("a", 0.0), ("b", DAY_S), ("a", 40 * DAY_S), ("e", 50 * DAY_S)]
     for offset, (item_id, ts) in enumerate(events):
@@ -331,7 +346,9 @@ def test_a_refit_is_a_new_version_that_a_running_worker_hot_reloads(tmp_path) ->
     model = make_recommender(settings.recommender, RecommenderOptions.of(settings))
     processor = ModelHost(settings, model, Catalog(), LearningLog())
     assert not processor.recommender.weights.meta["fitted"]  # the version has no fusion.json: CombSUM
-    log = [Event(f"u{n}", item, "click", float(t)) for n in range(6) for t, item in enumerate("adb" if n % 2 else "bec")]
+    log = [
+        Event(f"u{n}", item, "click", float(t)) for n in range(6) for t, item in enumerate("adb" if n % 2 else "bec")
+    ]
     second = refit(tmp_path / "models", log, catalog()).name
     asyncio.run(processor.reload_if_newer())
     assert processor.version == second != first and processor.stats["model_reloads"] == 1

@@ -44,9 +44,6 @@ class FakeReader:
     alive: bool = True
     caught_up: bool = True
 
-    def wait_caught_up(self, timeout_s: float) -> bool:
-        return self.caught_up
-
     def stop(self) -> None:
         self.alive = False
 

@@ -29,7 +29,9 @@ def test_v1_refuses_requests_without_a_valid_key(server: Server, authorization: 
     for response in (
         server.client.get("/v1/users/u1/recommendations", headers=headers),
         server.client.post("/v1/events", json=EVENT, headers=headers),
-        server.client.post("/v1/events", content=b" " * 2_000_000, headers={**headers, "content-type": "application/json"}),
+        server.client.post(
+            "/v1/events", content=b" " * 2_000_000, headers={**headers, "content-type": "application/json"}
+        ),
     ):
         assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
         assert error_of(response)["code"] == "unauthorized"

@@ -108,7 +108,9 @@ def test_new_metrics_match_hand_computation() -> None:
     # N + |I| = 8 + 3: p(a) = 7/11, p(c) = 1/11 (never seen in training)
     expected = (-math.log2(7 / 11) - math.log2(1 / 11)) / 2
     assert metrics.novelty([["a", "c"]], popularity, catalog_size=3, k=2) == pytest.approx(expected)
-    features = metrics.category_sets([Item("a", "A", category="Action, Drama"), Item("b", "B", category="Drama"), Item("c", "C")])
+    features = metrics.category_sets(
+        [Item("a", "A", category="Action, Drama"), Item("b", "B", category="Drama"), Item("c", "C")]
+    )
     assert metrics.intra_list_diversity([["a", "b", "c"]], features, k=3) == pytest.approx((0.5 + 1 + 1) / 3)
 
 

@@ -1,7 +1,6 @@
-from streamrec.types import Interaction, UserContext
 from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.popularity import Popularity
-from streamrec.types import Item
+from streamrec.types import Interaction, Item, UserContext
 
 
 def feed(model, sequences: dict[str, list[str]]) -> None:

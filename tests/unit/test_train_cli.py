@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from streamrec.infra.cli import main
 from streamrec.models.artifact import WEIGHTS, load
-from streamrec.models.versions import latest_version
 from streamrec.models.fusion import WEIGHTS_FILE, FusionWeights
+from streamrec.models.versions import latest_version
 from streamrec.streams.sources import write_jsonl
 from tests.topics import catalog, log
 

@@ -31,8 +31,9 @@ from streamrec.types import Event, Item
 
 # Small batches: a tiny log still gives the optimiser enough steps per epoch.
 QUICK = TrainConfig(epochs=40, patience=4, batch_size=16, max_seconds=120.0)
-CONFIG = TrainerConfig(history=5000, holdout=600, every_events=1000, full=QUICK,
-                       fine_tune=dataclasses.replace(QUICK, lr=1e-3))
+CONFIG = TrainerConfig(
+    history=5000, holdout=600, every_events=1000, full=QUICK, fine_tune=dataclasses.replace(QUICK, lr=1e-3)
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +133,10 @@ def test_the_intake_keeps_what_the_worker_applies() -> None:
 
 
 def test_a_warm_start_validates_on_the_users_active_since_the_live_model() -> None:
-    seqs = {f"u{n}": [Event(f"u{n}", "a", "view", 0.0), Event(f"u{n}", "b", "view", 10.0 if n < 60 else 1.0)]
-            for n in range(100)}
+    seqs = {
+        f"u{n}": [Event(f"u{n}", "a", "view", 0.0), Event(f"u{n}", "b", "view", 10.0 if n < 60 else 1.0)]
+        for n in range(100)
+    }
     train_seqs, valid = continual.hold_last(seqs, after=5.0)
     assert len(valid) == 60 and len(train_seqs["u0"]) == 1 and len(train_seqs["u99"]) == 2
     assert len(continual.hold_last(seqs, after=20.0)[1]) == 100  # too few recent users: all validate

@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 
 from streamrec.models.artifact import in_memory
-from streamrec.types import Interaction, UserContext
-from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.evaluation import cold_start
+from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.training import TrainConfig, TrainResult
 from streamrec.models.transformer import TransformerRecommender
-from streamrec.types import Item
+from streamrec.types import Interaction, Item, UserContext
 from tests.topics import NEW, PER_TOPIC, catalog, log, train_topic_model
 
 

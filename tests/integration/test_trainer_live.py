@@ -31,17 +31,26 @@ ROUND_TIMEOUT_S = 300.0
 
 def test_the_trainer_promotes_a_version_that_the_worker_then_serves(settings: Settings, tmp_path) -> None:
     stream = drift_stream(n_events=EVENTS, n_users=40, n_items=80, seed=4)
-    settings = settings.with_(recommender="transformer", model_dir=str(tmp_path / "models"),
-                              trainer_every_events=EVENTS, trainer_every_s=1e9)
+    settings = settings.with_(
+        recommender="transformer", model_dir=str(tmp_path / "models"), trainer_every_events=EVENTS, trainer_every_s=1e9
+    )
     lists: list[dict] = []
     with Stack(settings) as stack:
         produce_items(stream.items, stack.settings)
-        reader = TopicReader(stack.settings.bootstrap_servers, stack.settings.topic_recommendations,
-                             lambda rs: lists.extend(orjson.loads(r.value) for r in rs), "trainer-test").start()
+        reader = TopicReader(
+            stack.settings.bootstrap_servers,
+            stack.settings.topic_recommendations,
+            lambda rs: lists.extend(orjson.loads(r.value) for r in rs),
+            "trainer-test",
+        ).start()
         env = {**os.environ, **stack.settings.as_env()}
         log = open(stack.log_dir / "trainer.log", "ab")
-        trainer = subprocess.Popen([sys.executable, "-m", "streamrec", "trainer", "run", "--max-rounds", "1"],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        trainer = subprocess.Popen(
+            [sys.executable, "-m", "streamrec", "trainer", "run", "--max-rounds", "1"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             replay(stream.events, stack.settings, quiet=True)
             assert trainer.wait(timeout=ROUND_TIMEOUT_S) == 0, f"trainer failed; see {stack.log_dir / 'trainer.log'}"
