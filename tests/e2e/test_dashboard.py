@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from streamrec.infra.broker import READY_TIMEOUT_S, free_port
+from streamrec.infra.broker import READY_TIMEOUT_S
 from streamrec.infra.stack import SERVER_READY_TIMEOUT_S, WORKER_READY_TIMEOUT_S, Stack
-from streamrec.settings import Settings
 from tests.browser import CHROMIUM_FLAGS
 from tests.conftest import wait_for
 from tests.traffic import USERS, Trickle, feed, wait_for_lists
@@ -36,13 +34,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM} (apt-get install chromium)"),
 ]
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    settings = Settings.load(env={}, overrides={"data_dir": str(tmp_path / "data"), "http_port": free_port()})
-    with Stack(settings, serve=True) as running:
-        yield running
 
 
 def chromium(tmp_path: Path, url: str, *args: str) -> str:
