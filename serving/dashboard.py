@@ -324,8 +324,8 @@ class Dashboard:
 
     def stats(self, user_id: str | None = None, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
-        self._start()
         with self._lock:
+            self._start()
             if not self._samples or now - self._samples[-1].at >= SNAPSHOT_EVERY_S:
                 self._samples.append(self.scrape.sample(now))
                 self.history.append(self._point(now))
