@@ -41,15 +41,6 @@ def running_broker(settings: Settings) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
 def _require_free_port(host: str, port: int) -> None:
     with socket.socket() as s:
         if s.connect_ex((host, port)) == 0:
@@ -127,13 +118,15 @@ class Stack:
         self._spawn(name, ["worker", "--name", name], {"metrics_port": self._metrics_port(name)})
 
     def _metrics_port(self, name: str) -> int:
-        """Worker i serves metrics on metrics_port + i, or on a free port if that one is
-        taken (another stack on this machine); 0 everywhere if metrics are off."""
+        """A free port per worker, kept across its restarts (0 if metrics are off).
+
+        Not metrics_port + i: several stacks start at once on one machine (tests), and a
+        worker takes seconds to bind, so a port seen free may be another stack's by then.
+        """
         if not self.settings.metrics_port:
             return 0
         if name not in self.metrics_ports:
-            wanted = self.settings.metrics_port + len(self.metrics_ports)
-            self.metrics_ports[name] = wanted if _bindable(self.settings.metrics_host, wanted) else free_port()
+            self.metrics_ports[name] = free_port()
         return self.metrics_ports[name]
 
     def start_server(self) -> None:
