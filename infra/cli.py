@@ -54,7 +54,10 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_file: str | None, broker: str | None) -> None:
     """streamrec: a streaming real-time recommender."""
-    ctx.obj = Settings.load(file=config_file, overrides={"broker": broker})
+    try:
+        ctx.obj = Settings.load(file=config_file, overrides={"broker": broker})
+    except ValueError as exc:  # a bad file, value or name (tomllib's decode error is one too)
+        raise click.ClickException(f"settings: {exc}") from None
 
 
 @main.command()
