@@ -27,6 +27,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from streamrec.models.artifact import in_memory
 from streamrec.models.base import Recommender
@@ -45,6 +46,8 @@ COLD_SHARE = 0.1
 COLD_SEED = 2020
 # New-item boosts β the cold-start check reports (models/transformer.py).
 BOOSTS = (0.0, 0.5, 1.0, 1.5)
+# Training settings when none are given; TrainConfig is frozen, so one shared default is safe.
+DEFAULT_TRAINING = TrainConfig()
 
 Split = tuple[dict[str, list[Event]], dict[str, Event], dict[str, Event]]
 
@@ -53,7 +56,7 @@ def score(
     model: Recommender, contexts: Sequence[UserContext], targets: Sequence[str], catalog: Sequence[str], head: set[str]
 ) -> dict[str, float]:
     """Accuracy at `KS` and exposure at 10 of ``model``'s top-20 lists."""
-    lists = []
+    lists: list[list[str]] = []
     for start in range(0, len(contexts), BATCH):
         lists.extend([i for i, _ in ranked] for ranked in model.recommend(contexts[start : start + BATCH], max(KS)))
     ranks = [hit_rank(ranked, target) for ranked, target in zip(lists, targets, strict=True)]
@@ -67,8 +70,8 @@ def train_transformer(
     valid: Mapping[str, Event],
     items: Sequence[Item],
     encoder: TextEncoder,
-    config: TrainConfig = TrainConfig(),
-    model_config: Mapping[str, object] | None = None,
+    config: TrainConfig = DEFAULT_TRAINING,
+    model_config: Mapping[str, Any] | None = None,
 ) -> TransformerRecommender:
     """Train on ``train_seqs`` (early stopping on ``valid``) and wrap for serving."""
     result = train(train_seqs, valid, items, encoder.encode_items(items), model_config, config)
@@ -80,7 +83,7 @@ def evaluate(
     events: Sequence[Event],
     items: Sequence[Item],
     encoder: TextEncoder,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig = DEFAULT_TRAINING,
     methods: Sequence[str] = ("popularity", "cooccurrence", "transformer"),
 ) -> dict[str, dict[str, float]]:
     """All ``methods`` on the leave-one-out protocol; ``{name: metrics}``."""
@@ -100,7 +103,7 @@ def cold_start(
     events: Sequence[Event],
     items: Sequence[Item],
     encoder: TextEncoder,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig = DEFAULT_TRAINING,
     share: float = COLD_SHARE,
     seed: int = COLD_SEED,
     boosts: Sequence[float] = BOOSTS,

@@ -110,7 +110,11 @@ def test_explanations_of_fallback_and_new_items() -> None:
     model.update_items([Item("jazz-new", "Fresh Jazz")])
     user = UserContext("w", (Interaction("a", "click", 1.0),), frozenset({"a"}))
     reasons = dict(
-        zip([i for i, _ in model.recommend([user], 5)[0]], model.explain(user, model.recommend([user], 5)[0]))
+        zip(
+            [i for i, _ in model.recommend([user], 5)[0]],
+            model.explain(user, model.recommend([user], 5)[0]),
+            strict=True,
+        )
     )
     assert reasons["jazz-new"]["reason"] == "new item similar to Alpha"
 
@@ -162,7 +166,7 @@ def test_batched_features_and_ranking_match_the_one_candidate_at_a_time_referenc
         assert candidates == expected_candidates
         np.testing.assert_allclose(x, expected, rtol=1e-12, atol=1e-15)
     ranked = model.recommend(users, 3)
-    for user, (candidates, x), got in zip(users, batched, ranked, strict=True):
+    for user, (candidates, _x), got in zip(users, batched, ranked, strict=True):
         logits = model.weights.logits(reference_features(model, user)[1])
         assert [i for i, _ in got] == [candidates[c] for c in np.argsort(-logits, kind="stable")[:3]]
         assert model.explain(user, got) == fusion_explain_again(model, user, got)  # cached == recomputed credit
