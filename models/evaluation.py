@@ -82,11 +82,12 @@ def train_transformer(
 def evaluate(
     events: Sequence[Event],
     items: Sequence[Item],
-    encoder: TextEncoder,
+    encoder: TextEncoder | None,
     config: TrainConfig = DEFAULT_TRAINING,
     methods: Sequence[str] = ("popularity", "cooccurrence", "transformer"),
 ) -> dict[str, dict[str, float]]:
-    """All ``methods`` on the leave-one-out protocol; ``{name: metrics}``."""
+    """All ``methods`` on the leave-one-out protocol; ``{name: metrics}`` (``encoder``: only
+    the transformer needs one)."""
     train_seqs, valid, test = leave_one_out(user_sequences(events))
     contexts, targets = holdout_contexts(train_seqs, valid, test)
     catalog = [item.item_id for item in items]
@@ -94,7 +95,7 @@ def evaluate(
     builders: dict[str, Callable[[], Recommender]] = {
         "popularity": lambda: _fed(Popularity(), train_seqs, items),
         "cooccurrence": lambda: _fed(CoOccurrence(), train_seqs, items),
-        "transformer": lambda: train_transformer(train_seqs, valid, items, encoder, config),
+        "transformer": lambda: train_transformer(train_seqs, valid, items, _required(encoder), config),
     }
     return {name: score(builders[name](), contexts, targets, catalog, head) for name in methods}
 
@@ -143,6 +144,12 @@ def _cold_metrics(lists: list[list[str]], targets: Sequence[str], cold: set[str]
         "cold_share@10": sum(slots) / max(len(slots), 1),
         "targets": float(sum(is_cold)),
     }
+
+
+def _required(encoder: TextEncoder | None) -> TextEncoder:
+    if encoder is None:
+        raise ValueError("the transformer needs a text encoder")
+    return encoder
 
 
 def _fed(model: Recommender, train_seqs: Mapping[str, list[Event]], items: Sequence[Item]) -> Recommender:
