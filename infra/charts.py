@@ -95,7 +95,9 @@ class Axes:
         ]
         for x in self.x_ticks:
             label = tick_label(x, self.x_ticks)
-            parts.append(f'<text class="tick" x="{self.px(x):.1f}" y="{bottom + 14}" text-anchor="middle">{label}</text>')
+            parts.append(
+                f'<text class="tick" x="{self.px(x):.1f}" y="{bottom + 14}" text-anchor="middle">{label}</text>'
+            )
         for y in self.y_ticks:
             label = tick_label(y, self.y_ticks)
             parts.append(f'<text class="tick" x="{left - 4}" y="{self.py(y) + 4:.1f}" text-anchor="end">{label}</text>')

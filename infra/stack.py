@@ -234,15 +234,16 @@ class Stack:
     def _spawn(self, name: str, args: list[str], settings: dict[str, object] | None = None) -> None:
         """Start ``streamrec ARGS`` with the stack's settings, changed by ``settings``."""
         env = {**os.environ, **self.settings.with_(**(settings or {})).as_env(), "PYTHONUNBUFFERED": "1"}
-        log = open(self.log_dir / f"{name}.log", "ab")
         # Its own process group: a terminal's Ctrl-C reaches only `up`, which stops the groups in order.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamrec", *args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child keeps its own copy of the log's descriptor; ours closes right away.
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streamrec", *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.processes[name] = process
 
     def _check_alive(self, name: str) -> None:

@@ -40,7 +40,9 @@ def ensure_model(ctx: click.Context, settings: Settings, train_seconds: float) -
         return
     from streamrec.infra.commands.models import train
 
-    click.echo(f"no model under {settings.model_dir}: training the transformer on ml-100k for up to {train_seconds:.0f} s")
+    click.echo(
+        f"no model under {settings.model_dir}: training the transformer on ml-100k for up to {train_seconds:.0f} s"
+    )
     ctx.invoke(train, dataset="ml-100k", max_seconds=train_seconds)
 
 

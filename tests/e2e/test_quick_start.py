@@ -65,7 +65,7 @@ def test_readme_quick_start_ends_in_answers(tmp_path: Path) -> None:
             if command.startswith("curl "):
                 command = command.replace(DOCUMENTED_PORT, f"127.0.0.1:{port}")
                 # The worker publishes within moments of the replay; a list may lag it briefly.
-                answered = wait_for(lambda: _run(command, env).returncode == 0, LONGEST_WAIT_S, 1.0)
+                answered = wait_for(lambda c=command: _run(c, env).returncode == 0, LONGEST_WAIT_S, 1.0)
                 assert answered, f"{command}: {_run(command, env).stderr}"
             else:
                 done = _run(command, env)

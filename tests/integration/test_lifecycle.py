@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
 from streamrec.infra.broker import free_port
 from streamrec.infra.stack import STOP_TIMEOUT_S, WORKER_READY_TIMEOUT_S
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,9 @@ def test_up_stops_every_child_on_signal(tmp_path: Path, sig: signal.Signals) -> 
     )
     groups: set[int] = set()
     try:
-        ready = wait_for(lambda: READY_LINE in Path(log.name).read_text() or up.poll() is not None, WORKER_READY_TIMEOUT_S)
+        ready = wait_for(
+            lambda: READY_LINE in Path(log.name).read_text() or up.poll() is not None, WORKER_READY_TIMEOUT_S
+        )
         assert ready and up.poll() is None, Path(log.name).read_text()
         children = descendants(up.pid)
         groups |= set(children.values()) - {up.pid}
