@@ -52,8 +52,8 @@ LINTED ?= infra/backtest.py infra/backtest_report.py infra/gating.py infra/repor
 	tests/unit/test_report.py tests/unit/test_sources.py tests/unit/test_config.py tests/unit/test_deployment.py \
 	tests/unit/test_packaging.py tests/integration/test_backtest.py \
 	tests/e2e/test_models_cli.py tests/e2e/test_report_browser.py \
-	streams/metrics.py serving/dashboard.py tests/traffic.py tests/browser.py tests/e2e/test_dashboard.py \
-	tests/integration/test_metrics.py tests/unit/test_observability.py \
+	streams/metrics.py serving/dashboard.py tests/traffic.py tests/browser.py tests/e2e/test_dashboard_browser.py \
+	tests/integration/test_metrics_scrape.py tests/unit/test_observability.py \
 	models/__init__.py models/artifact.py models/base.py models/checks.py models/content.py \
 	models/cooccurrence.py models/evaluation.py models/holdout.py models/metrics.py models/popularity.py \
 	models/prequential.py models/registry.py models/rerank.py models/retrieval.py models/sequence.py \
