@@ -14,6 +14,7 @@ import re
 import shlex
 import signal
 import subprocess
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_readme_quick_start_ends_in_answers(tmp_path: Path) -> None:
             if command.startswith("curl "):
                 command = command.replace(DOCUMENTED_PORT, f"127.0.0.1:{port}")
                 # The worker publishes within moments of the replay; a list may lag it briefly.
-                answered = wait_for(lambda c=command: _run(c, env).returncode == 0, LONGEST_WAIT_S, 1.0)
+                answered = wait_for(partial(_answers, command, env), LONGEST_WAIT_S, 1.0)
                 assert answered, f"{command}: {_run(command, env).stderr}"
             else:
                 done = _run(command, env)
@@ -79,6 +80,10 @@ def test_readme_quick_start_ends_in_answers(tmp_path: Path) -> None:
                 os.killpg(up.pid, signal.SIGKILL)
                 up.wait()
     assert not (tmp_path / "data" / "broker.url").exists()
+
+
+def _answers(command: str, env: dict[str, str]) -> bool:
+    return _run(command, env).returncode == 0
 
 
 def _run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
