@@ -7,12 +7,11 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner, Result
 
 from streamrec.infra.broker import free_port
-from streamrec.infra.cli import COMMANDS, main
+from streamrec.infra.cli import main
 from streamrec.settings import Settings
 
 
@@ -93,21 +92,3 @@ def test_model_dir_follows_data_dir() -> None:
     assert Settings.load(env={"STREAMREC_DATA_DIR": "/srv/rec", "STREAMREC_MODEL_DIR": "/m"}).model_dir == "/m"
     assert Settings.load(env={}).with_(data_dir="/d").model_dir == "/d/models"
     assert Settings.load(env={"STREAMREC_MODEL_DIR": "/m"}).with_(data_dir="/d").model_dir == "/m"
-
-
-def command_paths() -> list[list[str]]:
-    """Every command and subcommand, as the words that name it."""
-    paths = []
-    for name in sorted(COMMANDS):
-        command = main.get_command(click.Context(main), name)
-        subcommands = sorted(command.commands) if isinstance(command, click.Group) else []
-        paths += [[name]] + [[name, sub] for sub in subcommands]
-    return paths
-
-
-@pytest.mark.parametrize("words", command_paths(), ids=" ".join)
-def test_help_shows_no_rst_markup(words: list[str], env: dict[str, str]) -> None:
-    """click prints docstrings as written: RST's double backticks would show literally."""
-    result = run([*words, "--help"], env)
-    assert result.exit_code == 0, result.output
-    assert "``" not in result.output
