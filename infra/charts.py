@@ -157,7 +157,8 @@ def line_chart(
     points = [p for s in series.values() for p in s if not math.isnan(p[1])]
     if not points:
         return f"<p>{esc(title)}: no data</p>"
-    axes = Axes((min(x for x, _ in points), max(x for x, _ in points)), (0.0, max(y for _, y in points) * 1.05 or 1.0))
+    # No headroom factor: `nice_ticks` already rounds the top up to the next tick.
+    axes = Axes((min(x for x, _ in points), max(x for x, _ in points)), (0.0, max(y for _, y in points) or 1.0))
     lines = "".join(
         axes.polyline([p for p in pts if not math.isnan(p[1])], colours[name], name in dashed)
         for name, pts in series.items()
