@@ -25,6 +25,8 @@ NICE_STEPS = (1.0, 2.0, 5.0, 10.0)
 # Legend column right of the plot area (never over a line): width and line height (px).
 LEGEND_W, LEGEND_LINE = 180, 14
 MARKER_COLOUR = "#888"
+# Marker labels step down this many lines, then start again at the top (the plot is ~16 lines tall).
+MARKER_ROWS = 10
 
 
 def nice_ticks(lo: float, hi: float, target: int = TICKS) -> list[float]:
@@ -106,13 +108,15 @@ class Axes:
             )
         return "".join(parts)
 
-    def marker(self, x: float, label: str, colour: str = MARKER_COLOUR) -> str:
-        """A dashed vertical line at data ``x`` across the plot, labelled at its top."""
+    def marker(self, x: float, label: str, colour: str = MARKER_COLOUR, row: int = 0) -> str:
+        """A dashed vertical line at data ``x`` across the plot, labelled near its top
+        (``row`` lines down, so labels of close markers do not overprint)."""
         px = self.px(x)
         return (
             f'<line class="marker" x1="{px:.1f}" y1="{MARGIN["top"]}" x2="{px:.1f}" y2="{CHART_H - MARGIN["bottom"]}" '
             f'stroke="{colour}" stroke-dasharray="2,2"/>'
-            f'<text class="marker-label" x="{px + 3:.1f}" y="{MARGIN["top"] + 10}" font-size="10" fill="{colour}">'
+            f'<text class="marker-label" x="{px + 3:.1f}" y="{MARGIN["top"] + 10 + LEGEND_LINE * (row % MARKER_ROWS)}" '
+            f'font-size="10" fill="{colour}">'
             f"{esc(label)}</text>"
         )
 
@@ -163,7 +167,7 @@ def line_chart(
         axes.polyline([p for p in pts if not math.isnan(p[1])], colours[name], name in dashed)
         for name, pts in series.items()
     )
-    marks = "".join(axes.marker(x, label, colour) for label, x, colour in markers)
+    marks = "".join(axes.marker(x, label, colour, row) for row, (label, x, colour) in enumerate(markers))
     return svg(
         axes.frame(title, x_label, y_label) + lines + marks + legend({n: colours[n] for n in series}),
         caption,
