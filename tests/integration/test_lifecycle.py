@@ -1,4 +1,4 @@
-"""`streamrec up` stops everything it started on SIGTERM and SIGINT: no child or grandchild
+"""`streamrec up` and `streamrec demo` stop everything it started on SIGTERM and SIGINT: no child or grandchild
 outlives it (re-parented to PID 1), and no ``broker.url`` is left behind."""
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
-# `up` prints this line once the broker, the worker and the server are ready.
-READY_LINE = "health: "
+# Each command and the line it prints once the broker, the worker and the server are ready
+# (the demo replays slowly, so that it is still running when signalled).
+COMMANDS = {
+    "up": (["up"], "health: "),
+    "demo": (["demo", "--rate", "50"], "stack up: "),
+}
 
 
 def proc_stat(pid: int) -> tuple[int, int, str] | None:
@@ -51,8 +55,9 @@ def alive_in(pids: set[int], groups: set[int]) -> list[int]:
     return [pid for pid in all_pids() if (stat := proc_stat(pid)) and (pid in pids or stat[1] in groups)]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_up_stops_every_child_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
+@pytest.mark.parametrize(("command", "sig"), [("up", signal.SIGTERM), ("up", signal.SIGINT), ("demo", signal.SIGTERM)])
+def test_stops_every_child_on_signal(tmp_path: Path, command: str, sig: signal.Signals) -> None:
+    args, ready_line = COMMANDS[command]
     data = tmp_path / "data"
     env = {
         **os.environ,
@@ -62,12 +67,16 @@ def test_up_stops_every_child_on_signal(tmp_path: Path, sig: signal.Signals) -> 
     }
     log = (tmp_path / "up.log").open("w+")
     up = subprocess.Popen(
-        [sys.executable, "-m", "streamrec", "up"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        [sys.executable, "-m", "streamrec", *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     groups: set[int] = set()
     try:
         ready = wait_for(
-            lambda: READY_LINE in Path(log.name).read_text() or up.poll() is not None, WORKER_READY_TIMEOUT_S
+            lambda: ready_line in Path(log.name).read_text() or up.poll() is not None, WORKER_READY_TIMEOUT_S
         )
         assert ready and up.poll() is None, Path(log.name).read_text()
         children = descendants(up.pid)
