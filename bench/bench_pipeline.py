@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -71,7 +72,7 @@ def follow_lists(settings: Settings) -> Follow:
 
 def follow_changelog(settings: Settings) -> Follow:
     """Freshness from the bare worker's changelog: key = user, value = events written."""
-    from bare_worker import CHANGELOG  # bench/ is on sys.path when this script runs
+    from bare_worker import CHANGELOG  # type: ignore[import-not-found]  # bench/ is on sys.path
 
     def follow(freshness: Freshness, name: str) -> TopicReader:
         def on_records(records: list[Record]) -> None:
@@ -119,9 +120,7 @@ def start_bare(stack: Stack) -> None:
         time.sleep(0.1)
 
 
-def bench(
-    recommender: str, rates: list[float], latency_events: int, backlog_events: int, data: Path
-) -> dict[str, object]:
+def bench(recommender: str, rates: list[float], latency_events: int, backlog_events: int, data: Path) -> dict[str, Any]:
     """One row: sustained events/s under a backlog, and freshness at each of ``rates``."""
     settings = Settings.load(
         overrides={
@@ -132,7 +131,7 @@ def bench(
         }
     )
     if needs_training(recommender):
-        from bench_fusion import save_untrained  # torch: only for rows that need an artifact
+        from bench_fusion import save_untrained  # type: ignore[import-not-found]  # torch: only if needed
 
         save_untrained(Path(settings.model_dir), synthetic_catalog(ITEMS))
     with Stack(settings, workers=0 if recommender == BARE else 1) as stack:
