@@ -48,14 +48,18 @@ EXIT_FATAL = 70
 
 
 class FaustPort:
-    """The processor's `Port` on a Faust app: its topics, producer and events' acks."""
+    """The processor's `Port` on a Faust app: its topics, producer and events' acks.
+
+    Records go straight to the app's producer (raw bytes need none of a Faust topic's
+    serialising and callbacks); `send` only queues them, `flush` waits for them all.
+    """
 
     def __init__(self, app: faust.App, topics: dict[str, faust.TopicT]) -> None:
         self.app = app
-        self.topics = topics
+        self.names = {role: topic.get_topic_name() for role, topic in topics.items()}
 
     async def send(self, role: str, key: bytes | None, value: bytes) -> None:
-        await self.topics[role].send(key=key, value=value)
+        await self.app.producer.send(self.names[role], key, value, partition=None, timestamp=None, headers=None)
 
     async def flush(self) -> None:
         await self.app.producer.flush()
