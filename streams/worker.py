@@ -56,18 +56,14 @@ EXIT_FATAL = 70
 
 
 class FaustPort:
-    """The processor's `Port` on a Faust app: its topics, producer and events' acks.
-
-    Records go straight to the app's producer (raw bytes need none of a Faust topic's
-    serialising and callbacks); `send` only queues them, `flush` waits for them all.
-    """
+    """The processor's `Port` on a Faust app: its topics, producer and events' acks."""
 
     def __init__(self, app: faust.App, topics: dict[str, faust.TopicT]) -> None:
         self.app = app
-        self.names = {role: topic.get_topic_name() for role, topic in topics.items()}
+        self.topics = topics
 
     async def send(self, role: str, key: bytes | None, value: bytes) -> None:
-        await self.app.producer.send(self.names[role], key, value, partition=None, timestamp=None, headers=None)
+        await self.topics[role].send(key=key, value=value)
 
     async def flush(self) -> None:
         await self.app.producer.flush()
