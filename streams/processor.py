@@ -270,11 +270,9 @@ class EventProcessor:
             delivery, event = one
             if self.fault is not None:
                 self.fault(event)
-            entry = touched.get(event.user_id)
-            if entry is None:  # each user's state is read once per batch
-                self.port.enter(delivery)  # table reads, too, go to the current event's partition
-                entry = touched[event.user_id] = Touched(self._load(event.user_id), delivery)
-            entry.delivery = delivery
+            self.port.enter(delivery)  # table reads, too, go to the current event's partition
+            entry = touched.get(event.user_id) or Touched(self._load(event.user_id), delivery)
+            touched[event.user_id], entry.delivery = entry, delivery
             if event.item_id not in self.catalog:
                 deferred = entry.state.defer(delivery.offset)
                 parked += [one] if deferred else []
