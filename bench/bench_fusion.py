@@ -35,7 +35,7 @@ from streamrec.models.fusion import Fusion, default_sources
 from streamrec.models.holdout import feed, interaction, user_sequences
 from streamrec.models.sequence import SequenceConfig, SequenceEncoder
 from streamrec.streams.sources import synthetic_catalog, synthetic_events
-from streamrec.types import WINDOW, UserContext
+from streamrec.types import WINDOW, Item, UserContext
 
 BATCHES = (1, 256)
 K = 10
@@ -58,16 +58,22 @@ def _timed(fn: Callable[[], object], users: int) -> float:
     return 1e3 * best
 
 
-def build(model_dir: Path, n_items: int, n_users: int, n_events: int) -> tuple[Fusion, list[UserContext]]:
-    """A fusion on an untrained artifact, fed the synthetic stream; one context per user."""
-    items = synthetic_catalog(n_items)
+def save_untrained(model_dir: Path, items: Sequence[Item]) -> None:
+    """An untrained transformer artifact for ``items``, with random unit text vectors:
+    a trained one's shapes, so a trained one's cost."""
     rng = np.random.default_rng(0)
-    text = rng.standard_normal((n_items + 1, TEXT_DIM)).astype(np.float32)
+    text = rng.standard_normal((len(items) + 1, TEXT_DIM)).astype(np.float32)
     text /= np.linalg.norm(text, axis=1, keepdims=True)
     text[0] = 0.0  # row 0 is padding
     torch.manual_seed(0)  # the same untrained weights every run: lists comparable across checkouts
-    net = SequenceEncoder(SequenceConfig(n_items=n_items, text_dim=TEXT_DIM, window=WINDOW)).eval()
+    net = SequenceEncoder(SequenceConfig(n_items=len(items), text_dim=TEXT_DIM, window=WINDOW)).eval()
     artifact.save(model_dir, net, [item.item_id for item in items], text, "synthetic")
+
+
+def build(model_dir: Path, n_items: int, n_users: int, n_events: int) -> tuple[Fusion, list[UserContext]]:
+    """A fusion on an untrained artifact, fed the synthetic stream; one context per user."""
+    items = synthetic_catalog(n_items)
+    save_untrained(model_dir, items)
     model = Fusion(default_sources(model_dir))
     seqs = user_sequences(synthetic_events(n_events, n_users, n_items))
     feed(model, seqs, items, WINDOW)

@@ -186,6 +186,7 @@ class UpdateLog(Generic[T]):
     def __init__(self) -> None:
         self._pending: queue.SimpleQueue[T] = queue.SimpleQueue()
         self._log: list[T] = []
+        self._base = 0  # log position of ``_log[0]``: updates before it were forgotten
         self._lock = threading.Lock()
         self.skipped = 0
 
@@ -229,7 +230,23 @@ class UpdateLog(Generic[T]):
         """Updates after position ``cursor`` of the log, and the new cursor."""
         self.refresh()
         with self._lock:
-            return self._log[cursor:], len(self._log)
+            if cursor < self._base:
+                raise ValueError(f"updates before position {self._base} were forgotten (asked from {cursor})")
+            return self._log[cursor - self._base :], self._base + len(self._log)
+
+    def forget_before(self, cursor: int) -> None:
+        """Drop the updates before position ``cursor``, which no follower will ask for
+        again: memory then holds only what arrived since (positions stay absolute).
+
+        >>> log = UpdateLog[int](); log._log = [1, 2, 3]
+        >>> log.forget_before(2); log.updates_since(2)
+        ([3], 3)
+        """
+        with self._lock:
+            drop = min(cursor, self._base + len(self._log)) - self._base
+            if drop > 0:
+                del self._log[:drop]
+                self._base += drop
 
     def behind(self, cursor: int) -> int:
         """Updates a dependant at ``cursor`` has not taken yet: queued and logged after it."""

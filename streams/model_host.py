@@ -34,6 +34,9 @@ class ModelHost:
         self.stats: Counter[str] = Counter()
         self._catalog_cursor = 0
         self._learning_cursor = 0
+        # Only a hot reload replays the learning log (from its start, into the new model):
+        # without one, what the recommender has learned is forgotten, keeping memory bounded.
+        self.replays = uses_artifacts(settings.recommender)
         # The artifact the current recommender was built from (None: none existed).
         self.version = latest_version(settings.model_dir)
 
@@ -44,6 +47,8 @@ class ModelHost:
         self.stats["items"] += catalog_at - self._catalog_cursor
         self.stats["learned"] += learning_at - self._learning_cursor
         self._catalog_cursor, self._learning_cursor = catalog_at, learning_at
+        if not self.replays:
+            self.learning.forget_before(learning_at)
 
     async def reload_if_newer(self) -> bool:
         """Swap in a newer model artifact, if there is one; True if it did.

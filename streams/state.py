@@ -65,11 +65,11 @@ class UserState:
         if event.event_id is not None:
             if event.event_id in self.recent_ids:
                 return False
-            self.recent_ids = [*self.recent_ids[-(RECENT_IDS - 1) :], event.event_id]
-        self.window = [*self.window[-(self.window_size - 1) :], Interaction(event.item_id, event.event_type, event.ts)]
+            _push(self.recent_ids, event.event_id, RECENT_IDS)
+        _push(self.window, Interaction(event.item_id, event.event_type, event.ts), self.window_size)
         self.counts[EVENT_TYPE_INDEX[event.event_type]] += 1
         if event.event_type == "purchase" and event.item_id not in self.purchased:
-            self.purchased = [*self.purchased[-(MAX_PURCHASED - 1) :], event.item_id]
+            _push(self.purchased, event.item_id, MAX_PURCHASED)
         return True
 
     def defer(self, offset: int) -> bool:
@@ -109,4 +109,15 @@ class UserState:
         if not d:
             return cls(window_size)
         window = [Interaction(item, EVENT_TYPES[t], ts) for item, t, ts in d["w"]]
-        return cls(window_size, window, d["c"], d["p"], d["r"], d["o"], d["v"], d.get("d", []))
+        # Copies: `apply` changes them in place, and ``d`` may be what the table holds.
+        return cls(window_size, window, [*d["c"]], [*d["p"]], [*d["r"]], d["o"], d["v"], [*d.get("d", [])])
+
+
+def _push(bounded: list[Any], value: Any, size: int) -> None:
+    """Append ``value`` in place, keeping the newest ``size`` (one event's work: no copy).
+
+    >>> xs = [1, 2, 3]; _push(xs, 4, 3); xs
+    [2, 3, 4]
+    """
+    bounded.append(value)
+    del bounded[:-size]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from streamrec.streams.broadcast import Record, TopicReader
 from streamrec.streams.catalog import Catalog
@@ -61,3 +62,26 @@ def test_forged_learning_records_cannot_hide_later_genuine_ones() -> None:
     learned, _ = log.updates_since(0)
     assert [u.interaction.item_id for u in learned] == ["forged", "i", "i"]
     assert log.skipped == 2 and log.redelivered == 1
+
+
+@pytest.mark.parametrize("recommender, replayable", [("cooccurrence", 0), ("fusion", 3)])
+def test_only_a_host_that_hot_reloads_keeps_the_learned_log(tmp_path, recommender: str, replayable: int) -> None:
+    """Co-occurrence is never rebuilt from the log, so its host forgets what it learned
+    (memory stays bounded); a fusion's host keeps it all, for the model a reload builds."""
+    from streamrec.models.registry import RecommenderOptions, initial_recommender
+    from streamrec.settings import Settings
+    from streamrec.streams.model_host import ModelHost
+
+    settings = Settings.load(env={}, overrides={"data_dir": str(tmp_path), "recommender": recommender})
+    learning = LearningLog()
+    model = initial_recommender("cooccurrence", RecommenderOptions.of(settings))  # what learns is the same
+    host = ModelHost(settings, model, Catalog(), learning)
+    for offset in range(3):
+        learning.on_records(records(encode_batch(0, [(offset, Interaction("i", "view", 1.0), [])])))
+        host.follow()
+    assert host.stats["learned"] == 3 and learning.updates_since(3) == ([], 3)
+    if replayable:
+        assert len(learning.updates_since(0)[0]) == replayable
+    else:
+        with pytest.raises(ValueError, match="forgotten"):
+            learning.updates_since(0)
