@@ -51,11 +51,13 @@ class Proposals:
         lengths = np.array([len(r) for r in ranked], dtype=np.int64)
         group = np.repeat(np.arange(len(ranked)), lengths)
         # zip/chain/map keep the per-proposal work in C: a batch holds ~400 proposals per user.
-        columns = [tuple(zip(*r)) or ((), ()) for r in ranked]
+        columns = [tuple(zip(*r, strict=True)) or ((), ()) for r in ranked]
         ids = list(chain.from_iterable(i for i, _ in columns))
         score = np.fromiter(chain.from_iterable(s for _, s in columns), np.float64, len(ids))
         item_ids = list(dict.fromkeys(ids))
-        item = np.fromiter(map(dict(zip(item_ids, range(len(item_ids)))).__getitem__, ids), np.int64, len(ids))
+        item = np.fromiter(
+            map(dict(zip(item_ids, range(len(item_ids)), strict=True)).__getitem__, ids), np.int64, len(ids)
+        )
         rank = np.arange(len(ids)) - (np.cumsum(lengths) - lengths)[group] + 1
         return cls(group // len(lists), group % len(lists), rank, min_max(score, lengths), item, item_ids)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def test_new_items_are_released_over_time_and_used_only_after(stream: DriftStrea
     t0 = stream.events[0].ts
     later = {i for i, at in stream.released.items() if at > t0}
     assert 0.2 * len(stream.items) < len(later) < 0.6 * len(stream.items)
-    assert len({at for at in stream.released.values()}) > 10  # released at many moments, not once
+    assert len(set(stream.released.values())) > 10  # released at many moments, not once
     assert all(stream.released[e.item_id] <= e.ts for e in stream.events)
     first_use = {}
     for e in stream.events:
@@ -65,7 +66,7 @@ def test_items_come_in_series_that_users_follow(stream: DriftStream) -> None:
     by_user: dict[str, list[int]] = {}
     for e in stream.events:
         by_user.setdefault(e.user_id, []).append(int(e.item_id[1:]))
-    follows = sum(b == a + 1 for seq in by_user.values() for a, b in zip(seq, seq[1:]))
+    follows = sum(b == a + 1 for seq in by_user.values() for a, b in pairwise(seq))
     assert follows > 0.2 * len(stream.events)
 
 

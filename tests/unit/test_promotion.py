@@ -30,7 +30,7 @@ def test_a_better_candidate_and_one_equal_within_noise_are_promoted() -> None:
     live = _scores(200, 1)
     assert judge({u: v + 0.05 for u, v in live.items()}, live).promote
     noise = np.random.default_rng(2).normal(0, 0.05, len(live))
-    equal = {u: v + d - noise.mean() for (u, v), d in zip(live.items(), noise)}
+    equal = {u: v + d - noise.mean() for (u, v), d in zip(live.items(), noise, strict=True)}
     verdict = judge(equal, live)
     assert verdict.promote and verdict.low < 0 < verdict.high
 
