@@ -27,7 +27,7 @@ from itertools import chain, repeat
 
 import numpy as np
 
-from streamrec.models.popularity import Popularity
+from streamrec.models.popularity import ItemScores
 from streamrec.models.trending import DAY_S
 from streamrec.types import EVENT_TYPE_INDEX, EVENT_TYPES, WINDOW, Ranked, UserContext
 
@@ -111,7 +111,7 @@ def user_vectors(users: Sequence[UserContext]) -> np.ndarray:
 
 
 def item_vectors(
-    items: Popularity, first_seen: Mapping[str, float], clock: float | None, item_ids: list[str]
+    items: ItemScores, first_seen: Mapping[str, float], clock: float | None, item_ids: list[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scaled popularity and ``log(1 + age / day)`` per item (age at the newest event ``clock``)."""
     pop = np.log1p(items.live())

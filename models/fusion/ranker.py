@@ -60,13 +60,14 @@ class Fusion(Explanations, Recommender):
         event_weights: Mapping[str, float] | None = None,
         fetch: int = FETCH,
     ) -> None:
-        if not isinstance(sources.get("trending"), Trending):
+        trending = sources.get("trending")
+        if not isinstance(trending, Trending):
             raise ValueError("fusion needs a 'trending' source: it is the fallback for new users")
         self.sources = dict(sources)
         self.weights = weights or FusionWeights.combsum(tuple(self.sources))
         if self.weights.sources != tuple(self.sources):
             raise ValueError(f"weights are for sources {self.weights.sources}, got {tuple(self.sources)}")
-        self.trending: Trending = self.sources["trending"]
+        self.trending = trending
         self.fetch = fetch
         self.popularity = Popularity(dict(EVENT_WEIGHTS if event_weights is None else event_weights))
         self.items = self.popularity.items  # vocab order = first seen: the "newest" fallback order
@@ -155,9 +156,9 @@ class Fusion(Explanations, Recommender):
         out = [*ranked, *trending][:k]
         taken |= {item for item, _ in trending}
         newest = np.arange(len(self.items.vocab), dtype=np.float64)
-        banned = [*self.items.banned(user), *(self.items.vocab.index(i) for i in taken if i in self.items.vocab)]
+        banned = [*self.items.banned(user), *(i for i in self.items.vocab.indices(taken).tolist() if i >= 0)]
         out += [(i, 0.0) for i, _ in top_k(newest, k - len(out), self.items.vocab, banned)] if len(out) < k else []
-        floor = np.minimum.accumulate([s for _, s in out]) if out else []
+        floor = np.minimum.accumulate([s for _, s in out]) if out else np.zeros(0)
         return [(item, float(s)) for (item, _), s in zip(out, floor, strict=True)]
 
 
