@@ -11,12 +11,13 @@ checks the imports; this prints the time they cost).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import click
 
 # Enough runs for a stable median on a shared machine without taking long (~10 s).
 DEFAULT_RUNS = 10
@@ -30,10 +31,10 @@ def wall_s(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS)
-    runs = parser.parse_args().runs
+@click.command()
+@click.option("--runs", type=int, default=DEFAULT_RUNS, show_default=True, help="Runs of each command.")
+def main(runs: int) -> None:
+    """Median wall time of `streamrec --help` and `streamrec --version`."""
     script = str(Path(sys.executable).with_name("streamrec"))
     for command in ([sys.executable, "-m", "streamrec", "--help"], [script, "--version"]):
         times = [wall_s(command) for _ in range(runs)]

@@ -15,13 +15,13 @@ Prints a markdown table; ``--json`` also writes the numbers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
 from collections import Counter
 from collections.abc import Sequence
 
+import click
 import torch
 
 from streamrec.models.base import Recommender
@@ -67,23 +67,23 @@ def lists_of(model: Recommender, contexts: Sequence[UserContext], k: int) -> dic
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--train", action="store_true", help="train the transformer on the split first")
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
+@click.command()
+@click.option("--model-dir", required=True, type=click.Path(file_okay=False), help="Transformer versions folder.")
+@click.option("--train", is_flag=True, help="Train the transformer on the split first.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results here.")
+def main(model_dir: str, train: bool, json_out: str | None) -> None:
+    """The fusion's offline accuracy against its sources and the tail-knob curve (ml-100k)."""
     torch.set_num_threads(1)
     events, items = movielens_events(), movielens_items()
     train_seqs, valid, test = leave_one_out(user_sequences(events))
-    if args.train:
+    if train:
         from streamrec.models.artifact import save
         from streamrec.models.text_encoder import TextEncoder
 
         encoder = TextEncoder()
         trained = train_transformer(train_seqs, valid, items, encoder)
         art = trained.artifact
-        save(args.model_dir, trained.model, art.item_ids, art.item_text, encoder.model_name, art.manifest["metrics"])
+        save(model_dir, trained.model, art.item_ids, art.item_text, encoder.model_name, art.manifest["metrics"])
     catalog = [item.item_id for item in items]
     head = head_items(Counter(e.item_id for evs in train_seqs.values() for e in evs))
     contexts, targets = holdout_contexts(train_seqs, valid, test)
@@ -91,7 +91,7 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
 
     started = time.monotonic()
-    fusion = Fusion(default_sources(args.model_dir))
+    fusion = Fusion(default_sources(model_dir))
     feed(fusion, train_seqs, items)
     fed_s = time.monotonic() - started
     for name, source in fusion.sources.items():
@@ -131,8 +131,8 @@ def main() -> None:
     for name, metrics in results.items():
         print(f"| {name} | " + " | ".join(f"{metrics[c]:.4f}" for c in COLUMNS) + " |")
     coef = dict(zip(feature_names(fusion.weights.sources), fusion.weights.coef.tolist(), strict=True))
-    if args.json:
-        with open(args.json, "w") as out:
+    if json_out:
+        with open(json_out, "w") as out:
             json.dump({"results": results, "fit": fusion.weights.meta, "coef": coef}, out, indent=1)
 
 
