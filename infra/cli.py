@@ -60,6 +60,6 @@ def main(ctx: click.Context, config_file: str | None, broker: str | None) -> Non
 @main.command()
 @click.pass_obj
 def config(settings: Settings) -> None:
-    """Print the effective settings (defaults < file < STREAMREC_* env < flags)."""
-    for name, value in settings.as_env().items():
+    """Print the effective settings (defaults < file < STREAMREC_* env < flags); secrets hidden."""
+    for name, value in settings.as_env(hide_secrets=True).items():
         click.echo(f"{name}={value}")

@@ -19,6 +19,8 @@ from typing import Any
 
 ENV_PREFIX = "STREAMREC_"
 EMBEDDED = "embedded"
+# What `Settings.as_env(hide_secrets=True)` shows instead of a password or an API key.
+HIDDEN = "<hidden>"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Settings:
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""
     kafka_sasl_username: str = ""
-    kafka_sasl_password: str = ""
+    kafka_sasl_password: str = dataclasses.field(default="", repr=False)
     kafka_ssl_cafile: str = ""
     # Idempotent producers (no duplicates from producer retries). Apache Kafka supports
     # them; the embedded broker does not, so it is off unless the deployment turns it on.
@@ -111,9 +113,15 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
-    def as_env(self) -> dict[str, str]:
-        """Environment that reproduces these settings in a child process."""
-        return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+    def as_env(self, hide_secrets: bool = False) -> dict[str, str]:
+        """Environment that reproduces these settings in a child process; with ``hide_secrets``
+        the secret fields (declared ``repr=False``) read `HIDDEN` when set, for printing."""
+        return {
+            ENV_PREFIX + f.name.upper(): HIDDEN
+            if hide_secrets and not f.repr and getattr(self, f.name)
+            else str(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
 
     @classmethod
     def load(

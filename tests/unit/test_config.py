@@ -23,3 +23,15 @@ def test_as_env_reproduces_the_settings() -> None:
     settings = Settings.load(env={}, overrides={"broker": "kafka://h:1", "batch_window_s": 0.5})
     assert Settings.load(env=settings.as_env()) == settings
     assert settings.bootstrap_servers == "h:1"
+
+
+def test_config_command_hides_secrets_but_children_get_them() -> None:
+    from click.testing import CliRunner
+
+    from streamrec.infra.cli import main
+
+    env = {"STREAMREC_HTTP_API_KEYS": "k" * 20, "STREAMREC_KAFKA_SASL_PASSWORD": "pw-123"}
+    printed = CliRunner().invoke(main, ["config"], env=env).output
+    assert "k" * 20 not in printed and "pw-123" not in printed
+    assert "STREAMREC_KAFKA_SASL_PASSWORD=<hidden>" in printed
+    assert Settings.load(env=env).as_env()["STREAMREC_KAFKA_SASL_PASSWORD"] == "pw-123"
