@@ -170,13 +170,17 @@ def _scored_replay(
     def released() -> tuple[dict[str, int], float]:
         return {p.user_id: p.ordinal for p in produced}, produced[-1].ts
 
+    def pause(n: int) -> None:
+        if trainer is not None and n < len(cut.scored):  # after the last event a round would score nothing
+            trainer.pause(book, released, n)
+
     console.print(
         f"scored replay: {len(cut.scored)} events, {config.in_flight} in flight, lookahead {config.lookahead}"
     )
     t0 = time.monotonic()
     ordered = gate.order(cut.scored)
     if trainer is not None and config.retrain_every > 0:
-        ordered = pausing(ordered, config.retrain_every, lambda n: trainer.pause(book, released, n))
+        ordered = pausing(ordered, config.retrain_every, pause)
     replay(ordered, settings, Pacer(config.rate), total=len(cut.scored), on_sent=sent)
     book.wait_for({p.user_id: p.ordinal for p in produced}, STALL_TIMEOUT_S)
     scored_s = time.monotonic() - t0

@@ -147,18 +147,27 @@ def over_time_charts(rows_by_name: Mapping[str, Sequence[Mapping[str, float]]], 
 RETRAINING_COLUMNS = ("recommender", "at_event", "day", "kind", "version", "promoted", "reason", "seconds", "cpu_s")
 
 
-def retraining_table(rounds: Sequence[Mapping[str, Any]], over_time: Mapping[str, Sequence[Mapping[str, float]]]) -> str:
+def retraining_table(
+    rounds: Sequence[Mapping[str, Any]], over_time: Mapping[str, Sequence[Mapping[str, float]]]
+) -> str:
     """The trainer rounds of ``+retrain`` runs; ``day`` places each on the over-time charts' axis."""
     if not rounds:
         return "<p>no retraining (run with --retrain-every N)</p>"
     origin = min((row["start_ts"] for rows in over_time.values() for row in rows), default=0.0)
     head = "".join(f"<th>{c}</th>" for c in RETRAINING_COLUMNS)
-    cells = {"day": lambda r: (r["at_ts"] - origin) / 86400, "promoted": lambda r: "yes" if r["promoted"] else "no"}
     body = "".join(
-        "<tr>" + "".join(f"<td>{fmt(cells.get(c, lambda r: r[c] or '–')(r), c)}</td>" for c in RETRAINING_COLUMNS) + "</tr>"
+        "<tr>" + "".join(f"<td>{fmt(_round_cell(r, c, origin), c)}</td>" for c in RETRAINING_COLUMNS) + "</tr>"
         for r in rounds
     )
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _round_cell(entry: Mapping[str, Any], column: str, origin: float) -> object:
+    if column == "day":
+        return (entry["at_ts"] - origin) / 86400
+    if column == "promoted":
+        return "yes" if entry["promoted"] else "no"
+    return "–" if entry[column] is None else entry[column]
 
 
 def cumulative(shares: Sequence[float]) -> list[tuple[float, float]]:

@@ -103,8 +103,16 @@ class Retraining:
         v = decision.verdict
         self.rounds.append(
             Round(
-                self.name, at_event, at_ts, decision.kind, decision.version, v.promote, v.reason,
-                round(seconds, 2), round(cpu_s, 2), round(reload_s, 2),
+                self.name,
+                at_event,
+                at_ts,
+                decision.kind,
+                decision.version,
+                v.promote,
+                v.reason,
+                round(seconds, 2),
+                round(cpu_s, 2),
+                round(reload_s, 2),
             )
         )
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import orjson
 
 from streamrec.settings import Settings
-from streamrec.streams.drift import DriftStream, drift_stream
 from streamrec.streams.contracts import InvalidEvent, encode_event, encode_item, parse_event, parse_item, validate_event
+from streamrec.streams.drift import DriftStream, drift_stream
 from streamrec.types import EVENT_TYPES, Event, Item
 
 RATING_TO_EVENT = {5: "purchase", 4: "click", 3: "view", 2: "view", 1: "view"}

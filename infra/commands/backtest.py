@@ -8,8 +8,8 @@ import click
 from rich.table import Table
 
 from streamrec.infra import backtest, report
-from streamrec.infra.retraining import SUFFIX
 from streamrec.infra.commands.options import RECOMMENDERS_HELP, check_recommenders, log_source
+from streamrec.infra.retraining import SUFFIX
 from streamrec.settings import Settings
 from streamrec.streams.sources import DATASETS, LogSource
 

@@ -87,12 +87,14 @@ def replay_command(
 @click.command()
 @click.option("--workers", default=1, show_default=True)
 @recommender_option
+@click.option("--no-trainer", is_flag=True, help="Do not start the continual trainer (also: trainer_enabled=0).")
 @click.pass_obj
-def up(settings: Settings, workers: int, recommender: str | None) -> None:
-    """Start broker, workers and HTTP server, and keep them running until Ctrl-C."""
+def up(settings: Settings, workers: int, recommender: str | None, no_trainer: bool) -> None:
+    """Start broker, workers, HTTP server and continual trainer, and keep them running until Ctrl-C."""
     logging.basicConfig(level=logging.INFO)
     settings = settings.with_(recommender=recommender or settings.recommender)
-    with Stack(settings, workers=workers, serve=True) as stack:
+    trainer = bool(settings.trainer_enabled) and not no_trainer
+    with Stack(settings, workers=workers, serve=True, trainer=trainer) as stack:
         click.echo(f"broker {stack.settings.broker}  http {stack.http_url}  logs {stack.log_dir}")
         click.echo("feed it: streamrec items load --dataset ml-100k && streamrec replay --dataset ml-100k --rate 500")
         try:

@@ -17,7 +17,7 @@ import torch
 from streamrec.infra.commands.trainer import Intake
 from streamrec.models import continual
 from streamrec.models.artifact import load_latest
-from streamrec.models.fusion.weights import WEIGHTS_FILE
+from streamrec.models.fusion.weights import WEIGHTS_FILE, FusionWeights
 from streamrec.models.online_eval import UserWindows
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.trainer import FULL, WARM, Trainer, TrainerConfig
@@ -74,7 +74,8 @@ def test_a_warm_start_round_is_judged_on_newer_events_and_promoted(first: Traine
     saved = load_latest(first.model_dir)
     assert saved.metrics["gate_users"] == decision.verdict.users
     assert len(saved.item_ids) >= len(_released(stream, 3000))  # the vocabulary grew with the catalog
-    assert (saved.path / WEIGHTS_FILE).read_text() == '{"fitted": "for the live model"}'  # carried over
+    fusion = FusionWeights.load(saved.path)  # refitted for the candidate, inside its version
+    assert fusion is not None and fusion.meta["fitted"] and "transformer" in fusion.sources
 
 
 def test_a_degraded_candidate_is_refused_and_nothing_is_written(first: Trainer, stream: DriftStream) -> None:
