@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 
 import click
-from bench_pipeline import ITEMS, USERS, run_phase
+from bench_pipeline import ITEMS, USERS, run_phase  # type: ignore[import-not-found]  # a script beside this one
 from rich.console import Console
 from rich.table import Table
 
 from streamrec.infra.broker import free_port
 from streamrec.infra.stack import Stack
 from streamrec.settings import Settings
+from streamrec.streams.freshness import Freshness
 from streamrec.streams.replay import produce_items
 from streamrec.streams.sources import synthetic_catalog, synthetic_events
 
@@ -69,7 +70,7 @@ def one_round(model_dir: str, history: int, results: mp.Queue) -> None:
     results.put((time.monotonic() - started, time.process_time() - cpu, decision.kind, decision.verdict.reason))
 
 
-def phase_row(name: str, fresh, wall: float, n: int) -> dict:
+def phase_row(name: str, fresh: Freshness, wall: float, n: int) -> dict:
     p = fresh.percentiles_ms()
     return {"phase": name, "p50_ms": p["p50"], "p99_ms": p["p99"], "events_per_s": n / wall, "wall_s": wall}
 
@@ -89,11 +90,13 @@ def main(events: int, rate: float, history: int) -> None:
             produce_items(synthetic_catalog(ITEMS), stack.settings)
             time.sleep(1.0)
             run_phase(stack, 500, rate, seed=0, models=set())  # warm-up: caches, connections, model
-            alone = phase_row("no round", *run_phase(stack, events, rate, seed=1, models=set()), events)
+            fresh, wall = run_phase(stack, events, rate, seed=1, models=set())
+            alone = phase_row("no round", fresh, wall, events)
             results: mp.Queue = mp.get_context("spawn").Queue()
             child = mp.get_context("spawn").Process(target=one_round, args=(str(model_dir), history, results))
             child.start()
-            during = phase_row("round running", *run_phase(stack, events, rate, seed=2, models=set()), events)
+            fresh, wall = run_phase(stack, events, rate, seed=2, models=set())
+            during = phase_row("round running", fresh, wall, events)
             round_s, round_cpu_s, kind, reason = results.get()
             child.join()
     table = Table(title=f"trainer cost: 1 worker (transformer), {rate:g} ev/s, {events} events per phase")

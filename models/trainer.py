@@ -125,8 +125,8 @@ def run_round(
     if kind == WARM and candidate.metrics["best_epoch"] == 0 and not config.degrade:
         return Decision(kind, candidate, Verdict(False, "nothing learned: no epoch beat the live weights", 0))
     models = (candidate.artifact(encoder.model_name), live)
-    scores = [_held_out_ndcg(model, events, cut, items, encoder, config) for model in models]
-    return Decision(kind, candidate, promotion.judge(*scores, min_users=config.min_users))
+    ndcg, live_ndcg = (_held_out_ndcg(model, events, cut, items, encoder, config) for model in models)
+    return Decision(kind, candidate, promotion.judge(ndcg, live_ndcg, min_users=config.min_users))
 
 
 def save(
