@@ -51,7 +51,9 @@ LINTED ?= infra/backtest.py infra/backtest_report.py infra/gating.py infra/repor
 	bench/bench_pipeline.py tests/conftest.py tests/topics.py tests/modules.py tests/backtest_reports.py \
 	tests/unit/test_report.py tests/unit/test_sources.py tests/unit/test_config.py tests/unit/test_deployment.py \
 	tests/unit/test_packaging.py tests/integration/test_backtest.py \
-	tests/e2e/test_models_cli.py tests/e2e/test_report_browser.py
+	tests/e2e/test_models_cli.py tests/e2e/test_report_browser.py \
+	streams/metrics.py serving/dashboard.py tests/traffic.py tests/browser.py tests/e2e/test_dashboard.py \
+	tests/integration/test_metrics.py tests/unit/test_observability.py
 # mypy does not know setuptools' package-dir mapping: it checks the folders through a tree
 # of links laid out as installed (streamrec/{models,streams,serving,infra}).
 MYPY_ROOT := .cache/mypy-root

@@ -18,7 +18,7 @@ from types import TracebackType
 
 import httpx
 
-from streamrec.infra.broker import EmbeddedBroker, create_topics, wipe_state
+from streamrec.infra.broker import EmbeddedBroker, create_topics, free_port, wipe_state
 from streamrec.settings import EMBEDDED, Settings
 from streamrec.streams.topics import topic_partitions
 from streamrec.streams.workdir import ready_marker
@@ -63,6 +63,8 @@ class Stack:
         self.broker: EmbeddedBroker | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.log_dir = Path(settings.data_dir) / "logs"
+        # Worker name -> its metrics port, kept across restarts of that worker.
+        self.metrics_ports: dict[str, int] = {}
 
     def start(self) -> Stack:
         try:
@@ -95,12 +97,44 @@ class Stack:
     def http_url(self) -> str:
         return f"http://{self.settings.http_host}:{self.settings.http_port}"
 
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        """Worker name -> its Prometheus endpoint."""
+        return {
+            name: f"http://{self.settings.metrics_host}:{port}/metrics" for name, port in self.metrics_ports.items()
+        }
+
+    def urls(self) -> list[str]:
+        """What this stack serves, one ``what: where`` line each (`streamrec up` prints them)."""
+        lines = [f"kafka bootstrap: {self.settings.bootstrap_servers}"]
+        if self.serve:
+            lines += [
+                f"http api: {self.http_url}/v1",
+                f"dashboard: {self.http_url}/dashboard",
+                f"server metrics: {self.http_url}/metrics",
+                f"health: {self.http_url}/healthz",
+            ]
+        return lines + [f"{name} metrics: {url}" for name, url in self.metrics_urls.items()]
+
     def start_worker(self, name: str) -> None:
         ready_marker(self.settings.data_dir, name).unlink(missing_ok=True)
-        self._spawn(name, ["worker", "--name", name])
+        self._spawn(name, ["worker", "--name", name], {"metrics_port": self._metrics_port(name)})
+
+    def _metrics_port(self, name: str) -> int:
+        """A free port per worker, kept across its restarts (0 if metrics are off).
+
+        Not metrics_port + i: several stacks start at once on one machine (tests), and a
+        worker takes seconds to bind, so a port seen free may be another stack's by then.
+        """
+        if not self.settings.metrics_port:
+            return 0
+        if name not in self.metrics_ports:
+            self.metrics_ports[name] = free_port()
+        return self.metrics_ports[name]
 
     def start_server(self) -> None:
-        self._spawn("server", ["serve"])
+        urls = self.settings.worker_metrics_urls or ",".join(self.metrics_urls.values())
+        self._spawn("server", ["serve"], {"worker_metrics_urls": urls})
         deadline = time.monotonic() + SERVER_READY_TIMEOUT_S
         while time.monotonic() < deadline:
             self._check_alive("server")
@@ -157,8 +191,9 @@ class Stack:
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.stop()
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        env = {**os.environ, **self.settings.as_env(), "PYTHONUNBUFFERED": "1"}
+    def _spawn(self, name: str, args: list[str], settings: dict[str, object] | None = None) -> None:
+        """Start ``streamrec ARGS`` with the stack's settings, changed by ``settings``."""
+        env = {**os.environ, **self.settings.with_(**(settings or {})).as_env(), "PYTHONUNBUFFERED": "1"}
         log = open(self.log_dir / f"{name}.log", "ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "streamrec", *args], env=env, stdout=log, stderr=subprocess.STDOUT

@@ -9,6 +9,8 @@
 - ``GET /v1/items/{item_id}/similar?k=10``: items the model places near this one
 - ``GET /healthz`` (200 when every topic reader is alive and caught up, else 503),
   ``GET /metrics`` (Prometheus text); both open, ``/v1/*`` needs an API key if any is set
+- ``GET /dashboard`` (open: a static page) polls ``GET /v1/dashboard/stats?user=u1``
+  (`streamrec.serving.dashboard`)
 
 Every input gets a 2xx or 4xx answer; every error has one shape (`streamrec.serving.errors`).
 Bodies are bounded by ``http_max_body_bytes`` while they are read (413), before any parsing.
@@ -16,17 +18,20 @@ Bodies are bounded by ``http_max_body_bytes`` while they are read (413), before 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from importlib import resources
 from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from fastapi.responses import HTMLResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamrec.serving import errors
 from streamrec.serving.auth import ApiKeyAuth, api_keys, check_exposure
+from streamrec.serving.dashboard import Dashboard, Fetch, Watch, fetch_text, watch_topics
 from streamrec.serving.errors import ApiError, ErrorBody
 from streamrec.serving.intake import Intake, Outcome
 from streamrec.serving.limits import BodyLimit
@@ -47,9 +52,12 @@ from streamrec.settings import Settings
 from streamrec.streams.broadcast import TopicReader
 from streamrec.streams.catalog import Catalog
 from streamrec.streams.contracts import EventMessage, InvalidEvent, RecommendedItem, validate_event
+from streamrec.streams.metrics import ServerMetrics
 from streamrec.types import Event
 
 MAX_K = 100
+# One page, no build step: its script and styles are inline; no CDN (it may have no internet).
+DASHBOARD_PAGE = resources.files("streamrec.serving").joinpath("dashboard.html").read_text()
 # Seconds a client should wait before retrying an unacknowledged event.
 RETRY_AFTER_S = 1
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -93,31 +101,23 @@ def reader_problem(reader: Reader) -> str | None:
     return None if reader.caught_up else "catching up"
 
 
-class Metrics:
-    """Prometheus collectors of one server."""
-
-    def __init__(self, lists: LatestLists) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter("streamrec_http_requests", "HTTP requests", ["route", "status"], registry=self.registry)
-        self.events = Counter("streamrec_events_received", "Events posted", ["outcome"], registry=self.registry)
-        gauges = {
-            "streamrec_users_with_lists": ("Users with a list", lambda: len(lists)),
-            "streamrec_lists_consumed": ("Lists read from the topic", lambda: lists.consumed),
-            "streamrec_lists_malformed": ("Lists skipped as invalid", lambda: lists.malformed),
-        }
-        for name, (doc, value) in gauges.items():
-            Gauge(name, doc, registry=self.registry).set_function(value)
-
-
 def create_app(
-    settings: Settings, make_intake: Callable[[Settings], Publisher] = Intake, follow: Follow = follow_topics
+    settings: Settings,
+    make_intake: Callable[[Settings], Publisher] = Intake,
+    follow: Follow = follow_topics,
+    watch: Watch = watch_topics,
+    fetch: Fetch = fetch_text,
 ) -> FastAPI:
-    """The ASGI app; refuses (`InsecureServer`) to expose an open API on a reachable host."""
+    """The ASGI app; refuses (`InsecureServer`) to expose an open API on a reachable host.
+
+    ``watch`` starts the dashboard's topic readers, ``fetch`` reads a worker's metrics page.
+    """
     keys = api_keys(settings)
     check_exposure(settings, keys)
     lists, catalog = LatestLists(), Catalog()
     semantic = SemanticIndex(settings, catalog)
-    metrics = Metrics(lists)
+    metrics = ServerMetrics(lists)
+    dashboard = Dashboard(settings, lambda: _catalog_size(catalog), watch, fetch)
     running: dict[str, Any] = {"readers": []}
 
     @asynccontextmanager
@@ -127,6 +127,7 @@ def create_app(
         yield
         for reader in running["readers"]:
             reader.stop()
+        dashboard.stop()
         running["intake"].close()
 
     app = FastAPI(title="streamrec", lifespan=lifespan)
@@ -138,9 +139,10 @@ def create_app(
 
     @app.middleware("http")
     async def count(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")
-        metrics.requests.labels(route.path if route else "unmatched", str(response.status_code)).inc()
+        metrics.answered(route.path if route else "unmatched", response.status_code, time.perf_counter() - started)
         return response
 
     async def publish(events: list[Event]) -> list[Outcome]:
@@ -156,6 +158,7 @@ def create_app(
         message = lists.get(user_id)
         if message is None:
             raise ApiError(404, "not_found", f"no recommendations for user {user_id!r} yet")
+        metrics.list_age.observe(max(0.0, time.time() - message.generated_at))
         entries = message.items
         if category:
             entries = [e for e in entries if _in_category(catalog, e.item_id, category)]
@@ -220,6 +223,14 @@ def create_app(
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/dashboard", response_class=HTMLResponse)
+    def dashboard_page() -> HTMLResponse:
+        return HTMLResponse(DASHBOARD_PAGE)
+
+    @app.get("/v1/dashboard/stats", responses=ERRORS)
+    def dashboard_stats(user: str | None = Query(None, min_length=1, max_length=200)) -> dict[str, Any]:
+        return dashboard.stats(user)
+
     return app
 
 
@@ -255,6 +266,11 @@ def _titled(catalog: Catalog, entries: Sequence[RecommendedItem] | list[tuple[st
     catalog.refresh()
     items = [e if isinstance(e, RecommendedItem) else RecommendedItem(item_id=e[0], score=round(float(e[1]), 6)) for e in entries]
     return [ServedItem(**dict(item), title=catalog.title(item.item_id)) for item in items]
+
+
+def _catalog_size(catalog: Catalog) -> int:
+    catalog.refresh()
+    return len(catalog)
 
 
 def _in_category(catalog: Catalog, item_id: str, category: str) -> bool:

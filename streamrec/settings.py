@@ -106,6 +106,13 @@ class Settings:
     # its first event may still be in flight to the worker's catalog reader.
     max_parked: int = 10_000
     park_s: float = 5.0
+    # Prometheus endpoint of a worker (GET /metrics), loopback by default; 0 = no endpoint.
+    # A local `Stack` gives each of its workers a free port instead (`streamrec up` prints them).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9400
+    # The workers' metrics endpoints the HTTP server reads for /dashboard, comma-separated
+    # (``http://127.0.0.1:9400/metrics,...``); `Stack` sets it for the server it starts.
+    worker_metrics_urls: str = ""
 
     @property
     def bootstrap_servers(self) -> str:

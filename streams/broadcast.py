@@ -231,6 +231,11 @@ class UpdateLog(Generic[T]):
         with self._lock:
             return self._log[cursor:], len(self._log)
 
+    def behind(self, cursor: int) -> int:
+        """Updates a dependant at ``cursor`` has not taken yet: queued and logged after it."""
+        with self._lock:
+            return self._pending.qsize() + len(self._log) - cursor
+
     def follow(self, bootstrap: str, topic: str, name: str) -> TopicReader:
         """Start tailing ``topic`` into this log."""
         return TopicReader(bootstrap, topic, self.on_records, name=name).start()

@@ -10,6 +10,7 @@ patched here, so an upgrade that changes them fails a fast test, not a running w
 - `hold` / `settle`: ``take_events`` acks every event of a batch once the loop body
   returns *or raises*, and Faust commits every contiguously acked offset. Holding an
   extra reference keeps an event uncommitted until streamrec is done with it.
+- `consumer_lags`: Faust keeps the last offset it read per partition in a private map.
 - `guard_fetch_holes`: Faust asks aiokafka for the records of its *live* set of active
   partitions, which table recovery empties for a moment, and aiokafka reads an empty
   set as "all partitions"; Faust then drops the records of partitions not active (also
@@ -73,6 +74,24 @@ def hold(event: EventT) -> None:
 def settle(event: EventT) -> None:
     """Release a `hold`: the offset may now be committed (once all before it are)."""
     event.ack()
+
+
+def consumer_lags(app: Any, topic: str) -> dict[int, int]:
+    """Records not read yet per partition of ``topic`` assigned to ``app``: the highwater
+    aiokafka last fetched minus (Faust's last read offset + 1). Called from the metrics
+    thread, so a rebalance under way gives an empty answer rather than an error."""
+    try:
+        consumer = app.consumer
+        read = consumer._read_offset
+        highwaters = {tp: consumer.highwater(tp) for tp in consumer.assignment() if tp.topic == topic}
+    except Exception:
+        return {}
+    return {tp.partition: max(0, hw - _next(read.get(tp))) for tp, hw in highwaters.items() if hw is not None}
+
+
+def _next(last_read: int | None) -> int:
+    """The offset after ``last_read`` (nothing read yet: count from the start)."""
+    return 0 if last_read is None else last_read + 1
 
 
 def guard_fetch_holes() -> None:

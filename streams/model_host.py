@@ -63,6 +63,10 @@ class ModelHost:
         self.stats["model_reloads"] += 1
         return True
 
+    def learning_lag(self) -> int:
+        """Learning-log entries read but not yet handed to the current model."""
+        return self.learning.behind(self._learning_cursor)
+
     def _fresh_model(self) -> tuple[Recommender, int, int]:
         """A new recommender brought up to the whole catalog and learning log (off the loop)."""
         recommender = make_recommender(self.settings.recommender, RecommenderOptions.of(self.settings))

@@ -34,6 +34,7 @@ from streamrec.streams.contracts import InvalidEvent, dead_letter, parse_event, 
 from streamrec.streams.kafka import PARTITIONER, partition_for
 from streamrec.streams.learning import CONTEXT as LEARNING_CONTEXT
 from streamrec.streams.learning import Entry, encode_batch
+from streamrec.streams.metrics import WorkerMetrics
 from streamrec.streams.model_host import ModelHost
 from streamrec.streams.parking import ParkingLot
 from streamrec.streams.state import UserState
@@ -52,6 +53,8 @@ class Delivery:
     partition: int
     offset: int
     handle: Any = field(default=None, compare=False)
+    # Its Kafka timestamp (s): when it was produced, where freshness is measured from.
+    timestamp: float | None = field(default=None, compare=False)
 
     @property
     def where(self) -> str:
@@ -121,6 +124,7 @@ class Touched:
     state: UserState
     delivery: Delivery
     event: Event | None = None
+    produced: list[float | None] = field(default_factory=list)  # timestamps of the events applied
 
 
 class EventProcessor:
@@ -133,6 +137,7 @@ class EventProcessor:
         users: MutableMapping[str, Any],
         port: Port,
         fault: Fault | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.host = host
@@ -140,6 +145,7 @@ class EventProcessor:
         self.users = users  # user_id -> UserState.to_dict()
         self.port = port
         self.fault = fault
+        self.metrics = metrics or WorkerMetrics()
         self.parking: ParkingLot[Accepted] = ParkingLot(settings.max_parked, settings.park_s)
         self.stats: Counter[str] = Counter()
         self._items_cursor = 0
@@ -273,6 +279,7 @@ class EventProcessor:
                 continue
             counts["applied"] += 1
             entry.event = event
+            entry.produced.append(delivery.timestamp)
             interaction = Interaction(event.item_id, event.event_type, event.ts)
             applied.setdefault(delivery.partition, []).append((delivery.offset, interaction, before))
         await self._publish(touched)
@@ -303,6 +310,7 @@ class EventProcessor:
 
     async def _dead_letter(self, delivery: Delivery, reason: str, settle: bool = True) -> None:
         self.stats["dead_lettered"] += 1
+        self.metrics.dead_lettered(reason)
         letter = dead_letter(delivery.value, reason, delivery.where)
         if len(letter) > MAX_LETTER_BYTES:  # `dead_letter` should bound it; a record too big to send would stop us
             kept = delivery.value[: MAX_LETTER_BYTES // JSON_GROWTH]
@@ -340,4 +348,5 @@ class EventProcessor:
                 user_id, items, event, recommender.version, touched[user_id].state.events, now, why
             )
             await self.port.send("recommendations", user_id.encode(), message)
+            self.metrics.published(touched[user_id].produced, now)
         self.stats["lists_out"] += len(users)

@@ -19,8 +19,16 @@ from faust.types import EventT
 from streamrec.models.registry import RecommenderOptions, initial_recommender
 from streamrec.settings import Settings
 from streamrec.streams.catalog import Catalog
-from streamrec.streams.faust_compat import guard_fetch_holes, hold, set_current_event, settle, use_fetch_wait
+from streamrec.streams.faust_compat import (
+    consumer_lags,
+    guard_fetch_holes,
+    hold,
+    set_current_event,
+    settle,
+    use_fetch_wait,
+)
 from streamrec.streams.learning import LearningLog
+from streamrec.streams.metrics import WorkerMetrics
 from streamrec.streams.model_host import ModelHost
 from streamrec.streams.processor import Delivery, EventProcessor, fault_injector
 from streamrec.streams.topics import topic_specs
@@ -89,7 +97,9 @@ def create_app(settings: Settings, worker_name: str) -> faust.App:
 def delivery(event: EventT) -> Delivery:
     """The processor's view of a Faust event (a null value reads as empty bytes)."""
     message = event.message
-    return Delivery(event.key, event.value or b"", message.topic, message.partition, message.offset, event)
+    return Delivery(
+        event.key, event.value or b"", message.topic, message.partition, message.offset, event, message.timestamp
+    )
 
 
 async def or_exit(work: Any) -> None:
@@ -114,7 +124,16 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
     }
     users = app.Table(USERS_TABLE, partitions=settings.partitions)  # user_id -> UserState.to_dict()
     fault = fault_injector(os.environ.get(FAULT_ENV, ""))
-    processor = EventProcessor(settings, host, users, FaustPort(app, topics), fault)
+    metrics = WorkerMetrics()
+    processor = EventProcessor(settings, host, users, FaustPort(app, topics), fault, metrics)
+    metrics.watch(
+        [processor.stats, host.stats],
+        parked=lambda: len(processor.parking),
+        learning_lag=host.learning_lag,
+        lags=lambda: consumer_lags(app, settings.topic_events),
+        trusted=bool(settings.recovery_check),  # on only where the broker's end offsets are right
+    )
+    metrics.model_swapped(host.recommender.version, host.version)
 
     @app.agent(topics["events"])
     async def process(stream: faust.StreamT) -> None:
@@ -122,7 +141,8 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
         async for batch in stream.take_events(settings.batch_max, settings.batch_window_s):  # type: ignore[attr-defined]
             for event in batch:
                 hold(event)  # committed when the processor settles it, not when the loop moves on
-            await or_exit(processor.handle([delivery(event) for event in batch]))
+            with metrics.batch(len(batch)):
+                await or_exit(processor.handle([delivery(event) for event in batch]))
 
     @app.timer(PARK_CHECK_S)
     async def parked() -> None:
@@ -134,7 +154,8 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
 
     @app.timer(MODEL_POLL_S)
     async def hot_reload() -> None:
-        await host.reload_if_newer()
+        if await host.reload_if_newer():
+            metrics.model_swapped(host.recommender.version, host.version)
 
     # Faust's receivers also get `signal=`, which `**_` takes; its type stub wants it named.
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -163,7 +184,9 @@ def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
         settings, initial_recommender(settings.recommender, RecommenderOptions.of(settings)), catalog, learning
     )
     host.follow()
-    app, _ = build(settings, worker_name, host)
+    app, processor = build(settings, worker_name, host)
+    if settings.metrics_port:
+        processor.metrics.serve(settings.metrics_port, settings.metrics_host)
     ready_marker(settings.data_dir, worker_name).parent.mkdir(parents=True, exist_ok=True)
     ready_marker(settings.data_dir, worker_name).unlink(missing_ok=True)
     try:

@@ -95,7 +95,8 @@ def up(settings: Settings, workers: int, recommender: str | None, no_trainer: bo
     settings = settings.with_(recommender=recommender or settings.recommender)
     trainer = bool(settings.trainer_enabled) and not no_trainer
     with Stack(settings, workers=workers, serve=True, trainer=trainer) as stack:
-        click.echo(f"broker {stack.settings.broker}  http {stack.http_url}  logs {stack.log_dir}")
+        for line in [*stack.urls(), f"logs: {stack.log_dir}"]:
+            click.echo(line)
         click.echo("feed it: streamrec items load --dataset ml-100k && streamrec replay --dataset ml-100k --rate 500")
         try:
             while True:

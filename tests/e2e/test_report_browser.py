@@ -11,15 +11,8 @@ import pytest
 
 from streamrec.infra import report
 from tests.backtest_reports import built_report
+from tests.browser import CHROMIUM_FLAGS
 
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-)
 # One Chromium run (DOM dump or screenshot) on a busy machine; the test makes two.
 CHROMIUM_RUN_S = 120.0
 

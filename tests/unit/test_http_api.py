@@ -236,7 +236,7 @@ def test_malformed_lists_are_skipped_counted_and_never_served(server: Server) ->
     for user in ("u2", "u3", "['u2']"):
         assert server.client.get(f"/v1/users/{user}/recommendations").status_code == 404
     assert server.client.get("/healthz").json()["lists_malformed"] == 7
-    assert "streamrec_lists_malformed 7.0" in server.client.get("/metrics").text
+    assert "streamrec_lists_malformed_total 7.0" in server.client.get("/metrics").text
 
 
 def test_a_list_is_served_titled_with_plain_text_reasons(server: Server) -> None:

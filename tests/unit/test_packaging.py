@@ -69,6 +69,7 @@ def test_the_wheel_holds_streamrec_and_its_metadata_only(wheel: Path) -> None:
     for layer in ("models", "streams", "serving", "infra", "infra/commands"):
         assert f"streamrec/{layer}/__init__.py" in names, layer
     assert "streamrec/infra/report_template.html" in names
+    assert "streamrec/serving/dashboard.html" in names
 
 
 def test_the_installed_distribution_provides_no_other_top_level_name() -> None:
