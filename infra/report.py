@@ -156,7 +156,9 @@ def retraining_table(
     origin = min((row["start_ts"] for rows in over_time.values() for row in rows), default=0.0)
     head = "".join(f"<th>{c}</th>" for c in RETRAINING_COLUMNS)
     body = "".join(
-        "<tr>" + "".join(f"<td>{fmt(_round_cell(r, c, origin), c)}</td>" for c in RETRAINING_COLUMNS) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{fmt(_round_cell(r, c, origin), c.replace('seconds', '_s'))}</td>" for c in RETRAINING_COLUMNS)
+        + "</tr>"
         for r in rounds
     )
     return f"<table><tr>{head}</tr>{body}</table>"
