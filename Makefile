@@ -52,8 +52,19 @@ LINTED ?= infra/backtest.py infra/backtest_report.py infra/gating.py infra/repor
 	tests/unit/test_report.py tests/unit/test_sources.py tests/unit/test_config.py tests/unit/test_deployment.py \
 	tests/unit/test_packaging.py tests/integration/test_backtest.py \
 	tests/e2e/test_models_cli.py tests/e2e/test_report_browser.py \
-	streams/metrics.py serving/dashboard.py tests/traffic.py tests/browser.py tests/e2e/test_dashboard.py \
-	tests/integration/test_metrics.py tests/unit/test_observability.py
+	streams/metrics.py serving/dashboard.py tests/traffic.py tests/browser.py tests/e2e/test_dashboard_browser.py \
+	tests/integration/test_metrics_scrape.py tests/unit/test_observability.py \
+	models/__init__.py models/artifact.py models/base.py models/checks.py models/content.py \
+	models/cooccurrence.py models/evaluation.py models/holdout.py models/metrics.py models/popularity.py \
+	models/prequential.py models/registry.py models/rerank.py models/retrieval.py models/sequence.py \
+	models/text_encoder.py models/training.py models/transformer.py models/trending.py models/versions.py \
+	models/fusion/explanations.py models/fusion/weights.py serving/semantic.py serving/errors.py \
+	infra/commands/models.py infra/commands/trainer.py streams/drift.py streams/model_host.py \
+	tests/unit/test_fusion.py tests/unit/test_recommenders.py tests/unit/test_sequence_model.py \
+	tests/unit/test_transformer_recommender.py tests/unit/test_retrieval.py tests/unit/test_prequential.py \
+	tests/unit/test_evaluation_protocol.py tests/unit/test_train_cli.py tests/unit/test_conformance.py \
+	tests/unit/test_doctests.py tests/unit/test_layers.py tests/integration/test_model_reload.py \
+	tests/e2e/test_fusion_offline.py tests/published.py
 # mypy does not know setuptools' package-dir mapping: it checks the folders through a tree
 # of links laid out as installed (streamrec/{models,streams,serving,infra}).
 MYPY_ROOT := .cache/mypy-root

@@ -121,4 +121,4 @@ def top_k(scores: np.ndarray, k: int, vocab: ItemVocab, banned: Iterable[int]) -
         return []
     idx = np.argpartition(-scores, k - 1)[:k]
     idx = idx[np.lexsort((idx, -scores[idx]))]  # ties: the older item first, deterministically
-    return list(zip(map(vocab.ids.__getitem__, idx.tolist()), scores[idx].tolist()))  # pairs made in C
+    return list(zip(map(vocab.ids.__getitem__, idx.tolist()), scores[idx].tolist(), strict=True))  # pairs made in C

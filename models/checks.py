@@ -25,6 +25,7 @@ AssertionError: always-the-same recommends 'i0' to u0, who excludes it
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -129,7 +130,7 @@ def check_lists(
         _require(len(ranked) <= k, f"{name} returns {len(ranked)} items to {user.user_id} for k={k}")
         _require(len(set(ids)) == len(ids), f"{name} repeats an item in the list of {user.user_id}: {ids}")
         _require(
-            all(a >= b for a, b in zip(scores, scores[1:])), f"{name}: scores increase for {user.user_id}: {ranked}"
+            all(a >= b for a, b in itertools.pairwise(scores)), f"{name}: scores increase for {user.user_id}: {ranked}"
         )
         for item in ids:
             _require(item not in user.exclude, f"{name} recommends {item!r} to {user.user_id}, who excludes it")

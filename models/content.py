@@ -68,26 +68,27 @@ class Content(Recommender):
         new = [item for item in items if self.index is None or item.item_id not in self.index.vocab]
         if new:
             self._add([item.item_id for item in new], self.encode(new))
+        if self.index is None:  # no items at all yet
+            return
         for item in items:
             self.index.set_available(item.item_id, item.available)
 
     def profile(self, user: UserContext) -> np.ndarray | None:
         """``q_u``, or None when no window item has a text vector."""
-        window = [e for e in user.window[-SPAN:] if self.vector(e.item_id) is not None]
-        if not window:
+        known = [(e, v) for e in user.window[-SPAN:] if (v := self.vector(e.item_id)) is not None]
+        if not known:
             return None
-        weights = window_weights(window, self.weights, RECENCY)
-        mean = weights @ np.stack([self.vector(e.item_id) for e in window])
+        weights = window_weights([e for e, _ in known], self.weights, RECENCY)
+        mean = weights @ np.stack([v for _, v in known])
         norm = np.linalg.norm(mean)
         return mean / norm if norm > 0 else None
 
     def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
-        profiles = [self.profile(user) for user in users]
-        known = [n for n, q in enumerate(profiles) if q is not None]
+        known = [(n, q) for n, user in enumerate(users) if (q := self.profile(user)) is not None]
         out: list[Ranked] = [[] for _ in users]
         if known and self.index is not None:
-            found = self.index.search(np.stack([profiles[n] for n in known]), k, [users[n].exclude for n in known])
-            for n, ranked in zip(known, found, strict=True):
+            found = self.index.search(np.stack([q for _, q in known]), k, [users[n].exclude for n, _ in known])
+            for (n, _), ranked in zip(known, found, strict=True):
                 out[n] = ranked
         return out
 

@@ -101,6 +101,8 @@ class CoOccurrence(Recommender):
     def anchor(self, user: UserContext, item_id: str) -> Interaction | None:
         """The recent window item that contributes most to ``item_id``'s score (None: none does)."""
         target = self.items.vocab.index(item_id)
+        if target is None:
+            return None
         contributions = [(weight * self.counts[j].get(target, 0.0), recent) for recent, weight, j in self._rows(user)]
         best = max(contributions, key=lambda c: c[0], default=(0.0, None))
         return best[1] if best[0] > 0 else None

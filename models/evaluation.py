@@ -27,6 +27,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from streamrec.models.artifact import in_memory
 from streamrec.models.base import Recommender
@@ -45,6 +46,8 @@ COLD_SHARE = 0.1
 COLD_SEED = 2020
 # New-item boosts β the cold-start check reports (models/transformer.py).
 BOOSTS = (0.0, 0.5, 1.0, 1.5)
+# Training settings when none are given; TrainConfig is frozen, so one shared default is safe.
+DEFAULT_TRAINING = TrainConfig()
 
 Split = tuple[dict[str, list[Event]], dict[str, Event], dict[str, Event]]
 
@@ -53,7 +56,7 @@ def score(
     model: Recommender, contexts: Sequence[UserContext], targets: Sequence[str], catalog: Sequence[str], head: set[str]
 ) -> dict[str, float]:
     """Accuracy at `KS` and exposure at 10 of ``model``'s top-20 lists."""
-    lists = []
+    lists: list[list[str]] = []
     for start in range(0, len(contexts), BATCH):
         lists.extend([i for i, _ in ranked] for ranked in model.recommend(contexts[start : start + BATCH], max(KS)))
     ranks = [hit_rank(ranked, target) for ranked, target in zip(lists, targets, strict=True)]
@@ -67,8 +70,8 @@ def train_transformer(
     valid: Mapping[str, Event],
     items: Sequence[Item],
     encoder: TextEncoder,
-    config: TrainConfig = TrainConfig(),
-    model_config: Mapping[str, object] | None = None,
+    config: TrainConfig = DEFAULT_TRAINING,
+    model_config: Mapping[str, Any] | None = None,
 ) -> TransformerRecommender:
     """Train on ``train_seqs`` (early stopping on ``valid``) and wrap for serving."""
     result = train(train_seqs, valid, items, encoder.encode_items(items), model_config, config)
@@ -79,11 +82,12 @@ def train_transformer(
 def evaluate(
     events: Sequence[Event],
     items: Sequence[Item],
-    encoder: TextEncoder,
-    config: TrainConfig = TrainConfig(),
+    encoder: TextEncoder | None,
+    config: TrainConfig = DEFAULT_TRAINING,
     methods: Sequence[str] = ("popularity", "cooccurrence", "transformer"),
 ) -> dict[str, dict[str, float]]:
-    """All ``methods`` on the leave-one-out protocol; ``{name: metrics}``."""
+    """All ``methods`` on the leave-one-out protocol; ``{name: metrics}`` (``encoder``: only
+    the transformer needs one)."""
     train_seqs, valid, test = leave_one_out(user_sequences(events))
     contexts, targets = holdout_contexts(train_seqs, valid, test)
     catalog = [item.item_id for item in items]
@@ -91,7 +95,7 @@ def evaluate(
     builders: dict[str, Callable[[], Recommender]] = {
         "popularity": lambda: _fed(Popularity(), train_seqs, items),
         "cooccurrence": lambda: _fed(CoOccurrence(), train_seqs, items),
-        "transformer": lambda: train_transformer(train_seqs, valid, items, encoder, config),
+        "transformer": lambda: train_transformer(train_seqs, valid, items, _required(encoder), config),
     }
     return {name: score(builders[name](), contexts, targets, catalog, head) for name in methods}
 
@@ -100,7 +104,7 @@ def cold_start(
     events: Sequence[Event],
     items: Sequence[Item],
     encoder: TextEncoder,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig = DEFAULT_TRAINING,
     share: float = COLD_SHARE,
     seed: int = COLD_SEED,
     boosts: Sequence[float] = BOOSTS,
@@ -140,6 +144,12 @@ def _cold_metrics(lists: list[list[str]], targets: Sequence[str], cold: set[str]
         "cold_share@10": sum(slots) / max(len(slots), 1),
         "targets": float(sum(is_cold)),
     }
+
+
+def _required(encoder: TextEncoder | None) -> TextEncoder:
+    if encoder is None:
+        raise ValueError("the transformer needs a text encoder")
+    return encoder
 
 
 def _fed(model: Recommender, train_seqs: Mapping[str, list[Event]], items: Sequence[Item]) -> Recommender:

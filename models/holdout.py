@@ -20,12 +20,15 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal, overload
 
 from streamrec.models.base import Recommender
 from streamrec.types import WINDOW, Event, Interaction, Item, UserContext
 
 # Users per `recommend` call when asking held-out contexts: the worker's micro-batch size.
 BATCH = 256
+# Held-out events by user: one per user that has a target.
+Targets = dict[str, Event]
 
 
 def user_sequences(events: Iterable[Event]) -> dict[str, list[Event]]:
@@ -40,7 +43,15 @@ def user_sequences(events: Iterable[Event]) -> dict[str, list[Event]]:
     return {user: sorted(evs, key=lambda e: e.ts) for user, evs in seqs.items()}
 
 
-def leave_one_out(seqs: Mapping[str, list[Event]], held: int = 2) -> tuple[dict[str, list[Event]], ...]:
+@overload
+def leave_one_out(seqs: Mapping[str, list[Event]], held: Literal[1]) -> tuple[dict[str, list[Event]], Targets]: ...
+@overload
+def leave_one_out(
+    seqs: Mapping[str, list[Event]], held: Literal[2] = 2
+) -> tuple[dict[str, list[Event]], Targets, Targets]: ...
+def leave_one_out(
+    seqs: Mapping[str, list[Event]], held: int = 2
+) -> tuple[dict[str, list[Event]], *tuple[Targets, ...]]:
     """``(train, *targets)``: each user's last ``held`` events are targets, oldest first
     (``held=2``: valid, test), the rest is ``train``. Users with ``held`` events or fewer
     keep everything for training and have no target.

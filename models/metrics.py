@@ -117,7 +117,7 @@ def masked_ranks(scores: np.ndarray, targets: Sequence[int], banned: Sequence[It
     """
     scores = np.array(scores, dtype=np.float64)
     rows = np.arange(len(scores))
-    for row, cols in zip(rows, banned, strict=True):
+    for row, cols in zip(range(len(scores)), banned, strict=True):
         cols = [c for c in cols if c != targets[row]]
         scores[row, cols] = -np.inf
     target_scores = scores[rows, np.asarray(targets)]

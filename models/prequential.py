@@ -172,7 +172,7 @@ def over_time(outcomes: Sequence[Outcome], context: Context, n_windows: int = TI
     return rows
 
 
-def long_tail(outcomes: Sequence[Outcome], context: Context, k: int = KS[0]) -> dict[str, list[float]]:
+def long_tail(outcomes: Sequence[Outcome], context: Context, k: int = KS[0]) -> dict[str, list[str] | list[float]]:
     """Per item, by training-popularity rank (1 = most popular): share of training
     interactions, of scored-part interactions, and of top-``k`` exposure.
 

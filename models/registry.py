@@ -39,10 +39,14 @@ TRANSFORMER = "transformer"
 class RecommenderSettings(Protocol):
     """What `RecommenderOptions.of` reads (``streamrec.settings.Settings`` has it)."""
 
-    model_dir: str
-    event_weights: str
-    tail_knob: float
-    new_item_boost: float
+    @property
+    def model_dir(self) -> str: ...
+    @property
+    def event_weights(self) -> str: ...
+    @property
+    def tail_knob(self) -> float: ...
+    @property
+    def new_item_boost(self) -> float: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,12 +67,13 @@ class RecommenderOptions:
         return cls(settings.model_dir, weights, settings.tail_knob, settings.new_item_boost)
 
 
-def _transformer(options: RecommenderOptions) -> TransformerRecommender:
+def transformer(options: RecommenderOptions) -> TransformerRecommender:
+    """The newest transformer artifact under ``options.model_dir``."""
     # Imported lazily: torch and the text encoder cost seconds that the simple models skip.
-    from streamrec.models.transformer import TransformerRecommender
+    from streamrec.models.transformer import NEW_ITEM_BOOST, TransformerRecommender
 
-    boost = {} if options.new_item_boost is None else {"new_item_boost": options.new_item_boost}
-    return TransformerRecommender.from_dir(options.model_dir, **boost)
+    boost = NEW_ITEM_BOOST if options.new_item_boost is None else options.new_item_boost
+    return TransformerRecommender.from_dir(options.model_dir, new_item_boost=boost)
 
 
 def _content(options: RecommenderOptions) -> Recommender:
@@ -84,7 +89,7 @@ def _content(options: RecommenderOptions) -> Recommender:
 def _fusion(options: RecommenderOptions) -> Recommender:
     from streamrec.models.fusion import Fusion
 
-    return Fusion.around(_transformer(options), dict(options.event_weights))
+    return Fusion.around(transformer(options), dict(options.event_weights))
 
 
 def _tail(base: str) -> Callable[[RecommenderOptions], Recommender]:
@@ -95,7 +100,7 @@ def _tail(base: str) -> Callable[[RecommenderOptions], Recommender]:
 FACTORIES: dict[str, Callable[[RecommenderOptions], Recommender]] = {
     "popularity": lambda options: Popularity(dict(options.event_weights)),
     "cooccurrence": lambda options: CoOccurrence(dict(options.event_weights)),
-    TRANSFORMER: _transformer,
+    TRANSFORMER: transformer,
     "trending": lambda options: Trending(dict(options.event_weights)),
     "content": _content,
     "fusion": _fusion,

@@ -51,7 +51,7 @@ class ItemIndex:
             self.vectors = np.concatenate([self.vectors, np.zeros((grow, self.dim), np.float32)])
             self.available = np.concatenate([self.available, np.zeros(grow, bool)])
         self.vectors[rows] = vectors
-        self.index.remove_ids(rows[self.available[rows]])
+        self._unindex(rows[self.available[rows]])
         self.available[rows] = True
         self.index.add_with_ids(self.vectors[rows], rows)
 
@@ -65,7 +65,7 @@ class ItemIndex:
         if available:
             self.index.add_with_ids(self.vectors[rows], rows)
         else:
-            self.index.remove_ids(rows)
+            self._unindex(rows)
 
     def is_available(self, item_id: str) -> bool:
         row = self.vocab.index(item_id)
@@ -90,3 +90,8 @@ class ItemIndex:
             ranked = [(ids[r], s) for s, r in zip(row_scores, row_ids, strict=True) if r >= 0 and ids[r] not in banned]
             out.append(ranked[:n])
         return out
+
+    def _unindex(self, rows: np.ndarray) -> None:
+        # faiss wraps remove_ids on every index class to take an id array; its stub lists that
+        # overload for some classes only, not IndexIDMap2.
+        self.index.remove_ids(rows)  # type: ignore[arg-type]

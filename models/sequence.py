@@ -173,7 +173,7 @@ def encode_events(events: Sequence[Event | Interaction], vocab: ItemVocab) -> tu
     """
     kept = [e for e in events if e.item_id in vocab]
     return (
-        np.array([vocab.index(e.item_id) + 1 for e in kept], dtype=np.int64),
+        vocab.indices(e.item_id for e in kept) + 1,
         np.array([EVENT_TYPE_INDEX[e.event_type] + 1 for e in kept], dtype=np.int64),
         np.array([e.ts for e in kept], dtype=np.float64),
     )

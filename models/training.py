@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +44,10 @@ NEGATIVES = 4096
 # Validation batch: users per forward pass when scoring the whole catalog.
 EVAL_BATCH = 256
 
+# Encoded event windows ``(items, types, ts)`` (`encode_events`), as the model reads them.
 Windows = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+# Training windows ``(inputs, input types, targets, target types, ts)`` (`_windows`).
+TrainWindows = list[tuple[np.ndarray, ...]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +83,7 @@ def train(
     valid: Mapping[str, Event],
     items: Sequence[Item],
     item_text: np.ndarray,
-    model_config: Mapping[str, object] | None = None,
+    model_config: Mapping[str, Any] | None = None,
     config: TrainConfig = TrainConfig(),
 ) -> TrainResult:
     """Fit a `SequenceEncoder` on ``train_seqs``; early-stop on ``valid`` (NDCG@10).
@@ -100,7 +104,7 @@ def train(
     seqs = [encode_events(evs, vocab) for evs in train_seqs.values()]
     val_users = [u for u in valid if valid[u].item_id in vocab]
     val_windows = [encode_events(train_seqs[u], vocab) for u in val_users]
-    val_targets = [vocab.index(valid[u].item_id) + 1 for u in val_users]
+    val_targets = (vocab.indices(valid[u].item_id for u in val_users) + 1).tolist()
     counts = np.bincount(np.concatenate([s[0] for s in seqs]), minlength=len(vocab) + 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     text_t, weights = torch.from_numpy(text), _type_weights(config)
@@ -135,7 +139,7 @@ def evaluate_windows(
 ) -> dict[str, float]:
     """HR/NDCG/MRR@10/20 of full-catalog ranking, each window's own items masked."""
     users, items = user_states(model, windows, text)
-    ranks = []
+    ranks: list[float] = []
     for start in range(0, len(windows), EVAL_BATCH):
         scores = (users[start : start + EVAL_BATCH] @ items[1:].T).numpy()
         banned = [w[0] - 1 for w in windows[start : start + EVAL_BATCH]]
@@ -166,7 +170,7 @@ def user_states(model: SequenceEncoder, windows: Windows, text: torch.Tensor) ->
         return (torch.cat(chunks) if chunks else torch.zeros(0, model.config.d)), items
 
 
-def _windows(seqs: list[tuple[np.ndarray, ...]], length: int, span: int, rng: np.random.Generator) -> Windows:
+def _windows(seqs: Sequence[tuple[np.ndarray, ...]], length: int, span: int, rng: np.random.Generator) -> TrainWindows:
     """Shuffled training windows ``(inputs, input types, targets, target types, ts)``.
 
     The target of input ``t`` is event ``t + j``, ``j`` uniform in ``1..span`` (clipped at
@@ -175,7 +179,7 @@ def _windows(seqs: list[tuple[np.ndarray, ...]], length: int, span: int, rng: np
     ones every ``length`` events back from a random offset, so long histories are used
     whole and differently each epoch.
     """
-    out: Windows = []
+    out: TrainWindows = []
     for idx, types, ts in seqs:
         n = len(idx) - 1  # inputs with a target
         if n < 1:
@@ -191,7 +195,7 @@ def _windows(seqs: list[tuple[np.ndarray, ...]], length: int, span: int, rng: np
 def _epoch(
     model: SequenceEncoder,
     optimizer: torch.optim.Optimizer,
-    windows: Windows,
+    windows: TrainWindows,
     text: torch.Tensor,
     counts: np.ndarray,
     weights: torch.Tensor,

@@ -176,24 +176,30 @@ def create_app(
         return SimilarItems(item_id=item_id, items=_titled(catalog, _semantic(lambda: semantic.similar(item_id, k))))
 
     # Both event routes: 202 once stored, JSON bodies only.
-    intake_route = {"status_code": 202, "responses": ERRORS, "dependencies": [Depends(json_content)]}
+    json_only = [Depends(json_content)]
 
-    @app.post("/v1/events", response_model=Accepted, **intake_route)
+    @app.post("/v1/events", response_model=Accepted, status_code=202, responses=ERRORS, dependencies=json_only)
     async def post_event(message: EventMessage) -> Accepted:
         event = _with_id(message.to_event())
         [outcome] = await publish([event])
         if outcome is not None:
-            message = f"{outcome}; it may or may not be stored: retry with the same event_id"
-            raise _not_acknowledged(message, {"event_id": event.event_id})
+            reason = f"{outcome}; it may or may not be stored: retry with the same event_id"
+            raise _not_acknowledged(reason, {"event_id": event.event_id})
         return Accepted(event_id=event.event_id or "")
 
-    @app.post("/v1/events/batch", response_model=BatchAccepted, **intake_route)
+    @app.post(
+        "/v1/events/batch", response_model=BatchAccepted, status_code=202, responses=ERRORS, dependencies=json_only
+    )
     async def post_batch(batch: EventBatch) -> BatchAccepted:
         if len(batch.events) > settings.http_batch_max:
-            raise ApiError(413, "too_many_events", f"{len(batch.events)} events, over the limit of {settings.http_batch_max}")
+            raise ApiError(
+                413, "too_many_events", f"{len(batch.events)} events, over the limit of {settings.http_batch_max}"
+            )
         valid, rejected = _validated(batch.events)
         if not valid:
-            raise ApiError(422, "invalid_request", "no valid event in the batch", details={"rejected": _dumped(rejected)})
+            raise ApiError(
+                422, "invalid_request", "no valid event in the batch", details={"rejected": _dumped(rejected)}
+            )
         outcomes = await publish([event for _, event in valid])
         if any(outcome is not None for outcome in outcomes):
             acked = [
@@ -216,7 +222,10 @@ def create_app(
             raise ApiError(503, "not_ready", f"readers not ready ({listed})", details={"readers": problems})
         catalog.refresh()
         return Health(
-            users_with_lists=len(lists), lists_consumed=lists.consumed, lists_malformed=lists.malformed, items=len(catalog)
+            users_with_lists=len(lists),
+            lists_consumed=lists.consumed,
+            lists_malformed=lists.malformed,
+            items=len(catalog),
         )
 
     @app.get("/metrics")
@@ -264,7 +273,12 @@ def _dumped(rejected: list[Rejected]) -> list[dict[str, Any]]:
 def _titled(catalog: Catalog, entries: Sequence[RecommendedItem] | list[tuple[str, float]]) -> list[ServedItem]:
     """Entries with their catalog titles; ranked ``(item_id, score)`` pairs become entries."""
     catalog.refresh()
-    items = [e if isinstance(e, RecommendedItem) else RecommendedItem(item_id=e[0], score=round(float(e[1]), 6)) for e in entries]
+    items = [
+        e
+        if isinstance(e, RecommendedItem)
+        else RecommendedItem(item_id=e[0], score=round(float(e[1]), 6), reason=None, source=None)
+        for e in entries
+    ]
     return [ServedItem(**dict(item), title=catalog.title(item.item_id)) for item in items]
 
 

@@ -12,6 +12,7 @@ failed validation, the 400 of an unparsable body) are rewritten into it by the h
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -42,14 +43,14 @@ class ApiError(Exception):
     """An error a route answers with: status, code, message, optional details and headers."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+        self, status: int, code: str, message: str, details: Any = None, headers: Mapping[str, str] | None = None
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details, self.headers = status, code, message, details, headers
 
 
 def error_response(
-    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+    status: int, code: str, message: str, details: Any = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     body = ErrorBody(error=ErrorDetail(code=code, message=message, details=details))
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)

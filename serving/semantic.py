@@ -9,12 +9,16 @@ brand-new item is searchable at once.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-from streamrec.models.registry import TRANSFORMER, RecommenderOptions, make_recommender
+from streamrec.models.registry import RecommenderOptions, transformer
 from streamrec.models.versions import latest_version
 from streamrec.settings import Settings
 from streamrec.streams.catalog import Catalog
 from streamrec.types import Ranked
+
+if TYPE_CHECKING:  # torch loads with it; the model is loaded on first use
+    from streamrec.models.transformer import TransformerRecommender
 
 
 class NoModel(RuntimeError):
@@ -27,7 +31,7 @@ class SemanticIndex:
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
         self.settings = settings
         self.catalog = catalog
-        self._model = None
+        self._model: TransformerRecommender | None = None
         self._version: str | None = None
         self._cursor = 0
         self._lock = threading.Lock()
@@ -40,13 +44,14 @@ class SemanticIndex:
         with self._lock:
             return self._current().similar(item_id, k)
 
-    def _current(self):
+    def _current(self) -> TransformerRecommender:
         version = latest_version(self.settings.model_dir)
         if version is None:
             raise NoModel(f"no model artifact under {self.settings.model_dir}: run `streamrec train`")
-        if version != self._version:
-            self._model = make_recommender(TRANSFORMER, RecommenderOptions.of(self.settings))
+        model = self._model
+        if model is None or version != self._version:
+            model = self._model = transformer(RecommenderOptions.of(self.settings))
             self._version, self._cursor = version, 0
         updates, self._cursor = self.catalog.updates_since(self._cursor)
-        self._model.update_items(updates)
-        return self._model
+        model.update_items(updates)
+        return model

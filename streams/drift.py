@@ -118,7 +118,9 @@ def _catalog(n_items: int, n_events: int, rng: np.random.Generator) -> tuple[lis
     names = list(TOPICS)
     n_series = max(1, n_items // SERIES_LENGTH)
     initial = int(INITIAL_SHARE * n_series)
-    items, topic_of, steps = [], {}, []
+    items: list[Item] = []
+    topic_of: dict[str, str] = {}
+    steps: list[int] = []
     for s in range(n_series):
         # The first series cover every topic once, so each topic has items from the start.
         topic = names[s] if s < len(names) else names[int(rng.integers(len(names)))]

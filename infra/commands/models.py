@@ -15,7 +15,7 @@ import functools
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -72,7 +72,7 @@ class DataOptions:
     def train_config(self):
         from streamrec.models.training import TrainConfig
 
-        overrides = {"epochs": self.epochs, "seed": self.seed, "max_seconds": self.max_seconds}
+        overrides: dict[str, Any] = {"epochs": self.epochs, "seed": self.seed, "max_seconds": self.max_seconds}
         return TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -58,7 +58,7 @@ class Intake:
         """Queued events that are valid, name a catalog item and were not seen before."""
         from streamrec.streams.contracts import InvalidEvent, parse_event
 
-        out = []
+        out: list[Event] = []
         while True:
             try:
                 value = self._queue.get_nowait()

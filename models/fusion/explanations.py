@@ -112,7 +112,9 @@ class Explanations:
         """Per item, the window item that best explains it for ``source``: its co-occurrence
         anchor, else the nearest in the source's item vectors, else the nearest in text."""
         model = self.sources[source]
-        found = [model.anchor(user, i) for i in item_ids] if isinstance(model, CoOccurrence) else [None] * len(item_ids)
+        found: list[Interaction | None] = (
+            [model.anchor(user, i) for i in item_ids] if isinstance(model, CoOccurrence) else [None] * len(item_ids)
+        )
         indexes = [getattr(model, "index", None)]  # transformer and content have item vectors
         content = self.sources.get("content")
         if isinstance(content, Content) and content.index:  # an index with no available item: no text fallback

@@ -103,5 +103,5 @@ class FusionWeights:
         check_format(path, data, FORMAT)
         if data["features"] != feature_names(data["sources"]):
             raise ValueError(f"{path}: features do not match the sources {data['sources']}")
-        arrays = (np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "coef"))
-        return cls(tuple(data["sources"]), *arrays, data.get("meta", {}))
+        mean, scale, coef = (np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "coef"))
+        return cls(tuple(data["sources"]), mean, scale, coef, data.get("meta", {}))

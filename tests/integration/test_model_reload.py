@@ -13,16 +13,15 @@ import orjson
 import pytest
 
 from streamrec.infra.stack import Stack
-from streamrec.models.artifact import load_latest, save
-from streamrec.models.fusion import FusionWeights
+from streamrec.models.artifact import save
 from streamrec.models.text_encoder import TextEncoder
-from streamrec.models.versions import latest_version
 from streamrec.settings import Settings
 from streamrec.streams.broadcast import TopicReader
 from streamrec.streams.contracts import encode_event
 from streamrec.streams.replay import produce_items, produce_raw
 from streamrec.types import Event
 from tests.conftest import wait_for
+from tests.published import fusion_weights, newest_artifact, newest_version
 from tests.topics import GAP_S, NEW, catalog, log, train_topic_model
 
 pytestmark = pytest.mark.integration
@@ -102,19 +101,17 @@ def test_feedback_loop_retrains_from_the_event_log(settings: Settings, tmp_path)
         env = {k: v for k, v in stack.settings.as_env().items() if k != "STREAMREC_CONFIG"}
         result = CliRunner().invoke(main, ["train", "--from-broker", "--epochs", "3"], env=env)
         assert result.exit_code == 0, result.output
-        version = latest_version(stack.settings.model_dir)
-        assert FusionWeights.load(Path(stack.settings.model_dir) / version).meta[
-            "fitted"
-        ]  # by train, inside the version
+        version = newest_version(stack.settings.model_dir)
+        assert fusion_weights(Path(stack.settings.model_dir) / version).meta["fitted"]  # by train, inside the version
         nudges = (Event("u0", "space-0", "view", 1e6 + n, f"nudge-{n}") for n in range(1000))
         assert wait_for(lambda: _served(stack, next(nudges), lists, version), 60, every_s=1.0)
         result = CliRunner().invoke(main, ["refit", "--from-broker"], env=env)  # same transformer, a new version
         assert result.exit_code == 0, result.output
-        refitted = latest_version(stack.settings.model_dir)
-        assert refitted > version and FusionWeights.load(Path(stack.settings.model_dir) / refitted).meta["fitted"]
+        refitted = newest_version(stack.settings.model_dir)
+        assert refitted > version and fusion_weights(Path(stack.settings.model_dir) / refitted).meta["fitted"]
         assert wait_for(lambda: _served(stack, next(nudges), lists, refitted), 60, every_s=1.0)
         reader.stop()
-    assert len(load_latest(stack.settings.model_dir).item_ids) == len({e.item_id for e in events})
+    assert len(newest_artifact(stack.settings.model_dir).item_ids) == len({e.item_id for e in events})
 
 
 def _served(stack: Stack, event: Event, lists: list[dict], version: str) -> bool:

@@ -15,7 +15,7 @@ import pytest
 from streamrec.models.artifact import in_memory, publish
 from streamrec.models.base import Recommender
 from streamrec.models.checks import check_recommender
-from streamrec.models.fusion import WEIGHTS_FILE, fit_for
+from streamrec.models.fusion import WEIGHTS_FILE, Fusion, fit_for
 from streamrec.models.holdout import leave_one_out, user_sequences
 from streamrec.models.popularity import Popularity
 from streamrec.models.registry import FACTORIES, RecommenderOptions, make_recommender
@@ -51,7 +51,8 @@ def test_every_registered_recommender_keeps_the_contract(name: str, model_dir: P
 
 
 def test_the_fusion_under_check_uses_the_fitted_weights(model_dir: Path) -> None:
-    assert make_recommender("fusion", RecommenderOptions(model_dir)).weights.meta["fitted"]
+    model = make_recommender("fusion", RecommenderOptions(model_dir))
+    assert isinstance(model, Fusion) and model.weights.meta["fitted"]
 
 
 class Forgetful(TailRerank):

@@ -17,6 +17,7 @@ from streamrec.models.metrics import exposure, head_items
 from streamrec.models.registry import RecommenderOptions, initial_recommender, known, make_recommender
 from streamrec.models.rerank import TailRerank
 from streamrec.models.text_encoder import TextEncoder
+from streamrec.models.transformer import TransformerRecommender
 from streamrec.models.trending import DAY_S, Trending
 from streamrec.settings import Settings
 from streamrec.streams.contracts import encode_item
@@ -110,7 +111,11 @@ def test_explanations_of_fallback_and_new_items() -> None:
     model.update_items([Item("jazz-new", "Fresh Jazz")])
     user = UserContext("w", (Interaction("a", "click", 1.0),), frozenset({"a"}))
     reasons = dict(
-        zip([i for i, _ in model.recommend([user], 5)[0]], model.explain(user, model.recommend([user], 5)[0]))
+        zip(
+            [i for i, _ in model.recommend([user], 5)[0]],
+            model.explain(user, model.recommend([user], 5)[0]),
+            strict=True,
+        )
     )
     assert reasons["jazz-new"]["reason"] == "new item similar to Alpha"
 
@@ -124,6 +129,8 @@ def reference_features(model: Fusion, user: UserContext) -> tuple[list[str], np.
     u = [1.0, math.log1p(len(types)) / math.log1p(50), *shares]
     counts = dict(zip(model.items.vocab.ids, model.items.live(), strict=True))
     top = math.log1p(max(counts.values()))
+    clock = model.clock
+    assert clock is not None  # the model has learned events
     rows = []
     for item in candidates:
         scores, ranks = [], []
@@ -132,8 +139,8 @@ def reference_features(model: Fusion, user: UserContext) -> tuple[list[str], np.
             low, high = min(values.values(), default=0.0), max(values.values(), default=0.0)
             scores.append(0.0 if item not in values else (values[item] - low) / (high - low) if high > low else 1.0)
             ranks.append(math.log2(1 + ([i for i, _ in ranked].index(item) + 1 if item in values else model.fetch + 1)))
-        first = model.first_seen.get(item, model.clock)
-        b = [1.0, *scores, *ranks, math.log1p(counts.get(item, 0.0)) / top, math.log1p((model.clock - first) / DAY_S)]
+        first = model.first_seen.get(item, clock)
+        b = [1.0, *scores, *ranks, math.log1p(counts.get(item, 0.0)) / top, math.log1p((clock - first) / DAY_S)]
         rows.append([a * c for a in u for c in b])
     return candidates, np.array(rows)
 
@@ -162,7 +169,7 @@ def test_batched_features_and_ranking_match_the_one_candidate_at_a_time_referenc
         assert candidates == expected_candidates
         np.testing.assert_allclose(x, expected, rtol=1e-12, atol=1e-15)
     ranked = model.recommend(users, 3)
-    for user, (candidates, x), got in zip(users, batched, ranked, strict=True):
+    for user, (candidates, _x), got in zip(users, batched, ranked, strict=True):
         logits = model.weights.logits(reference_features(model, user)[1])
         assert [i for i, _ in got] == [candidates[c] for c in np.argsort(-logits, kind="stable")[:3]]
         assert model.explain(user, got) == fusion_explain_again(model, user, got)  # cached == recomputed credit
@@ -235,9 +242,9 @@ def test_trending_stays_finite_across_a_long_replay_and_prefers_the_users_catego
     model.update_items(catalog())
     for n, item in enumerate("abcde" * 40):
         model.learn(UserContext("u"), Interaction(item, "view", n * 10.0))  # 200 half-lives: rebases
-    assert model.decay.anchor > 0.0
+    assert model.decay.anchor is not None and model.decay.anchor > 0.0
     scores = dict(model.recommend([UserContext("v")], 5)[0])
-    assert all(math.isfinite(s) for s in scores.values()) and max(scores, key=scores.get) == "e"
+    assert all(math.isfinite(s) for s in scores.values()) and max(scores, key=scores.__getitem__) == "e"
     jazz_fan = UserContext("w", (Interaction("a", "purchase", 0.0),))
     assert model.recommend([jazz_fan], 1)[0][0][0] == "c"  # newest Jazz item beats the Rock "e"
 
@@ -259,7 +266,8 @@ def test_event_weights_setting_and_registry_names() -> None:
         parse_event_weights("like=3")
     settings = Settings.load(env={"STREAMREC_EVENT_WEIGHTS": "view=1,click=1,purchase=1"})
     options = RecommenderOptions.of(settings)
-    assert make_recommender("trending", options).weights == {"view": 1.0, "click": 1.0, "purchase": 1.0}
+    trending = make_recommender("trending", options)
+    assert isinstance(trending, Trending) and trending.weights == {"view": 1.0, "click": 1.0, "purchase": 1.0}
     assert known("fusion+tail") and known("fusion+tail@0.3") and not known("fusion@0.3")
     assert not known("fusion+tail@lots")
 
@@ -326,10 +334,13 @@ def test_worker_hot_reload_keeps_what_no_log_holds(tmp_path) -> None:
     old = processor.recommender
     save_toy_artifact(tmp_path / "models")
     asyncio.run(processor.reload_if_newer())
-    assert processor.recommender.version != old.version  # the new artifact
+    new = processor.recommender
+    assert isinstance(old, TailRerank) and isinstance(new, TailRerank)
+    assert new.version != old.version  # the new artifact
     assert old.exposures(list(TITLES)).any()
-    assert processor.recommender.exposures(list(TITLES)).tolist() == old.exposures(list(TITLES)).tolist()
-    assert processor.recommender.base.first_seen == old.base.first_seen
+    assert new.exposures(list(TITLES)).tolist() == old.exposures(list(TITLES)).tolist()
+    assert isinstance(old.base, Fusion) and isinstance(new.base, Fusion)
+    assert new.base.first_seen == old.base.first_seen
 
 
 def test_a_refit_is_a_new_version_that_a_running_worker_hot_reloads(tmp_path) -> None:
@@ -345,6 +356,7 @@ def test_a_refit_is_a_new_version_that_a_running_worker_hot_reloads(tmp_path) ->
     settings = Settings.load(env={}, overrides={**paths, "recommender": "fusion"})
     model = make_recommender(settings.recommender, RecommenderOptions.of(settings))
     processor = ModelHost(settings, model, Catalog(), LearningLog())
+    assert isinstance(processor.recommender, Fusion)
     assert not processor.recommender.weights.meta["fitted"]  # the version has no fusion.json: CombSUM
     log = [
         Event(f"u{n}", item, "click", float(t)) for n in range(6) for t, item in enumerate("adb" if n % 2 else "bec")
@@ -352,6 +364,7 @@ def test_a_refit_is_a_new_version_that_a_running_worker_hot_reloads(tmp_path) ->
     second = refit(tmp_path / "models", log, catalog()).name
     asyncio.run(processor.reload_if_newer())
     assert processor.version == second != first and processor.stats["model_reloads"] == 1
+    assert isinstance(processor.recommender, Fusion)
     assert processor.recommender.version == f"fusion@{second}" and processor.recommender.weights.meta["fitted"]
 
 
@@ -367,6 +380,11 @@ def test_fusion_serves_the_configured_new_item_boost(tmp_path: Path) -> None:
     encoder = TextEncoder()
     result = train_topic_model(encoder)
     save(tmp_path, result.model, result.vocab.ids, result.text, encoder.model_name, result.metrics)
-    fusions = [make_recommender("fusion", RecommenderOptions(tmp_path, new_item_boost=b)) for b in (0.0, 2.0)]
-    boosts = [fusion.sources["transformer"].boost for fusion in fusions]
+    boosts = []
+    for boost in (0.0, 2.0):
+        fusion = make_recommender("fusion", RecommenderOptions(tmp_path, new_item_boost=boost))
+        assert isinstance(fusion, Fusion)
+        transformer = fusion.sources["transformer"]
+        assert isinstance(transformer, TransformerRecommender)
+        boosts.append(transformer.boost)
     assert boosts[0] == 0.0 and boosts[1] == pytest.approx(2.0 * result.metrics["id_contribution"])

@@ -95,7 +95,7 @@ def a_list(user_id: object = "u1", items: object = None, **extra: object) -> dic
     }
 
 
-def error_of(response) -> dict:  # noqa: ANN001
+def error_of(response) -> dict:
     body = response.json()
     assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
     return body["error"]
@@ -146,7 +146,9 @@ def test_an_unacknowledged_event_is_503_with_its_id_for_the_retry(server: Server
     ],
     ids=lambda v: v[:30] if isinstance(v, (bytes, str)) else None,
 )
-def test_every_bad_event_gets_a_4xx_with_a_reason(server: Server, body: bytes, headers: dict, status: int, message: str) -> None:
+def test_every_bad_event_gets_a_4xx_with_a_reason(
+    server: Server, body: bytes, headers: dict, status: int, message: str
+) -> None:
     response = server.client.post("/v1/events", content=body, headers=headers)
     assert response.status_code == status, response.text
     assert message in error_of(response)["message"]
@@ -167,7 +169,7 @@ json_values = st.recursive(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.fixed_dictionaries({}, optional={k: json_values for k in (*EVENT, "ts", "event_id")}) | json_values)
+@given(st.fixed_dictionaries({}, optional=dict.fromkeys((*EVENT, "ts", "event_id"), json_values)) | json_values)
 def test_no_json_body_gets_a_5xx(server: Server, body: object) -> None:
     raw = json.dumps(body).encode()  # Python's encoder: NaN, Infinity and huge integers included
     for path, payload in (("/v1/events", raw), ("/v1/events/batch", b'{"events": [' + raw + b"]}")):
@@ -203,7 +205,9 @@ def test_a_batch_not_acknowledged_is_503_with_every_id(server: Server) -> None:
     response = server.client.post("/v1/events/batch", json={"events": [EVENT, {**EVENT, "event_id": "e2"}]})
     assert response.status_code == 503
     events = error_of(response)["details"]["events"]
-    assert [(e["index"], e["acknowledged"]) for e in events] == [(0, False), (1, False)] and events[1]["event_id"] == "e2"
+    assert [(e["index"], e["acknowledged"]) for e in events] == [(0, False), (1, False)] and events[1][
+        "event_id"
+    ] == "e2"
 
 
 @pytest.mark.parametrize(
@@ -252,7 +256,9 @@ def test_a_list_is_served_titled_with_plain_text_reasons(server: Server) -> None
         {"item_id": "b", "score": 0.5, "title": "b"},
     ]
     assert body["model"] == "fusion" and body["source_event_id"] == "e1"
-    assert [i["item_id"] for i in server.client.get("/v1/users/u1/recommendations?k=1&category=drama").json()["items"]] == ["a"]
+    assert [
+        i["item_id"] for i in server.client.get("/v1/users/u1/recommendations?k=1&category=drama").json()["items"]
+    ] == ["a"]
 
 
 @pytest.mark.parametrize(
@@ -284,7 +290,10 @@ def test_healthz_is_503_naming_the_reader_that_is_not_ready(server: Server) -> N
     response = server.client.get("/healthz")
     assert response.status_code == 503 and error_of(response)["details"] == {"readers": {"items": "catching up"}}
     server.readers[0].alive = False
-    assert error_of(server.client.get("/healthz"))["details"]["readers"] == {"recommendations": "stopped", "items": "catching up"}
+    assert error_of(server.client.get("/healthz"))["details"]["readers"] == {
+        "recommendations": "stopped",
+        "items": "catching up",
+    }
 
 
 def test_openapi_shows_the_contract_models(server: Server) -> None:

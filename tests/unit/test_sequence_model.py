@@ -13,6 +13,7 @@ from streamrec.models import artifact
 from streamrec.models.fusion import WEIGHTS_FILE, FusionWeights
 from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_last, gap_buckets, pack
 from streamrec.models.versions import MANIFEST, UnsupportedFormat, new_version
+from tests.published import newest_artifact
 
 torch.set_num_threads(1)
 N_ITEMS, TEXT_DIM = 30, 16
@@ -94,7 +95,7 @@ def test_latest_version_is_the_newest_complete_one(net: SequenceEncoder, tmp_pat
     assert artifact.latest_version(tmp_path) == paths[-1].name == max(p.name for p in paths)
     (tmp_path / "99999999T999999999999Z-00").mkdir()  # no manifest: an unfinished write
     assert artifact.latest_version(tmp_path) == paths[-1].name
-    assert artifact.load_latest(tmp_path).path == paths[-1]
+    assert newest_artifact(tmp_path).path == paths[-1]
 
 
 def test_a_failed_write_publishes_no_version_and_leaves_nothing(net: SequenceEncoder, tmp_path: Path) -> None:
