@@ -64,7 +64,10 @@ LINTED ?= infra/backtest.py infra/backtest_report.py infra/gating.py infra/repor
 	tests/unit/test_transformer_recommender.py tests/unit/test_retrieval.py tests/unit/test_prequential.py \
 	tests/unit/test_evaluation_protocol.py tests/unit/test_train_cli.py tests/unit/test_conformance.py \
 	tests/unit/test_doctests.py tests/unit/test_layers.py tests/integration/test_model_reload.py \
-	tests/e2e/test_fusion_offline.py tests/published.py
+	tests/e2e/test_fusion_offline.py tests/published.py \
+	infra/stack.py infra/cli.py streamrec/settings.py bench/cli_startup.py tests/unit/test_cli_errors.py \
+	tests/unit/test_cli_help.py tests/integration/test_lifecycle.py tests/integration/test_foreign_client.py \
+	tests/e2e/test_quick_start.py tests/unit/test_charts.py
 # mypy does not know setuptools' package-dir mapping: it checks the folders through a tree
 # of links laid out as installed (streamrec/{models,streams,serving,infra}).
 MYPY_ROOT := .cache/mypy-root

@@ -8,9 +8,11 @@ Production points ``STREAMREC_BROKER=kafka://host:port`` at Apache Kafka instead
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -20,6 +22,9 @@ from types import TracebackType
 from confluent_kafka.admin import AdminClient, NewTopic
 
 READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+# A loopback or LAN broker accepts a connection in milliseconds; a dead one refuses at once.
+PROBE_TIMEOUT_S = 1.0
 ADMIN_TIMEOUT_S = 10.0
 
 
@@ -84,13 +89,10 @@ class EmbeddedBroker:
         return self
 
     def stop(self) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGTERM)
+            stop_group(self._process, STOP_TIMEOUT_S)
         self._process = None
 
     def __enter__(self) -> EmbeddedBroker:
@@ -108,7 +110,7 @@ def wait_until_ready(bootstrap: str, timeout_s: float, process: subprocess.Popen
     """
     deadline = time.monotonic() + timeout_s
     host, _, port = bootstrap.rpartition(":")
-    while not _listening(host, int(port)):
+    while not listening(host, int(port)):
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"broker exited with code {process.returncode} during start-up")
         if time.monotonic() > deadline:
@@ -124,10 +126,25 @@ def wait_until_ready(bootstrap: str, timeout_s: float, process: subprocess.Popen
     raise TimeoutError(f"broker at {bootstrap} not ready after {timeout_s:.0f} s")
 
 
-def _listening(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((host, port)) == 0
+def listening(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections at host:port (within `PROBE_TIMEOUT_S`)."""
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait for a child started with ``start_new_session`` (already sent SIGTERM); SIGKILL its
+    whole process group if it is not gone within ``timeout_s``, so no grandchild outlives it."""
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def create_topics(

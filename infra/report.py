@@ -7,6 +7,8 @@ are inline, so it opens offline (and in CI's headless Chromium) exactly as writt
 from __future__ import annotations
 
 import math
+import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from string import Template
@@ -14,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from streamrec.infra.charts import CHART_H, CHART_W, MARGIN, Axes, esc, line_chart, svg
+from streamrec.infra.charts import CHART_W, MARKER_COLOUR, Axes, esc, line_chart, svg
 
 TEMPLATE = Path(__file__).with_name("report_template.html")
 # One colour per recommender (colour-blind-safe Okabe-Ito, then Tol's muted), then the data distributions.
@@ -66,7 +68,7 @@ def render(report: Mapping[str, Any]) -> str:
         f"{esc(data['source'])}: {data['warmup_events']:,} warm-up events, {data['scored_events']:,} scored events "
         f"from train_until = {data['train_until']:.0f}; {data['items']:,} items. Seed {report['config']['seed']}, "
         f"in flight {report['config']['in_flight']}, lookahead {report['config']['lookahead']}, "
-        f"rate {report['config']['rate'] or 'max'}."
+        f"rate {report['config']['rate'] or 'max'}. {provenance(report)}"
     )
     body = "\n".join(
         [
@@ -75,7 +77,7 @@ def render(report: Mapping[str, Any]) -> str:
             section("Retraining", retraining_table(report.get("retraining", []), report["over_time"])),
             section("Long tail", long_tail_chart(report["long_tail"], colours)),
             section("Accuracy vs long tail", trade_off_charts(report["recommenders"], colours)),
-            section("Freshness", latency_chart(report["latency_histogram"], colours)),
+            section("Freshness", latency_chart(report["latency_histogram"], colours, report["recommenders"])),
             section("Per-user drill-down", drilldown(report["drilldown"])),
             section(
                 "Run",
@@ -85,6 +87,31 @@ def render(report: Mapping[str, Any]) -> str:
     )
     page = Template(TEMPLATE.read_text(encoding="utf-8"))
     return page.substitute(title="streamrec backtest", summary=summary, body=body)
+
+
+def provenance(report: Mapping[str, Any]) -> str:
+    """When the page was made, from which code (git revision), and how long the replays took.
+
+    >>> provenance({"recommenders": {"a": {"wall_s": 12.0}}, "git_revision": "abc1234"}).split(" from ")[1]
+    'git abc1234; replays took 12 s (wall time).'
+    """
+    made = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    revision = report.get("git_revision") or git_revision()
+    wall = sum(row.get("wall_s", 0.0) for row in report["recommenders"].values())
+    return f"Generated {made} from git {revision}; replays took {wall:,.0f} s (wall time)."
+
+
+def git_revision() -> str:
+    """The short commit of the code (with "+changes" if the work tree differs), or "unknown"."""
+    here = Path(__file__).parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+changes" if dirty.strip() else "")
 
 
 def section(title: str, content: str) -> str:
@@ -137,7 +164,6 @@ def over_time_charts(rows_by_name: Mapping[str, Sequence[Mapping[str, float]]], 
             metric,
             "over-time",
             f"{metric} per equal span of event time (window midpoints).",
-            x_fmt="{:.3g}",
         )
         for metric in OVER_TIME
     ]
@@ -193,7 +219,7 @@ def long_tail_chart(tail: Mapping[str, Any], colours: Mapping[str, str]) -> str:
         "Items ranked by training popularity (1 = most popular). A curve that reaches 1 early concentrates on the "
         f"head; the head ({tail['head_items']} items = 80% of training interactions) ends at the grey marker."
     )
-    chart = line_chart(
+    return line_chart(
         series,
         all_colours,
         "long tail: cumulative share by popularity rank",
@@ -202,16 +228,8 @@ def long_tail_chart(tail: Mapping[str, Any], colours: Mapping[str, str]) -> str:
         "long-tail",
         caption,
         dashed=tuple(DATA_COLOURS),
-        corner="bottom-right",
+        markers=[("head", float(tail["head_items"]), MARKER_COLOUR)],
     )
-    marker = _head_marker(tail["head_items"], len(tail["train_share"]))
-    return chart.replace("</svg>", marker + "</svg>", 1)
-
-
-def _head_marker(head_items: int, n_items: int) -> str:
-    axes = Axes((1.0, float(max(n_items, 2))), (0.0, 1.05))
-    x = axes.px(head_items)
-    return f'<line class="head-marker" x1="{x:.1f}" y1="{MARGIN["top"]}" x2="{x:.1f}" y2="{CHART_H - MARGIN["bottom"]}" stroke="#888" stroke-dasharray="2,2"/>'
 
 
 def knob_curves(names: Sequence[str]) -> dict[str, list[str]]:
@@ -251,7 +269,7 @@ def trade_off_chart(rows: Mapping[str, Mapping[str, Any]], x_key: str, colours: 
         f"NDCG@10 against {x_key}: up is more accurate, right spreads exposure further into the catalog. "
         "Dashed: one re-ranker's knob values, from its base recommender (knob 0) upwards."
     )
-    frame = axes.frame(f"ndcg@10 vs {x_key}", x_key, "ndcg@10", x_fmt="{:.2f}", y_fmt="{:.3f}")
+    frame = axes.frame(f"ndcg@10 vs {x_key}", x_key, "ndcg@10")
     return svg(frame + curves + dots, caption, "trade-off")
 
 
@@ -266,8 +284,13 @@ def _labelled_point(axes: Axes, x: float, y: float, name: str, colour: str) -> s
     )
 
 
-def latency_chart(histograms: Mapping[str, Mapping[str, Sequence[float]]], colours: Mapping[str, str]) -> str:
-    """Share of events per latency bin (ms), one step line per recommender."""
+def latency_chart(
+    histograms: Mapping[str, Mapping[str, Sequence[float]]],
+    colours: Mapping[str, str],
+    rows: Mapping[str, Mapping[str, Any]],
+) -> str:
+    """Share of events per latency bin (ms), one step line per recommender, its p50 and p99
+    (from ``rows``, the metrics) as markers in its colour."""
     series = {}
     for name, hist in histograms.items():
         total = sum(hist["counts"]) or 1
@@ -276,8 +299,15 @@ def latency_chart(histograms: Mapping[str, Mapping[str, Sequence[float]]], colou
             pt for n, c in enumerate(hist["counts"]) for pt in ((edges[n], c / total), (edges[n + 1], c / total))
         ]
     caption = (
-        "Event -> list latency: from the event's production to the publication of the first list that includes it."
+        "Event -> list latency: from the event's production to the publication of the first list that includes it. "
+        "Dashed markers: each recommender's p50 and p99."
     )
+    markers = [
+        (q, rows[name][f"latency_{q}_ms"], colours[name])
+        for name in histograms
+        for q in ("p50", "p99")
+        if not math.isnan(rows.get(name, {}).get(f"latency_{q}_ms", math.nan))
+    ]
     return line_chart(
         series,
         colours,
@@ -286,8 +316,7 @@ def latency_chart(histograms: Mapping[str, Mapping[str, Sequence[float]]], colou
         "share of events",
         "latency",
         caption,
-        x_fmt="{:.0f}",
-        corner="top-right",
+        markers=markers,
     )
 
 

@@ -7,18 +7,21 @@ run them, so tests, the demo and backtests exercise the real deployment path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 
+import click
 import httpx
 
-from streamrec.infra.broker import EmbeddedBroker, create_topics, free_port, wipe_state
+from streamrec.infra.broker import EmbeddedBroker, create_topics, free_port, listening, stop_group, wipe_state
 from streamrec.settings import EMBEDDED, Settings
 from streamrec.streams.topics import topic_partitions
 from streamrec.streams.workdir import ready_marker
@@ -34,17 +37,60 @@ def broker_file(settings: Settings) -> Path:
 
 
 def running_broker(settings: Settings) -> str | None:
-    """The broker to use: the configured one, else the running local stack's, else None."""
+    """The broker to use: the configured one, else the running local stack's, else None.
+
+    A broker that does not accept a connection at once is a one-line error, not a client
+    retrying "Connection refused" for minutes: most often ``broker.url`` outlived its stack.
+    """
     if settings.broker != EMBEDDED:
+        _require_reachable(settings.broker, "STREAMREC_BROKER")
         return settings.broker
     path = broker_file(settings)
-    return path.read_text().strip() if path.exists() else None
+    if not path.exists():
+        return None
+    url = path.read_text().strip()
+    _require_reachable(url, f"{path}, left by a `streamrec up` that is no longer running? delete it or run `make up`")
+    return url
 
 
-def _require_free_port(host: str, port: int) -> None:
+def _require_reachable(url: str, origin: str) -> None:
+    """Raise a one-line error unless one of the url's ``host:port`` bootstrap servers listens."""
+    servers = [server.rpartition(":") for server in url.removeprefix("kafka://").split(",")]
+    if not any(port.isdigit() and listening(host, int(port)) for host, _, port in servers):
+        raise StackError(f"no broker answers at {url} (from {origin})")
+
+
+class StackError(click.ClickException):
+    """Something the user can fix (a busy port, a dead broker): printed as one line, exit code 1."""
+
+
+def require_free_port(host: str, port: int) -> None:
+    """A one-line error if something already listens on host:port."""
     with socket.socket() as s:
         if s.connect_ex((host, port)) == 0:
-            raise RuntimeError(f"{host}:{port} is already in use (another streamrec serve?); set STREAMREC_HTTP_PORT")
+            raise StackError(f"{host}:{port} is already in use (another streamrec serve?); set STREAMREC_HTTP_PORT")
+
+
+@contextlib.contextmanager
+def stopping_on_signals() -> Iterator[None]:
+    """Turn SIGTERM (and SIGINT) into KeyboardInterrupt once, so a ``with Stack`` inside stops
+    every child; a second signal during that shutdown is ignored rather than cutting it short.
+
+    Only the main thread may install handlers; the previous ones come back on exit.
+    """
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        if not received:
+            received.append(signum)
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class Stack:
@@ -76,7 +122,7 @@ class Stack:
     def _start(self) -> Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if self.serve:
-            _require_free_port(self.settings.http_host, self.settings.http_port)
+            require_free_port(self.settings.http_host, self.settings.http_port)
         if self.settings.broker == EMBEDDED:
             self.broker = EmbeddedBroker(log_path=self.log_dir / "broker.log").start()
             # The in-memory broker starts empty: state from an earlier run would disagree.
@@ -169,18 +215,15 @@ class Stack:
         self.broker._process.send_signal(sig)
 
     def stop(self) -> None:
+        """Stop every child's process group (SIGTERM, then SIGKILL after `STOP_TIMEOUT_S`), then the broker."""
         processes = list(self.processes.values())
         self.processes.clear()
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for process in processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            stop_group(process, max(0.1, deadline - time.monotonic()))
         if self.broker:
             self.broker.stop()
             broker_file(self.settings).unlink(missing_ok=True)
@@ -194,10 +237,16 @@ class Stack:
     def _spawn(self, name: str, args: list[str], settings: dict[str, object] | None = None) -> None:
         """Start ``streamrec ARGS`` with the stack's settings, changed by ``settings``."""
         env = {**os.environ, **self.settings.with_(**(settings or {})).as_env(), "PYTHONUNBUFFERED": "1"}
-        log = open(self.log_dir / f"{name}.log", "ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamrec", *args], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        # Its own process group: a terminal's Ctrl-C reaches only `up`, which stops the groups in order.
+        # The child keeps its own copy of the log's descriptor; ours closes right away.
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streamrec", *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.processes[name] = process
 
     def _check_alive(self, name: str) -> None:

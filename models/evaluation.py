@@ -1,4 +1,4 @@
-"""Offline evaluation: the peers' protocol (notes/peers.md), every method through `Recommender`.
+"""Offline evaluation: the peers' protocol (docs/peers.md), every method through `Recommender`.
 
 Protocol: each user's events in time order; the last item is the test target, the
 second-to-last the validation target (used only by the transformer, for early stopping),

@@ -1,6 +1,6 @@
 """Hold-out splits of an event log, and the contexts a recommender is asked at them.
 
-The one protocol of training, evaluation and fusion fitting (notes/peers.md): each
+The one protocol of training, evaluation and fusion fitting (docs/peers.md): each
 user's events in time order (`user_sequences`); the last ones are held out
 (`leave_one_out`: the second-to-last validates, the last tests; ``held=1``: the last
 validates), the rest is training, fed to streaming models in global time order

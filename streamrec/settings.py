@@ -21,6 +21,8 @@ ENV_PREFIX = "STREAMREC_"
 EMBEDDED = "embedded"
 # What `Settings.as_env(hide_secrets=True)` shows instead of a password or an API key.
 HIDDEN = "<hidden>"
+MODELS_SUBDIR = "models"
+MAX_PORT = 65535
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +58,8 @@ class Settings:
     # β of the transformer's new-item boost (models/transformer.py): 1 scores an item with no
     # interactions as if its ID added the average amount; 0 = its text alone (docs/cold_start.md).
     new_item_boost: float = 1.0
-    model_dir: str = ".streamrec/models"
+    # Model versions; "" = <data_dir>/models, so STREAMREC_DATA_DIR moves them too.
+    model_dir: str = ""
     # Consumer fetch wait (ms); Faust hard-codes 1500 ms, which caps freshness at ~1 s.
     fetch_wait_ms: int = 10
     # Micro-batch: at most this many events, waiting at most this long for them.
@@ -114,12 +117,41 @@ class Settings:
     # (``http://127.0.0.1:9400/metrics,...``); `Stack` sets it for the server it starts.
     worker_metrics_urls: str = ""
 
+    def __post_init__(self) -> None:
+        """Resolve the default `model_dir` (the one place it is derived) and check values
+        that would otherwise fail late, deep inside a child process.
+
+        >>> Settings(data_dir="/srv/rec").model_dir
+        '/srv/rec/models'
+        >>> Settings(http_port=70000)
+        Traceback (most recent call last):
+        ...
+        ValueError: setting http_port=70000 is not a port (0-65535)
+        """
+        if not self.model_dir:
+            object.__setattr__(self, "model_dir", default_model_dir(self.data_dir))
+        for name in ("http_port", "metrics_port"):
+            if not 0 <= getattr(self, name) <= MAX_PORT:
+                raise ValueError(f"setting {name}={getattr(self, name)} is not a port (0-{MAX_PORT})")
+        for name in ("partitions", "k", "window", "batch_max"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"setting {name}={getattr(self, name)} must be at least 1")
+        if self.broker != EMBEDDED and not self.broker.startswith("kafka://"):
+            raise ValueError(f"setting broker={self.broker!r} is neither {EMBEDDED!r} nor kafka://host:port")
+
     @property
     def bootstrap_servers(self) -> str:
         """``host:port`` form for confluent-kafka clients."""
         return self.broker.removeprefix("kafka://")
 
     def with_(self, **changes: Any) -> Settings:
+        """A copy with ``changes``; a default `model_dir` follows a new `data_dir`.
+
+        >>> Settings().with_(data_dir="/tmp/x").model_dir
+        '/tmp/x/models'
+        """
+        if "data_dir" in changes and "model_dir" not in changes and self.model_dir == default_model_dir(self.data_dir):
+            changes["model_dir"] = ""
         return dataclasses.replace(self, **changes)
 
     def as_env(self, hide_secrets: bool = False) -> dict[str, str]:
@@ -150,6 +182,11 @@ class Settings:
                 values[f.name] = raw
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+
+
+def default_model_dir(data_dir: str) -> str:
+    """Where model versions live unless `model_dir` says otherwise."""
+    return str(Path(data_dir) / MODELS_SUBDIR)
 
 
 def _read_file(path: Path) -> dict[str, Any]:

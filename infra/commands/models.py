@@ -6,7 +6,7 @@ which the worker picks up as the latest, with the fusion ranker's ``fusion.json`
 for it on the held-out events inside it (``--no-fusion`` skips that). ``refit`` fits the
 fusion ranker again for the newest version (e.g. on a newer log) and publishes a new
 version with the same transformer. ``evaluate`` runs the leave-one-out protocol of
-notes/peers.md for every method and prints a table, or JSON with ``--json``.
+docs/peers.md for every method and prints a table, or JSON with ``--json``.
 """
 
 from __future__ import annotations

@@ -48,6 +48,13 @@ def check_recommender(ctx: click.Context, param: click.Parameter, value: str | N
     return value
 
 
+def require_known_recommender(settings: Settings) -> Settings:
+    """The settings, if their recommender (from a file or STREAMREC_RECOMMENDER) is a known name."""
+    if not known(settings.recommender):
+        raise click.UsageError(f"recommender {settings.recommender!r} is not one of {RECOMMENDERS_HELP}")
+    return settings
+
+
 def check_recommenders(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
     """Click callback: a comma list of recommender names, each checked.
 

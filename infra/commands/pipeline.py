@@ -7,18 +7,48 @@ import time
 
 import click
 
-from streamrec.infra.commands.options import connected, dataset_option, log_source, recommender_option
-from streamrec.infra.stack import Stack
+from streamrec.infra.commands.options import (
+    connected,
+    dataset_option,
+    log_source,
+    recommender_option,
+    require_known_recommender,
+)
+from streamrec.infra.stack import Stack, require_free_port, stopping_on_signals
 from streamrec.settings import Settings
 from streamrec.streams.replay import Pacer, produce_items, replay
 
 # A demo-sized training budget: a usable model in a couple of minutes (full: `streamrec train`).
 DEMO_TRAIN_S = 120.0
 
+train_seconds_option = click.option(
+    "--train-seconds",
+    type=float,
+    default=DEMO_TRAIN_S,
+    show_default=True,
+    help="Training budget on ml-100k when the recommender needs a model and none exists yet (0: do not train).",
+)
+
+
+def ensure_model(ctx: click.Context, settings: Settings, train_seconds: float) -> None:
+    """Train the transformer on ml-100k within ``train_seconds`` if the recommender needs a model
+    and ``model_dir`` holds none: search, similar items and lists work on the first start."""
+    from streamrec.models.registry import uses_artifacts
+    from streamrec.models.versions import latest_version
+
+    if train_seconds <= 0 or not uses_artifacts(settings.recommender) or latest_version(settings.model_dir):
+        return
+    from streamrec.infra.commands.models import train
+
+    click.echo(
+        f"no model under {settings.model_dir}: training the transformer on ml-100k for up to {train_seconds:.0f} s"
+    )
+    ctx.invoke(train, dataset="ml-100k", max_seconds=train_seconds)
+
 
 @click.group()
 def items() -> None:
-    """The item catalog (the ``items`` topic)."""
+    """The item catalog (the 'items' topic)."""
 
 
 @items.command("load")
@@ -27,7 +57,8 @@ def items() -> None:
 @click.pass_obj
 def items_load(settings: Settings, file: str | None, dataset: str | None) -> None:
     """Announce items from FILE (JSONL/CSV) or a dataset on the items topic."""
-    n = produce_items(log_source(dataset, items_file=file).items(), connected(settings))
+    settings = connected(settings)  # first: a dead broker is reported before the log is read
+    n = produce_items(log_source(dataset, items_file=file).items(), settings)
     click.echo(f"announced {n} items on {settings.topic_items}")
 
 
@@ -77,55 +108,56 @@ def replay_command(
     """Produce a log's events (JSONL/CSV or a dataset) to the events topic, in order.
 
     JSONL lines follow the events contract; CSV has the header
-    ``user_id,item_id,event_type,ts[,event_id]``.
+    'user_id,item_id,event_type,ts[,event_id]'.
     """
+    settings = connected(settings)  # first: a dead broker is reported before the log is read
     events = log_source(dataset, events_file=file, limit=limit).events()
-    stats = replay(events, connected(settings), Pacer(rate, speedup), total=limit)
+    stats = replay(events, settings, Pacer(rate, speedup), total=limit)
     click.echo(f"replayed {stats.events} events in {stats.wall_s:.1f} s ({stats.rate:,.0f} ev/s)")
 
 
 @click.command()
-@click.option("--workers", default=1, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
 @recommender_option
+@train_seconds_option
 @click.option("--no-trainer", is_flag=True, help="Do not start the continual trainer (also: trainer_enabled=0).")
-@click.pass_obj
-def up(settings: Settings, workers: int, recommender: str | None, no_trainer: bool) -> None:
-    """Start broker, workers, HTTP server and continual trainer, and keep them running until Ctrl-C."""
+@click.pass_context
+def up(ctx: click.Context, workers: int, recommender: str | None, train_seconds: float, no_trainer: bool) -> None:
+    """Start broker, workers, HTTP server and continual trainer; keep them running until Ctrl-C or SIGTERM."""
+    settings = require_known_recommender(ctx.obj.with_(recommender=recommender or ctx.obj.recommender))
+    require_free_port(settings.http_host, settings.http_port)
+    ensure_model(ctx, settings, train_seconds)
     logging.basicConfig(level=logging.INFO)
-    settings = settings.with_(recommender=recommender or settings.recommender)
     trainer = bool(settings.trainer_enabled) and not no_trainer
-    with Stack(settings, workers=workers, serve=True, trainer=trainer) as stack:
-        for line in [*stack.urls(), f"logs: {stack.log_dir}"]:
-            click.echo(line)
-        click.echo("feed it: streamrec items load --dataset ml-100k && streamrec replay --dataset ml-100k --rate 500")
+    with stopping_on_signals():
         try:
-            while True:
-                time.sleep(1)
+            with Stack(settings, workers=workers, serve=True, trainer=trainer) as stack:
+                for line in [*stack.urls(), f"logs: {stack.log_dir}"]:
+                    click.echo(line)
+                click.echo(
+                    "feed it: streamrec items load --dataset ml-100k && streamrec replay --dataset ml-100k --rate 500"
+                )
+                while True:
+                    time.sleep(1)
         except KeyboardInterrupt:
-            click.echo("stopping")
+            click.echo("stopped")
 
 
 @click.command()
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="Replay rate in events/s.")
 @click.option("--limit", type=int, help="Only the first N events of ml-100k.")
 @recommender_option
-@click.option(
-    "--train-seconds",
-    type=float,
-    default=DEMO_TRAIN_S,
-    show_default=True,
-    help="Training budget when the model needs an artifact and none exists yet.",
-)
+@train_seconds_option
 @click.pass_context
 def demo(ctx: click.Context, rate: float, limit: int | None, recommender: str | None, train_seconds: float) -> None:
     """Replay MovieLens-100K through the whole stack and print what came out."""
-    from streamrec.infra.commands.models import train
     from streamrec.infra.demo import run_demo
-    from streamrec.models.registry import uses_artifacts
-    from streamrec.models.versions import latest_version
 
-    settings = ctx.obj.with_(recommender=recommender or ctx.obj.recommender)
-    if uses_artifacts(settings.recommender) and latest_version(settings.model_dir) is None:
-        click.echo(f"no model under {settings.model_dir}: training the transformer on ml-100k first")
-        ctx.invoke(train, dataset="ml-100k", max_seconds=train_seconds)
-    run_demo(settings, rate, limit)
+    settings = require_known_recommender(ctx.obj.with_(recommender=recommender or ctx.obj.recommender))
+    require_free_port(settings.http_host, settings.http_port)
+    ensure_model(ctx, settings, train_seconds)
+    with stopping_on_signals():
+        try:
+            run_demo(settings, rate, limit)
+        except KeyboardInterrupt:
+            click.echo("stopped")

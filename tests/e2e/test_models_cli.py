@@ -16,7 +16,7 @@ from streamrec.types import Interaction, UserContext
 
 pytestmark = pytest.mark.e2e
 
-# Best peer in notes/peers.md (GRU4Rec, seen items masked).
+# Best peer in docs/peers.md (GRU4Rec, seen items masked).
 PEER_HR10, PEER_NDCG10 = 0.1962, 0.1039
 # One ml-100k training epoch (one thread, validation included) on a 2-core machine busy
 # with other jobs: measured 5-14 s; this leaves headroom.

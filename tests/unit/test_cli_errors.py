@@ -1,0 +1,94 @@
+"""Every error a user can cause is one line (click's ``Error: ...``), never a traceback,
+and it comes before anything has started."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from streamrec.infra.broker import free_port
+from streamrec.infra.cli import main
+from streamrec.settings import Settings
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"STREAMREC_DATA_DIR": str(tmp_path / "data"), "STREAMREC_CONFIG": ""}
+
+
+def run(args: list[str], env: dict[str, str]) -> Result:
+    return CliRunner().invoke(main, args, env=env)
+
+
+def one_line_error(result: Result) -> str:
+    """The error message, checked to be a single ``Error:`` line with a failing exit code."""
+    assert result.exit_code in (1, 2), result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("STREAMREC_HTTP_PORT", "eighty", "not a valid int"),
+        ("STREAMREC_HTTP_PORT", "70000", "not a port"),
+        ("STREAMREC_PARTITIONS", "0", "must be at least 1"),
+        ("STREAMREC_BROKER", "localhost:9092", "kafka://host:port"),
+    ],
+)
+def test_bad_setting_is_one_line(env: dict[str, str], name: str, value: str, expected: str) -> None:
+    assert expected in one_line_error(run(["config"], {**env, name: value}))
+
+
+def test_bad_settings_file_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[streamrec]\nno_such_setting = 1\n")
+    assert "unknown settings" in one_line_error(run(["--config", str(bad), "config"], env))
+    bad.write_text("this is not toml")
+    assert "settings:" in one_line_error(run(["--config", str(bad), "config"], env))
+
+
+def test_stale_broker_file_is_one_line_at_once(env: dict[str, str]) -> None:
+    data = Path(env["STREAMREC_DATA_DIR"])
+    data.mkdir(parents=True)
+    (data / "broker.url").write_text(f"kafka://127.0.0.1:{free_port()}")  # nothing listens there
+    message = one_line_error(run(["items", "load", "--dataset", "ml-100k"], env))
+    assert "no broker answers" in message and "broker.url" in message
+
+
+def test_unreachable_configured_broker_is_one_line(env: dict[str, str]) -> None:
+    message = one_line_error(run(["topics", "list"], {**env, "STREAMREC_BROKER": f"kafka://127.0.0.1:{free_port()}"}))
+    assert "no broker answers" in message
+
+
+def test_busy_http_port_stops_up_before_anything_starts(env: dict[str, str], busy_port: int) -> None:
+    result = run(["up", "--recommender", "popularity"], {**env, "STREAMREC_HTTP_PORT": str(busy_port)})
+    assert "already in use" in one_line_error(result)
+    assert not (Path(env["STREAMREC_DATA_DIR"]) / "logs").exists()
+
+
+def test_unknown_recommender_in_settings_stops_up(env: dict[str, str]) -> None:
+    result = run(["up"], {**env, "STREAMREC_RECOMMENDER": "nonesuch", "STREAMREC_HTTP_PORT": str(free_port())})
+    assert "nonesuch" in one_line_error(result)
+
+
+def test_model_dir_follows_data_dir() -> None:
+    assert Settings.load(env={"STREAMREC_DATA_DIR": "/srv/rec"}).model_dir == "/srv/rec/models"
+    assert Settings.load(env={"STREAMREC_DATA_DIR": "/srv/rec", "STREAMREC_MODEL_DIR": "/m"}).model_dir == "/m"
+    assert Settings.load(env={}).with_(data_dir="/d").model_dir == "/d/models"
+    assert Settings.load(env={"STREAMREC_MODEL_DIR": "/m"}).with_(data_dir="/d").model_dir == "/m"
