@@ -32,7 +32,8 @@ from typing import Any
 from rich.console import Console
 
 from streamrec.infra.backtest_report import LIST_LENGTH, build_report
-from streamrec.infra.gating import IN_FLIGHT, LOOKAHEAD, STALL_TIMEOUT_S, Gate, Split, reordering, split
+from streamrec.infra.gating import IN_FLIGHT, LOOKAHEAD, STALL_TIMEOUT_S, Gate, Split, pausing, reordering, split
+from streamrec.infra.retraining import Retraining, base_name, own_model_dir, retrains
 from streamrec.infra.stack import Stack
 from streamrec.models import metrics, prequential
 from streamrec.models.prequential import Context, Produced
@@ -64,6 +65,10 @@ class BacktestConfig:
     source: str = ""
     # Transformer training on the warm-up part when no model_dir is given (None: TrainConfig's).
     train_epochs: int | None = None
+    # ``<name>+retrain`` runs: a trainer round every this many scored events (`infra.retraining`).
+    retrain_every: int = 0
+    # Test hook: the candidate of this round (1-based) is degraded, so the gate must refuse it.
+    degrade_round: int = 0
 
 
 def _warmup_order(warm: Iterator[tuple[Event, int]], book: ListBook, config: BacktestConfig) -> Iterator[Event]:
@@ -86,6 +91,7 @@ class Run:
     startup_s: float
     stalled: int
     reorder: dict[str, float] = field(default_factory=dict)
+    retraining: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_one(
@@ -95,37 +101,57 @@ def run_one(
     items: Sequence[Item],
     config: BacktestConfig,
 ) -> tuple[Run, Split]:
-    """Replay the log through a fresh stack running ``name``; returns the outcomes."""
+    """Replay the log through a fresh stack running ``name``; returns the outcomes.
+
+    A ``<recommender>+retrain`` name runs ``<recommender>`` on its own copy of the model
+    folder, with trainer rounds every ``config.retrain_every`` scored events (`infra.retraining`).
+    """
+    model_dir = config.model_dir
+    if model_dir and retrains(name):
+        model_dir = own_model_dir(model_dir, settings.data_dir, name)
     settings = settings.with_(
-        recommender=name,
+        recommender=base_name(name),
         k=LIST_LENGTH,
         # Own state dir: never touch (or advertise a broker to) a stack run by `streamrec up`.
         data_dir=str(Path(settings.data_dir) / "backtest" / name),
-        **({"model_dir": config.model_dir} if config.model_dir else {}),
+        **({"model_dir": model_dir} if model_dir else {}),
     )
     started = time.monotonic()
     with ItemsFirstStack(settings, items) as stack:
         book = ListBook()
         reader = book.follow(stack.settings, "backtest")
+        trainer = None
+        if retrains(name):
+            worker_log = stack.log_dir / "worker-0.log"
+            trainer = Retraining(name, stack.settings, items, worker_log, config.degrade_round)
         try:
             startup_s = time.monotonic() - started
             warm, cut = split(events(), config.train_until)
             console.print(f"[bold]{name}[/]: warm-up replay (events before {config.train_until:.0f})")
             t0 = time.monotonic()
-            replay(_warmup_order(warm, book, config), stack.settings)
+            replay(_warmup_order(_observed(warm, trainer), book, config), stack.settings)
             lagging = book.wait_for(cut.warmup_ordinals, WARMUP_TIMEOUT_S)
             if lagging:
                 console.print(f"[yellow]{lagging} users' warm-up lists never arrived[/]")
             warmup_s = time.monotonic() - t0
-            outcomes, scored_s, stalled, reorder = _scored_replay(book, cut, stack.settings, config)
+            outcomes, scored_s, stalled, reorder = _scored_replay(book, cut, stack.settings, config, trainer)
         finally:
             reader.stop()
     run = Run(name, outcomes, cut.warmup, warmup_s, scored_s, startup_s, stalled, reorder)
+    run.retraining = trainer.report() if trainer else []
     return run, cut
 
 
+def _observed(warm: Iterator[tuple[Event, int]], trainer: Retraining | None) -> Iterator[tuple[Event, int]]:
+    """The warm-up events, each also handed to the trainer's history (if any)."""
+    for event, ordinal in warm:
+        if trainer is not None:
+            trainer.observe(event)
+        yield event, ordinal
+
+
 def _scored_replay(
-    book: ListBook, cut: Split, settings: Settings, config: BacktestConfig
+    book: ListBook, cut: Split, settings: Settings, config: BacktestConfig, trainer: Retraining | None = None
 ) -> tuple[list[prequential.Outcome], float, int, dict[str, float]]:
     seen_before = book.start_recording()
     gate = Gate(book, config.in_flight, config.lookahead)
@@ -138,12 +164,24 @@ def _scored_replay(
             Produced(event.user_id, event.item_id, event.ts, ordinal_of[event.event_id], at, event.event_type)
         )
         order.append(int(str(event.event_id).removeprefix("bt-")))
+        if trainer is not None:
+            trainer.observe(event)
+
+    def released() -> tuple[dict[str, int], float]:
+        return {p.user_id: p.ordinal for p in produced}, produced[-1].ts
+
+    def pause(n: int) -> None:
+        if trainer is not None and n < len(cut.scored):  # after the last event a round would score nothing
+            trainer.pause(book, released, n)
 
     console.print(
         f"scored replay: {len(cut.scored)} events, {config.in_flight} in flight, lookahead {config.lookahead}"
     )
     t0 = time.monotonic()
-    replay(gate.order(cut.scored), settings, Pacer(config.rate), total=len(cut.scored), on_sent=sent)
+    ordered = gate.order(cut.scored)
+    if trainer is not None and config.retrain_every > 0:
+        ordered = pausing(ordered, config.retrain_every, pause)
+    replay(ordered, settings, Pacer(config.rate), total=len(cut.scored), on_sent=sent)
     book.wait_for({p.user_id: p.ordinal for p in produced}, STALL_TIMEOUT_S)
     scored_s = time.monotonic() - t0
     with book.cond:
@@ -175,7 +213,7 @@ def run_backtest(
 ) -> dict[str, Any]:
     """Replay the log once per recommender (fresh stack each) and build the report."""
     train_s = None
-    if config.model_dir is None and any(needs_training(name) for name in config.recommenders):
+    if config.model_dir is None and any(needs_training(base_name(name)) for name in config.recommenders):
         started = time.monotonic()
         config = replace(config, model_dir=str(train_artifact(settings, events, items, config)))
         train_s = round(time.monotonic() - started, 1)

@@ -50,6 +50,8 @@ def build_report(
         "long_tail": _long_tail(runs, context),
         "latency_histogram": latency_histograms(runs),
         "drilldown": drilldown(runs, titles),
+        # Trainer rounds of the ``+retrain`` runs, in replay order (`infra.retraining.Round`).
+        "retraining": [entry for run in runs for entry in run.retraining],
         "data": {
             "source": config.source,
             "train_until": config.train_until,

@@ -4,7 +4,8 @@ A user's next event is produced only once the list that includes their previous 
 was published (`Gate`), so each scored event is ranked against the list the user saw
 right before it, while other users' events keep flowing. `split` cuts the log at
 ``train_until`` (warm-up / scored) and numbers each user's events (ordinals);
-`reordering` measures how far the gate strayed from log order across users.
+`reordering` measures how far the gate strayed from log order across users; `pausing`
+stops the release every N events (a backtest's trainer rounds run in the pause).
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from __future__ import annotations
 import heapq
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 
 from streamrec.streams.lists import ListBook
 from streamrec.types import Event
+
+T = TypeVar("T")
 
 # Default events awaiting their lists at once: each gated event costs one round trip
 # (~25-50 ms here), so throughput <= in_flight / round trip; 1 = lockstep (exact, slow).
@@ -112,6 +116,23 @@ class Gate:
                 del self.awaiting[user]
                 if user in self.queues:
                     heapq.heappush(self.ready, (self.queues[user][0][0], user))
+
+
+def pausing(events: Iterable[T], every: int, pause: Callable[[int], None]) -> Iterator[T]:
+    """Yield ``events``, calling ``pause(n)`` after the ``n``-th for every multiple ``n`` of ``every``.
+
+    A generator resumes only when its consumer asks for the next event, so ``pause`` runs
+    once the ``n``-th was produced and before any later one is released.
+
+    >>> list(pausing("abcde", 2, lambda n: print("pause after", n)))
+    pause after 2
+    pause after 4
+    ['a', 'b', 'c', 'd', 'e']
+    """
+    for n, event in enumerate(events, 1):
+        yield event
+        if n % every == 0:
+            pause(n)
 
 
 def split(events: Iterable[Event], train_until: float) -> tuple[Iterator[tuple[Event, int]], Split]:

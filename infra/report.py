@@ -74,6 +74,7 @@ def render(report: Mapping[str, Any]) -> str:
         [
             section("Metrics", metrics_table(report["recommenders"], HEADLINE) + full_table(report["recommenders"])),
             section("Metrics over time", over_time_charts(report["over_time"], colours)),
+            section("Retraining", retraining_table(report.get("retraining", []), report["over_time"])),
             section("Long tail", long_tail_chart(report["long_tail"], colours)),
             section("Accuracy vs long tail", trade_off_charts(report["recommenders"], colours)),
             section("Freshness", latency_chart(report["latency_histogram"], colours, report["recommenders"])),
@@ -167,6 +168,34 @@ def over_time_charts(rows_by_name: Mapping[str, Sequence[Mapping[str, float]]], 
         for metric in OVER_TIME
     ]
     return f'<div class="charts">{"".join(charts)}</div>'
+
+
+RETRAINING_COLUMNS = ("recommender", "at_event", "day", "kind", "version", "promoted", "reason", "seconds", "cpu_s")
+
+
+def retraining_table(
+    rounds: Sequence[Mapping[str, Any]], over_time: Mapping[str, Sequence[Mapping[str, float]]]
+) -> str:
+    """The trainer rounds of ``+retrain`` runs; ``day`` places each on the over-time charts' axis."""
+    if not rounds:
+        return "<p>no retraining (run with --retrain-every N)</p>"
+    origin = min((row["start_ts"] for rows in over_time.values() for row in rows), default=0.0)
+    head = "".join(f"<th>{c}</th>" for c in RETRAINING_COLUMNS)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{fmt(_round_cell(r, c, origin), c.replace('seconds', '_s'))}</td>" for c in RETRAINING_COLUMNS)
+        + "</tr>"
+        for r in rounds
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _round_cell(entry: Mapping[str, Any], column: str, origin: float) -> object:
+    if column == "day":
+        return (entry["at_ts"] - origin) / 86400
+    if column == "promoted":
+        return "yes" if entry["promoted"] else "no"
+    return "–" if entry[column] is None else entry[column]
 
 
 def cumulative(shares: Sequence[float]) -> list[tuple[float, float]]:

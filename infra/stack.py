@@ -1,6 +1,6 @@
 """Run the whole stack locally: embedded broker, topics, workers and the HTTP server.
 
-Each worker and the server are child processes started through the ``streamrec``
+Each worker, the server and the trainer are child processes started through the ``streamrec``
 command with the stack's settings in their environment, exactly as an operator would
 run them, so tests, the demo and backtests exercise the real deployment path.
 """
@@ -101,10 +101,11 @@ class Stack:
     'kafka://127.0.0.1:40123'
     """
 
-    def __init__(self, settings: Settings, workers: int = 1, serve: bool = False) -> None:
+    def __init__(self, settings: Settings, workers: int = 1, serve: bool = False, trainer: bool = False) -> None:
         self.settings = settings
         self.n_workers = workers
         self.serve = serve
+        self.trainer = trainer
         self.broker: EmbeddedBroker | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.log_dir = Path(settings.data_dir) / "logs"
@@ -133,6 +134,8 @@ class Stack:
             self.start_worker(f"worker-{i}")
         if self.serve:
             self.start_server()
+        if self.trainer:  # the continual trainer (`streamrec trainer run`): writes versions workers reload
+            self._spawn("trainer", ["trainer", "run"])
         self.wait_workers_ready()
         return self
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from streamrec.models import artifact, continual, online_eval, promotion
 from streamrec.models.artifact import Artifact
 from streamrec.models.continual import Fitted
+from streamrec.models.fusion.fitting import NothingToFit, fit_for
 from streamrec.models.fusion.weights import WEIGHTS_FILE
 from streamrec.models.holdout import user_sequences
 from streamrec.models.promotion import Verdict
@@ -74,6 +75,9 @@ class TrainerConfig:
     new_item_boost: float = NEW_ITEM_BOOST
     # Test hook: shuffle every candidate's weights, so a test can watch the gate refuse it.
     degrade: bool = False
+    # Fit the fusion weights for every promoted candidate (inside its version); off: carry
+    # the live version's over (cheaper, for deployments that serve no fusion).
+    refit_fusion: bool = True
 
 
 @dataclasses.dataclass
@@ -121,16 +125,25 @@ def run_round(
     if kind == WARM and candidate.metrics["best_epoch"] == 0 and not config.degrade:
         return Decision(kind, candidate, Verdict(False, "nothing learned: no epoch beat the live weights", 0))
     models = (candidate.artifact(encoder.model_name), live)
-    scores = [_held_out_ndcg(model, events, cut, items, encoder, config) for model in models]
-    return Decision(kind, candidate, promotion.judge(*scores, min_users=config.min_users))
+    ndcg, live_ndcg = (_held_out_ndcg(model, events, cut, items, encoder, config) for model in models)
+    return Decision(kind, candidate, promotion.judge(ndcg, live_ndcg, min_users=config.min_users))
 
 
-def save(decision: Decision, model_dir: str | Path, text_model: str, live: Artifact | None = None) -> Path:
+def save(
+    decision: Decision,
+    model_dir: str | Path,
+    encoder: TextEncoder,
+    live: Artifact | None = None,
+    refit_on: tuple[Sequence[Event], Sequence[Item]] | None = None,
+) -> Path:
     """Write the candidate as a new version; the gate's evidence goes into its metrics.
 
-    The live version's fusion weights (``fusion.json``), if any, are carried over: fitted
-    for the model the candidate started from, they serve it better than none (fusion would
-    fall back to CombSUM) until a refit (`models.fusion.fitting.refit`) replaces them.
+    Fusion weights (``fusion.json``) go inside the version before it is renamed into place,
+    so a fusion worker never hot-reloads a transformer with weights fitted for another:
+    with ``refit_on`` (events, items) they are fitted for the candidate itself
+    (`models.fusion.fitting.fit_for`); otherwise, or when nothing can be fitted, the live
+    version's are carried over (fitted for the model the candidate started from, they
+    serve it better than none, where fusion would fall back to CombSUM).
     """
     c, v = decision.candidate, decision.verdict
     gate = {
@@ -140,11 +153,26 @@ def save(decision: Decision, model_dir: str | Path, text_model: str, live: Artif
         "gate_low": v.low,
         "gate_high": v.high,
     }
-    fusion = live.path / WEIGHTS_FILE if live is not None and live.path is not None else None
-    files = {WEIGHTS_FILE: fusion.read_text()} if fusion is not None and fusion.is_file() else {}
-    path = artifact.publish(model_dir, c.artifact(text_model, gate), files)
+    candidate = c.artifact(encoder.model_name, gate)
+    path = artifact.publish(model_dir, candidate, _fusion_files(candidate, encoder, live, refit_on))
     decision.version = path.name
     return path
+
+
+def _fusion_files(
+    candidate: Artifact,
+    encoder: TextEncoder,
+    live: Artifact | None,
+    refit_on: tuple[Sequence[Event], Sequence[Item]] | None,
+) -> dict[str, str]:
+    """``{fusion.json: weights}`` for ``candidate``: refitted, else the live version's, else none."""
+    if refit_on is not None:
+        try:
+            return {WEIGHTS_FILE: fit_for(TransformerRecommender(candidate, encoder), *refit_on).dumps()}
+        except NothingToFit as exc:
+            log.warning("fusion weights not refitted (%s): carrying the live version's over", exc)
+    carried = live.path / WEIGHTS_FILE if live is not None and live.path is not None else None
+    return {WEIGHTS_FILE: carried.read_text()} if carried is not None and carried.is_file() else {}
 
 
 class Trainer:
@@ -175,11 +203,13 @@ class Trainer:
         live = artifact.load_latest(self.model_dir)
         self.stats["rounds"] += 1
         full = self.config.full_every > 0 and self.stats["rounds"] % self.config.full_every == 0
-        decision = run_round(list(self.history), items, live, self.encoder, self.config, full)
+        decision = run_round(self.history, items, live, self.encoder, self.config, full)
         self.pending, self.last_round = 0, now
         self.stats["capped"] += decision.candidate.capped
         if decision.promoted:
-            path = save(decision, self.model_dir, self.encoder.model_name, live)
+            history = list(self.history)
+            refit_on = (history, items) if self.config.refit_fusion else None
+            path = save(decision, self.model_dir, self.encoder, live, refit_on)
             self.stats["promoted"] += 1
             log.info("promoted %s (%s): %s", path.name, decision.kind, decision.verdict.reason)
         else:

@@ -102,6 +102,8 @@ class Settings:
     trainer_history: int = 50000
     # Test hook: 1 shuffles every candidate's weights, so the promotion gate must refuse it.
     trainer_degrade: int = 0
+    # `streamrec up` starts the trainer as a child process (0: never; `up --no-trainer` too).
+    trainer_enabled: int = 1
     # Events whose item is not in the catalog yet wait (parked, uncommitted) for it at most
     # this many at once and this long, then go to the DLQ: an item announced just before
     # its first event may still be in flight to the worker's catalog reader.

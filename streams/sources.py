@@ -25,11 +25,16 @@ import orjson
 
 from streamrec.settings import Settings
 from streamrec.streams.contracts import InvalidEvent, encode_event, encode_item, parse_event, parse_item, validate_event
+from streamrec.streams.drift import DriftStream, drift_stream
 from streamrec.types import EVENT_TYPES, Event, Item
 
 RATING_TO_EVENT = {5: "purchase", 4: "click", 3: "view", 2: "view", 1: "view"}
 ML100K = "ml-100k"
-DATASETS = (ML100K,)
+DRIFT = "synthetic-drift"
+DATASETS = (ML100K, DRIFT)
+# The built-in drift stream (`streams.drift`): big enough for a few trainer rounds in its
+# scored 20% (4000 events, past the second drift), small enough to train in minutes.
+DRIFT_EVENTS, DRIFT_USERS, DRIFT_ITEMS, DRIFT_SEED = 20_000, 300, 600, 7
 # Longest a topic read-back may take (100k events take ~1 s).
 TOPIC_READ_TIMEOUT_S = 600.0
 # Item-popularity skew of synthetic logs; ~1 is what real catalogs show.
@@ -74,8 +79,10 @@ class LogSource:
 
     def events(self) -> Iterator[Event]:
         """The events in time order (files stream; a dataset or topic is read whole first)."""
-        if self.dataset is not None:
-            events: Iterable[Event] = movielens_events(self.dataset)
+        if self.dataset == DRIFT:
+            events: Iterable[Event] = drift_dataset().events
+        elif self.dataset is not None:
+            events = movielens_events(self.dataset)
         elif self.broker is not None:
             events = topic_events(self.broker.bootstrap_servers, self.broker.topic_events)
         elif self.events_file:
@@ -86,6 +93,8 @@ class LogSource:
 
     def items(self) -> Iterable[Item]:
         """The item catalog (the latest version of each item, for the broker)."""
+        if self.dataset == DRIFT:
+            return drift_dataset().items
         if self.dataset is not None:
             return movielens_items(self.dataset)
         if self.broker is not None:
@@ -197,6 +206,11 @@ def movielens_items(name: str = ML100K) -> list[Item]:
         genres = row.get("class:token_seq", "").split()
         items.append(Item(row["item_id:token"], title, category=", ".join(genres)))
     return items
+
+
+def drift_dataset() -> DriftStream:
+    """The ``synthetic-drift`` dataset: `streams.drift.drift_stream` with a fixed seed (the same every call)."""
+    return drift_stream(DRIFT_EVENTS, DRIFT_USERS, DRIFT_ITEMS, DRIFT_SEED)
 
 
 def _recbole_rows(path: Path) -> Iterator[dict[str, str]]:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from streamrec.infra import backtest, report
 from streamrec.infra.commands.options import RECOMMENDERS_HELP, check_recommenders, log_source
+from streamrec.infra.retraining import SUFFIX
 from streamrec.settings import Settings
 from streamrec.streams.sources import DATASETS, LogSource
 
@@ -72,6 +73,12 @@ SUMMARY_COLUMNS = (
 @click.option(
     "--train-epochs", type=int, help="Max transformer epochs when training on the warm-up part (no --model-dir)."
 )
+@click.option(
+    "--retrain-every",
+    type=click.IntRange(min=1),
+    help="Also run each trained recommender as <name>+retrain: a trainer round every N scored events.",
+)
+@click.option("--degrade-round", type=int, default=0, hidden=True, help="Test hook: degrade this round's candidate.")
 @click.option("--out", "out_dir", default="backtest-report", show_default=True, type=click.Path(file_okay=False))
 @click.pass_obj
 def backtest_command(
@@ -88,6 +95,8 @@ def backtest_command(
     limit: int | None,
     seed: int,
     train_epochs: int | None,
+    retrain_every: int | None,
+    degrade_round: int,
     out_dir: str,
 ) -> None:
     """Backtest recommenders by replaying a log through the running pipeline.
@@ -105,19 +114,46 @@ def backtest_command(
       items JSONL:  {"item_id", "title", "description"?, "category"? ("A, B"), "available"?}
       items CSV:    header item_id,title[,description,category,available]
 
+    With --retrain-every N, each recommender that serves a model artifact (transformer,
+    fusion) also runs as <name>+retrain: the continual trainer's rounds inside the replay,
+    on the events already replayed, every N scored events (docs/trainer.md).
+
     Writes OUT/report.json and OUT/report.html (self-contained). See docs/backtest.md.
     """
     if not dataset and not (events_file and items_file):
         raise click.UsageError("give --events FILE and --items FILE (or --dataset)")
     source = log_source(dataset, events_file, items_file, limit)
     cut = train_until if train_until is not None else _scored_tail_start(source)
+    if retrain_every:
+        recommenders = with_retraining(recommenders)
     config = backtest.BacktestConfig(
-        recommenders, cut, rate, in_flight, lookahead, seed, model_dir, source.name, train_epochs
+        recommenders,
+        cut,
+        rate,
+        in_flight,
+        lookahead,
+        seed,
+        model_dir,
+        source.name,
+        train_epochs,
+        retrain_every or 0,
+        degrade_round,
     )
     result = backtest.run_backtest(settings, source.events, list(source.items()), config)
     json_path, html_path = report.write(result, out_dir)
     backtest.console.print(summary_table(result["recommenders"]))
     click.echo(f"wrote {json_path} and {html_path}")
+
+
+def with_retraining(recommenders: tuple[str, ...]) -> tuple[str, ...]:
+    """Each artifact recommender followed by its ``+retrain`` twin.
+
+    >>> with_retraining(("transformer", "cooccurrence"))
+    ('transformer', 'transformer+retrain', 'cooccurrence')
+    """
+    from streamrec.models.registry import needs_training
+
+    return tuple(n for name in recommenders for n in (name, f"{name}{SUFFIX}")[: 1 + needs_training(name)])
 
 
 def _scored_tail_start(source: LogSource) -> float:

@@ -120,16 +120,18 @@ def replay_command(
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
 @recommender_option
 @train_seconds_option
+@click.option("--no-trainer", is_flag=True, help="Do not start the continual trainer (also: trainer_enabled=0).")
 @click.pass_context
-def up(ctx: click.Context, workers: int, recommender: str | None, train_seconds: float) -> None:
-    """Start broker, workers and HTTP server, and keep them running until Ctrl-C or SIGTERM."""
+def up(ctx: click.Context, workers: int, recommender: str | None, train_seconds: float, no_trainer: bool) -> None:
+    """Start broker, workers, HTTP server and continual trainer; keep them running until Ctrl-C or SIGTERM."""
     settings = require_known_recommender(ctx.obj.with_(recommender=recommender or ctx.obj.recommender))
     require_free_port(settings.http_host, settings.http_port)
     ensure_model(ctx, settings, train_seconds)
     logging.basicConfig(level=logging.INFO)
+    trainer = bool(settings.trainer_enabled) and not no_trainer
     with stopping_on_signals():
         try:
-            with Stack(settings, workers=workers, serve=True) as stack:
+            with Stack(settings, workers=workers, serve=True, trainer=trainer) as stack:
                 for line in [*stack.urls(), f"logs: {stack.log_dir}"]:
                     click.echo(line)
                 click.echo(

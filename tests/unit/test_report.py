@@ -69,3 +69,18 @@ def test_trade_off_chart_places_every_recommender_and_joins_the_knob_curve() -> 
     assert page.count('class="point"') == 2 * len(rows)  # one chart per exposure measure
     assert page.count('class="series"') == 2  # fusion -> fusion+tail@0.5, in each chart
     assert all(f">{name}</text>" in page for name in rows)
+
+
+def test_retraining_rounds_are_listed_on_the_timeline(built: dict) -> None:
+    assert built["retraining"] == []  # no +retrain run; the first scored event is at ts 0
+    rounds = [
+        {"recommender": "transformer+retrain", "at_event": 10, "at_ts": 86400.0, "kind": "warm-start"}
+        | {"version": "v2", "promoted": True, "reason": "not worse", "seconds": 12.5, "cpu_s": 20.25, "reload_s": 4.0},
+        {"recommender": "transformer+retrain", "at_event": 20, "at_ts": 2 * 86400.0, "kind": "warm-start"}
+        | {"version": None, "promoted": False, "reason": "worse <&>", "seconds": 9.0, "cpu_s": 9.0, "reload_s": 0.0},
+    ]
+    page = report.render(built | {"retraining": rounds})
+    table = page[page.index("Retraining") :]
+    cells = re.findall(r"<td>(.*?)</td>", table)
+    assert cells[:9] == ["transformer+retrain", "10", "1.0000", "warm-start", "v2", "yes", "not worse", "12.5", "20.2"]
+    assert cells[9 + 4 : 9 + 7] == ["–", "no", "worse &lt;&amp;&gt;"]

@@ -16,8 +16,8 @@ import torch
 
 from streamrec.infra.commands.trainer import Intake
 from streamrec.models import continual
-from streamrec.models.artifact import load_latest
-from streamrec.models.fusion.weights import WEIGHTS_FILE
+from streamrec.models.artifact import Artifact, load_latest
+from streamrec.models.fusion.weights import WEIGHTS_FILE, FusionWeights
 from streamrec.models.online_eval import UserWindows
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.trainer import FULL, WARM, Trainer, TrainerConfig
@@ -60,8 +60,20 @@ def first(stream: DriftStream, encoder: TextEncoder, tmp_path_factory: pytest.Te
     return trainer
 
 
+def _live_version(trainer: Trainer) -> str:
+    version = latest_version(trainer.model_dir)
+    assert version is not None
+    return version
+
+
+def _live(trainer: Trainer) -> Artifact:
+    live = load_latest(trainer.model_dir)
+    assert live is not None
+    return live
+
+
 def test_a_warm_start_round_is_judged_on_newer_events_and_promoted(first: Trainer, stream: DriftStream) -> None:
-    before = latest_version(first.model_dir)
+    before = _live_version(first)
     (first.model_dir / before / WEIGHTS_FILE).write_text('{"fitted": "for the live model"}')
     first.observe(stream.events[2500:3500])
     assert first.due(now=0.0)
@@ -71,10 +83,12 @@ def test_a_warm_start_round_is_judged_on_newer_events_and_promoted(first: Traine
     assert decision.promoted, decision.verdict.reason
     assert latest_version(first.model_dir) == decision.version != before
     assert first.stats["promoted"] == 2 and first.pending == 0
-    saved = load_latest(first.model_dir)
+    saved = _live(first)
     assert saved.metrics["gate_users"] == decision.verdict.users
     assert len(saved.item_ids) >= len(_released(stream, 3000))  # the vocabulary grew with the catalog
-    assert (saved.path / WEIGHTS_FILE).read_text() == '{"fitted": "for the live model"}'  # carried over
+    assert saved.path is not None
+    fusion = FusionWeights.load(saved.path)  # refitted for the candidate, inside its version
+    assert fusion is not None and fusion.meta["fitted"] and "transformer" in fusion.sources
 
 
 def test_a_degraded_candidate_is_refused_and_nothing_is_written(first: Trainer, stream: DriftStream) -> None:
@@ -89,7 +103,7 @@ def test_a_degraded_candidate_is_refused_and_nothing_is_written(first: Trainer, 
 
 
 def test_growing_the_vocabulary_changes_no_score(first: Trainer, stream: DriftStream, encoder: TextEncoder) -> None:
-    live = load_latest(first.model_dir)
+    live = _live(first)
     items = stream.items  # every item, including those released after training
     grown = continual.grow(live, items, encoder.encode_items(items))
     n = len(live.item_ids)
@@ -115,7 +129,7 @@ def test_history_is_a_bounded_sliding_window_and_rounds_fall_due(encoder: TextEn
 
 
 def test_the_simulated_windows_are_the_workers(stream: DriftStream) -> None:
-    simulated, states = UserWindows(window=7), {}
+    simulated, states = UserWindows(window=7), dict[str, UserState]()
     for offset, event in enumerate(stream.events[:800]):
         simulated.apply(event)
         states.setdefault(event.user_id, UserState(7)).apply(event, offset)
