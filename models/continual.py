@@ -122,7 +122,7 @@ def fine_tune(start: Fitted, seqs: Mapping[str, list[Event]], config: training.T
     encoded = [encode_events(evs, vocab) for evs in train_seqs.values()]
     val_users = [u for u in valid if valid[u].item_id in vocab]
     val_windows = [encode_events(train_seqs[u], vocab) for u in val_users]
-    val_targets = [vocab.index(valid[u].item_id) + 1 for u in val_users]
+    val_targets = (vocab.indices(valid[u].item_id for u in val_users) + 1).tolist()
     text = torch.from_numpy(start.text)
     counts = np.bincount(np.concatenate([s[0] for s in encoded] or [np.zeros(0, np.int64)]), minlength=len(vocab) + 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

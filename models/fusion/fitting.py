@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -71,7 +71,7 @@ def fit(model: Fusion, contexts: Sequence[UserContext], targets: Sequence[str], 
     std = x.std(axis=0)
     mean, scale = np.where(std > 0, x.mean(axis=0), 0.0), np.where(std > 0, std, 1.0)
     coef = logistic_regression((x - mean) / scale, y, l2)
-    meta = {"fitted": True, "positions": len(contexts), "with_target": len(rows), "rows": len(y)}
+    meta: dict[str, Any] = {"fitted": True, "positions": len(contexts), "with_target": len(rows), "rows": len(y)}
     meta |= {"l2": l2, "fetch": model.fetch}
     return FusionWeights(tuple(model.sources), mean, scale, coef, meta)
 

@@ -44,20 +44,20 @@ def test_the_trainer_promotes_a_version_that_the_worker_then_serves(settings: Se
             "trainer-test",
         ).start()
         env = {**os.environ, **stack.settings.as_env()}
-        log = open(stack.log_dir / "trainer.log", "ab")
-        trainer = subprocess.Popen(
-            [sys.executable, "-m", "streamrec", "trainer", "run", "--max-rounds", "1"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            replay(stream.events, stack.settings, quiet=True)
-            assert trainer.wait(timeout=ROUND_TIMEOUT_S) == 0, f"trainer failed; see {stack.log_dir / 'trainer.log'}"
-        finally:
-            if trainer.poll() is None:
-                trainer.kill()
-                trainer.wait()
+        with open(stack.log_dir / "trainer.log", "ab") as log:
+            trainer = subprocess.Popen(
+                [sys.executable, "-m", "streamrec", "trainer", "run", "--max-rounds", "1"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                replay(stream.events, stack.settings, quiet=True)
+                assert trainer.wait(timeout=ROUND_TIMEOUT_S) == 0, f"trainer failed; see {stack.log_dir / 'trainer.log'}"
+            finally:
+                if trainer.poll() is None:
+                    trainer.kill()
+                    trainer.wait()
         version = latest_version(stack.settings.model_dir)
         assert version is not None
         status = orjson.loads((Path(stack.settings.data_dir) / STATUS_FILE).read_bytes())
