@@ -53,7 +53,9 @@ def test_the_trainer_promotes_a_version_that_the_worker_then_serves(settings: Se
             )
             try:
                 replay(stream.events, stack.settings, quiet=True)
-                assert trainer.wait(timeout=ROUND_TIMEOUT_S) == 0, f"trainer failed; see {stack.log_dir / 'trainer.log'}"
+                assert trainer.wait(timeout=ROUND_TIMEOUT_S) == 0, (
+                    f"trainer failed; see {stack.log_dir / 'trainer.log'}"
+                )
             finally:
                 if trainer.poll() is None:
                     trainer.kill()
