@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import time
 from typing import Any
 
@@ -91,7 +92,23 @@ def create_app(settings: Settings, worker_name: str) -> faust.App:
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         stream_wait_empty=False,
+        broker_credentials=broker_credentials(settings),
     )
+
+
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """Faust's form of the security settings every confluent-kafka client gets from
+    `streamrec.streams.kafka.client_config`: TLS for ``*SSL``, SASL for ``SASL_*``."""
+    protocol = settings.kafka_security_protocol
+    tls = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None) if protocol.endswith("SSL") else None
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=tls,
+        )
+    return faust.SSLCredentials(tls) if tls is not None else None
 
 
 def delivery(event: EventT) -> Delivery:
