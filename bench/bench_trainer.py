@@ -19,12 +19,12 @@ NDCG@10 on known vs unknown targets. Prints markdown tables (docs/trainer.md).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 
+import click
 import numpy as np
 
 from streamrec.models import continual, online_eval
@@ -84,22 +84,22 @@ def row(name: str, outcomes: list[Outcome], seconds: float) -> str:
     return f"| {name} | {acc['ndcg@10']:.4f} | {acc['hr@10']:.4f} | {fades} | {seconds:.0f} |"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dataset", choices=["drift", "ml-100k"], default="drift")
-    parser.add_argument("--every", type=int, default=4000, help="scored events between rounds")
-    parser.add_argument("--history", type=int, default=50_000, help="events a round trains on at most")
-    parser.add_argument("--max-seconds", type=float, default=300.0, help="time cap of one training run")
-    parser.add_argument("--rounds", action=argparse.BooleanOptionalAction, default=True)
-    args = parser.parse_args()
-    events, releases, cut = load(args.dataset)
+@click.command()
+@click.option("--dataset", type=click.Choice(["drift", "ml-100k"]), default="drift", show_default=True)
+@click.option("--every", type=int, default=4000, show_default=True, help="Scored events between rounds.")
+@click.option("--history", type=int, default=50_000, show_default=True, help="Events a round trains on at most.")
+@click.option("--max-seconds", type=float, default=300.0, show_default=True, help="Time cap of one training run.")
+@click.option("--rounds/--no-rounds", "with_rounds", default=True, show_default=True, help="Also run continual rounds.")
+def main(dataset: str, every: int, history: int, max_seconds: float, with_rounds: bool) -> None:
+    """Frozen vs continually trained transformer vs co-occurrence, replayed offline (docs/trainer.md)."""
+    events, releases, cut = load(dataset)
     encoder = TextEncoder(cache_dir=".streamrec/text_cache")
-    print(f"{args.dataset}: {len(events):,} events, scored from {cut:,} ({len(events) - cut:,} scored)\n")
-    full = dataclasses.replace(continual.FULL, max_seconds=args.max_seconds)
+    print(f"{dataset}: {len(events):,} events, scored from {cut:,} ({len(events) - cut:,} scored)\n")
+    full = dataclasses.replace(continual.FULL, max_seconds=max_seconds)
     config = TrainerConfig(
-        history=args.history,
+        history=history,
         full=full,
-        fine_tune=dataclasses.replace(continual.FINE_TUNE, max_seconds=args.max_seconds),
+        fine_tune=dataclasses.replace(continual.FINE_TUNE, max_seconds=max_seconds),
     )
     known_items = [item for at, item in releases if at <= events[cut - 1].ts]
     print("| model | NDCG@10 | HR@10 | NDCG@10 over 8 time windows | s |\n|---|---|---|---|---|")
@@ -121,10 +121,10 @@ def main() -> None:
         started = time.monotonic()
         results[name] = simulate(model, events, releases, cut)
         print(row(name, results[name], time.monotonic() - started))
-    if args.rounds:
+    if with_rounds:
         started = time.monotonic()
-        outcomes, decisions = rounds(events, releases, cut, art, encoder, config, args.every)
-        print(row(f"rounds every {args.every}", outcomes, time.monotonic() - started))
+        outcomes, decisions = rounds(events, releases, cut, art, encoder, config, every)
+        print(row(f"rounds every {every}", outcomes, time.monotonic() - started))
         print("\n| round at | kind | promoted | reason | epochs | train s | time cap hit |")
         print("|---|---|---|---|---|---|---|")
         for at, d in decisions:
