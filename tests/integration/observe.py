@@ -57,6 +57,18 @@ class DeadLetters:
         self._reader.stop()
 
 
+def every_list(settings: Settings, name: str) -> tuple[list[dict], TopicReader]:
+    """Every message on ``recommendations``, in order, appended as it arrives; and its reader."""
+    lists: list[dict] = []
+    reader = TopicReader(
+        settings.bootstrap_servers,
+        settings.topic_recommendations,
+        lambda records: lists.extend(orjson.loads(r.value) for r in records),
+        name,
+    ).start()
+    return lists, reader
+
+
 def original(letter: dict) -> bytes:
     text = letter.get("original") or ""
     return base64.b64decode(text) if letter.get("encoding") == "base64" else text.encode()

@@ -9,18 +9,17 @@ import random
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 from streamrec.infra.stack import Stack
 from streamrec.models.artifact import save
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.settings import Settings
-from streamrec.streams.broadcast import TopicReader
 from streamrec.streams.contracts import encode_event
 from streamrec.streams.replay import produce_items, produce_raw
 from streamrec.types import Event
 from tests.conftest import wait_for
+from tests.integration.observe import every_list
 from tests.published import fusion_weights, newest_artifact, newest_version
 from tests.topics import GAP_S, NEW, catalog, log, train_topic_model
 
@@ -37,15 +36,9 @@ def write_artifact(model_dir: str) -> str:
 
 def test_hot_reload_keeps_state_and_new_items_are_recommendable(settings: Settings, tmp_path) -> None:
     settings = settings.with_(recommender="transformer", model_dir=str(tmp_path / "models"))
-    lists: list[dict] = []
     with Stack(settings) as stack:
         produce_items(catalog(), stack.settings)
-        reader = TopicReader(
-            stack.settings.bootstrap_servers,
-            stack.settings.topic_recommendations,
-            lambda rs: lists.extend(orjson.loads(r.value) for r in rs),
-            "reload",
-        ).start()
+        lists, reader = every_list(stack.settings, "reload")
         sent = 0
 
         def send(item_id: str) -> None:
@@ -88,15 +81,9 @@ def test_feedback_loop_retrains_from_the_event_log(settings: Settings, tmp_path)
 
     settings = settings.with_(recommender="transformer", model_dir=str(tmp_path / "models"))
     events = sorted((e for seq in log(random.Random(3)).values() for e in seq), key=lambda e: e.ts)
-    lists: list[dict] = []
     with Stack(settings) as stack:
         produce_items(catalog(), stack.settings)
-        reader = TopicReader(
-            stack.settings.bootstrap_servers,
-            stack.settings.topic_recommendations,
-            lambda rs: lists.extend(orjson.loads(r.value) for r in rs),
-            "loop",
-        ).start()
+        lists, reader = every_list(stack.settings, "loop")
         replay(events, stack.settings, quiet=True)
         env = {k: v for k, v in stack.settings.as_env().items() if k != "STREAMREC_CONFIG"}
         result = CliRunner().invoke(main, ["train", "--from-broker", "--epochs", "3"], env=env)

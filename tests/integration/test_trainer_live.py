@@ -15,12 +15,12 @@ from streamrec.infra.commands.trainer import STATUS_FILE
 from streamrec.infra.stack import Stack
 from streamrec.models.versions import latest_version
 from streamrec.settings import Settings
-from streamrec.streams.broadcast import TopicReader
 from streamrec.streams.contracts import encode_event
 from streamrec.streams.drift import drift_stream
 from streamrec.streams.replay import produce_items, produce_raw, replay
 from streamrec.types import Event
 from tests.conftest import wait_for
+from tests.integration.observe import every_list
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +34,9 @@ def test_the_trainer_promotes_a_version_that_the_worker_then_serves(settings: Se
     settings = settings.with_(
         recommender="transformer", model_dir=str(tmp_path / "models"), trainer_every_events=EVENTS, trainer_every_s=1e9
     )
-    lists: list[dict] = []
     with Stack(settings) as stack:
         produce_items(stream.items, stack.settings)
-        reader = TopicReader(
-            stack.settings.bootstrap_servers,
-            stack.settings.topic_recommendations,
-            lambda rs: lists.extend(orjson.loads(r.value) for r in rs),
-            "trainer-test",
-        ).start()
+        lists, reader = every_list(stack.settings, "trainer-test")
         env = {**os.environ, **stack.settings.as_env()}
         with open(stack.log_dir / "trainer.log", "ab") as log:
             trainer = subprocess.Popen(
