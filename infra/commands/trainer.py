@@ -19,6 +19,7 @@ duplicates (same ``event_id``) dropped.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import time
 from collections import OrderedDict
@@ -85,6 +86,10 @@ class Intake:
         return False
 
 
+# Scheduling priority the trainer process lowers itself by (0 = the workers' own, 19 = idle).
+TRAINER_NICENESS = 10
+
+
 @click.group()
 def trainer() -> None:
     """The continual trainer: rounds, guarded promotion, rollback (docs/trainer.md)."""
@@ -102,6 +107,9 @@ def run(settings: Settings, max_rounds: int | None) -> None:
     from streamrec.streams.catalog import Catalog
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # The trainer shares the cores with the workers: it yields to them, so a round slows
+    # itself down rather than the stream's freshness (one torch thread: models/continual.py).
+    os.nice(TRAINER_NICENESS)
     settings = connected(settings)
     catalog, intake = Catalog(), Intake()
     events = TopicReader(settings.bootstrap_servers, settings.topic_events, intake.on_records, name="trainer")
