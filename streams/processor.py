@@ -79,10 +79,6 @@ class Port(Protocol):
         """Done with ``delivery``: its offset may be committed."""
 
 
-# Kafka refuses records over its message.max.bytes (1 MB by default): dead letters stay
-# well under it. Escaped as JSON text or base64, an original grows by at most this factor.
-MAX_LETTER_BYTES = 512 * 1024
-JSON_GROWTH = 6
 # User vectors are stored in the state rounded: 5 decimals keep them well inside float32
 # precision and the table's values short.
 VECTOR_DECIMALS = 5
@@ -316,13 +312,9 @@ class EventProcessor:
     async def _dead_letter(self, delivery: Delivery, reason: str, settle: bool = True) -> None:
         self.stats["dead_lettered"] += 1
         self.metrics.dead_lettered(reason)
-        letter = dead_letter(delivery.value, reason, delivery.where)
-        if len(letter) > MAX_LETTER_BYTES:  # `dead_letter` should bound it; a record too big to send would stop us
-            kept = delivery.value[: MAX_LETTER_BYTES // JSON_GROWTH]
-            letter = dead_letter(
-                kept, f"{reason} (original cut from {len(delivery.value)} to {len(kept)} bytes)", delivery.where
-            )
-        await self.port.send("dlq", delivery.key, letter)
+        # `dead_letter` keeps every letter within MAX_DEAD_LETTER_BYTES, far below Kafka's
+        # message limit, so a huge original can never make the dead letter unsendable.
+        await self.port.send("dlq", delivery.key, dead_letter(delivery.value, reason, delivery.where))
         if settle:
             self.port.settle(delivery)
 

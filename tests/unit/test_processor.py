@@ -13,11 +13,11 @@ from streamrec.models.registry import RecommenderOptions, make_recommender
 from streamrec.settings import Settings
 from streamrec.streams.broadcast import Record
 from streamrec.streams.catalog import Catalog
-from streamrec.streams.contracts import encode_event, encode_item
+from streamrec.streams.contracts import MAX_DEAD_LETTER_BYTES, encode_event, encode_item
 from streamrec.streams.kafka import partition_for
 from streamrec.streams.learning import LearningLog
 from streamrec.streams.model_host import ModelHost
-from streamrec.streams.processor import MAX_LETTER_BYTES, Delivery, EventProcessor, fault_injector
+from streamrec.streams.processor import Delivery, EventProcessor, fault_injector
 from streamrec.streams.state import UserState
 from streamrec.types import Event, Item
 
@@ -136,7 +136,7 @@ def test_misrouted_or_broken_records_are_dead_lettered_and_good_ones_go_on(
     f.run(f.record("u1", "i0", "bad", **kw), f.record("u1", "i1", "good"))
     [dead] = f.port.of("dlq")
     assert reason in dead["reason"] and dead["source"].startswith("events[")
-    assert all(len(value) <= MAX_LETTER_BYTES for role, _, value in f.port.sent if role == "dlq")
+    assert all(len(value) <= MAX_DEAD_LETTER_BYTES for role, _, value in f.port.sent if role == "dlq")
     assert f.events_of("u1") == 1 and f.port.settled == [0, 1]
 
 
