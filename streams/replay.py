@@ -3,6 +3,11 @@ rate, or time-scaled to the log's own clock, with a progress bar.
 
 Events are produced in the order given (logs are read in time order) and keyed by
 user, so each user's events stay in order on one partition.
+
+Nothing is lost silently: every producer here counts the broker's failed delivery
+reports (`Deliveries`), and a call that could not deliver everything it produced raises
+`UndeliveredError` saying how many records and why (e.g. the broker stayed away longer
+than ``message.timeout.ms``), so a replay for a backtest never scores a thinned log.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streamrec.settings import Settings
@@ -63,8 +69,55 @@ class Pacer:
         return self.t0
 
 
-def producer(settings: Settings) -> Producer:
-    return Producer(producer_config(settings))
+class UndeliveredError(RuntimeError):
+    """Records were sent but the broker never acknowledged them."""
+
+
+class Sender:
+    """A producer that must deliver everything it sends: `close` flushes, then raises
+    `UndeliveredError` if the broker failed any record (counted from delivery reports).
+
+    >>> sender = Sender.__new__(Sender); sender.sent, sender.failed, sender.reason = 3, 0, ""
+    >>> sender._report(KafkaError(KafkaError._MSG_TIMED_OUT), None); sender.check()
+    Traceback (most recent call last):
+    ...
+    streamrec.streams.replay.UndeliveredError: 1 of 3 records were not delivered: ...
+    """
+
+    def __init__(self, settings: Settings, **extra: Any) -> None:
+        self.sent, self.failed, self.reason = 0, 0, ""
+        # Only failures call back: success reports would cost a Python call per record.
+        config = producer_config(settings, on_delivery=self._report, **{"delivery.report.only.error": True, **extra})
+        self.producer = Producer(config)
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        if error_type is None:  # on an error (Ctrl-C too) do not wait out a dead broker
+            self.producer.flush()
+            self.check()
+
+    def send(self, topic: str, key: str | None, value: bytes) -> None:
+        """Queue one record (waiting while the local queue is full)."""
+        while True:
+            try:
+                self.producer.produce(topic, key=key.encode() if key is not None else None, value=value)
+                self.producer.poll(0)
+                self.sent += 1
+                return
+            except BufferError:  # local queue full: let the client send, then retry
+                self.producer.poll(0.05)
+
+    def check(self) -> None:
+        """Raise `UndeliveredError` if any record sent so far failed."""
+        if self.failed:
+            raise UndeliveredError(f"{self.failed:,} of {self.sent:,} records were not delivered: {self.reason}")
+
+    def _report(self, error: KafkaError | None, _message: Message | None) -> None:
+        if error is not None:
+            self.failed += 1
+            self.reason = self.reason or str(error)
 
 
 def progress_bar(disable: bool = False) -> Progress:
@@ -86,23 +139,25 @@ def replay(
     on_sent: OnSent | None = None,
     quiet: bool = False,
 ) -> ReplayStats:
-    """Produce ``events`` to the events topic; returns how many and how long."""
+    """Produce ``events`` to the events topic; returns how many and how long.
+
+    Raises `UndeliveredError` after the last event if the broker did not take them all.
+    """
     pacer = pacer or Pacer()
-    out = producer(settings)
     stats = ReplayStats()
-    with progress_bar(quiet) as bar:
+    with progress_bar(quiet) as bar, Sender(settings) as out:
         task = bar.add_task("replay", total=total, rate="")
         t0 = time.time()
         pacer.start(t0)
         for event in events:
-            _wait_until(pacer.due(event), out)
-            _produce(out, settings.topic_events, event.user_id, encode_event(event))
+            _wait_until(pacer.due(event), out.producer)
+            out.send(settings.topic_events, event.user_id, encode_event(event))
             if on_sent:
                 on_sent(event, time.time())
             stats.events += 1
             if stats.events % 1000 == 0:
                 bar.update(task, completed=stats.events, rate=f"{stats.events / (time.time() - t0):,.0f} ev/s")
-        out.flush()
+        out.producer.flush()
         stats.wall_s = time.time() - t0
         bar.update(task, completed=stats.events, rate=f"{stats.rate:,.0f} ev/s")
     return stats
@@ -110,34 +165,19 @@ def replay(
 
 def produce_items(items: Iterable[Item], settings: Settings) -> int:
     """Announce items on the items topic (key = item_id); returns how many."""
-    out = producer(settings)
-    n = 0
-    for item in items:
-        _produce(out, settings.topic_items, item.item_id, encode_item(item))
-        n += 1
-    out.flush()
-    return n
+    return produce_raw(settings, settings.topic_items, ((item.item_id, encode_item(item)) for item in items))
 
 
-def produce_raw(settings: Settings, topic: str, records: Iterable[tuple[str | None, bytes]]) -> None:
+def produce_raw(settings: Settings, topic: str, records: Iterable[tuple[str | None, bytes]]) -> int:
     """Send ``(key, value)`` records as they are, in order, with one producer.
 
     For tests and tools that need malformed input, which `replay` would refuse to build.
+    Returns how many; raises `UndeliveredError` if any was not delivered.
     """
-    out = producer(settings)
-    for key, value in records:
-        _produce(out, topic, key, value)
-    out.flush()
-
-
-def _produce(out: Producer, topic: str, key: str | None, value: bytes) -> None:
-    while True:
-        try:
-            out.produce(topic, key=key.encode() if key is not None else None, value=value)
-            out.poll(0)
-            return
-        except BufferError:  # local queue full: let the client send, then retry
-            out.poll(0.05)
+    with Sender(settings) as out:
+        for key, value in records:
+            out.send(topic, key, value)
+    return out.sent
 
 
 def _wait_until(when: float, out: Producer) -> None:

@@ -8,7 +8,7 @@ import httpx
 
 from streamrec.infra.stack import Stack
 from streamrec.streams.contracts import encode_event
-from streamrec.streams.replay import Pacer, produce_items, produce_raw, producer, replay
+from streamrec.streams.replay import Pacer, Sender, produce_items, produce_raw, replay
 from streamrec.types import Event, Item
 from tests.conftest import wait_for
 
@@ -70,11 +70,9 @@ class Trickle:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        out = producer(self.settings)
-        for n in range(self.limit):  # bounded: a forgotten trickle ends by itself
-            if self._stop.wait(1 / self.rate):
-                break
-            event = Event(f"t{n % 5}", ITEMS[n % len(ITEMS)].item_id, "view", 2000.0 + n, f"t-{n}")
-            out.produce(self.settings.topic_events, key=event.user_id.encode(), value=encode_event(event))
-            out.poll(0)
-        out.flush(10)
+        with Sender(self.settings) as out:
+            for n in range(self.limit):  # bounded: a forgotten trickle ends by itself
+                if self._stop.wait(1 / self.rate):
+                    break
+                event = Event(f"t{n % 5}", ITEMS[n % len(ITEMS)].item_id, "view", 2000.0 + n, f"t-{n}")
+                out.send(self.settings.topic_events, event.user_id, encode_event(event))

@@ -16,7 +16,7 @@ from streamrec.infra.commands.options import (
 )
 from streamrec.infra.stack import Stack, require_free_port, stopping_on_signals
 from streamrec.settings import Settings
-from streamrec.streams.replay import Pacer, produce_items, replay
+from streamrec.streams.replay import Pacer, UndeliveredError, produce_items, replay
 
 # A demo-sized training budget: a usable model in a couple of minutes (full: `streamrec train`).
 DEMO_TRAIN_S = 120.0
@@ -112,7 +112,10 @@ def replay_command(
     """
     settings = connected(settings)  # first: a dead broker is reported before the log is read
     events = log_source(dataset, events_file=file, limit=limit).events()
-    stats = replay(events, settings, Pacer(rate, speedup), total=limit)
+    try:
+        stats = replay(events, settings, Pacer(rate, speedup), total=limit)
+    except UndeliveredError as exc:  # the broker went away for longer than the delivery timeout
+        raise click.ClickException(f"replay incomplete: {exc}") from None
     click.echo(f"replayed {stats.events} events in {stats.wall_s:.1f} s ({stats.rate:,.0f} ev/s)")
 
 
