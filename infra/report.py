@@ -244,7 +244,8 @@ def experiments_section(experiments: Mapping[str, Mapping[str, Any]]) -> str:
             label = f"{arm}: {found['recommender']} ({found['share']:.0%}, {found['users']} users)"
             rows.append(_experiment_row(label, found))
             if "difference" in found:
-                rows.append(_experiment_row(f"{arm} − {summary['control']}", found["difference"]))
+                decision = found.get("decision", {}).get("action", "")
+                rows.append(_experiment_row(f"{arm} − {summary['control']} ({decision})", found["difference"]))
             if "alone_same_users" in found:
                 rows.append(_experiment_row(f"{found['recommender']} alone, same users", found["alone_same_users"]))
         tables.append(

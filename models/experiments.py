@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from streamrec.models import intervals, metrics, registry
+from streamrec.models import intervals, metrics, promotion, registry
 from streamrec.models.base import Recommender
 from streamrec.models.intervals import Interval, Statistic
 from streamrec.models.rerank import TAIL, TailRerank
@@ -61,6 +61,11 @@ GAINS: dict[str, Callable[[float, int], float]] = {"hr@10": metrics.hr, "ndcg@10
 # Shares are given as weights (50/50, 0.9/0.1) and normalised; they must sum to about this.
 SHARE_TOLERANCE = 1e-9
 HASH_BYTES = 8
+# Champion/challenger (`decide`): the margin and minimum sample of the promotion gate
+# (`models.promotion`), applied online to the challenger arm's NDCG@10 difference.
+MARGIN = promotion.MARGIN
+MIN_USERS = promotion.MIN_USERS
+DECIDED_ON = "ndcg@10"
 
 
 @dataclass(frozen=True)
@@ -337,7 +342,34 @@ class Tally:
                     )
                     for m in METRICS
                 }
+                arms[arm]["decision"] = decide(arms[arm], arms[control])
         return {"experiment": experiment.as_dict(), "control": control, "arms": arms}
+
+
+def decide(challenger: Mapping[str, Any], champion: Mapping[str, Any], min_users: int = MIN_USERS) -> dict[str, str]:
+    """Champion/challenger on a summary's arms: with fewer than ``min_users`` users in either
+    arm, **wait**; then **promote** iff the challenger's NDCG@10 is not worse than the
+    champion's by more than `MARGIN` of it with 95% confidence (the difference interval's
+    low end at or above ``-MARGIN * champion``), else **retire**.
+
+    >>> def arm(users, low):
+    ...     diff = {"estimate": 0.0, "low": low, "high": 0.1}
+    ...     return {"users": users, "ndcg@10": {"estimate": 0.1}, "difference": {"ndcg@10": diff}}
+    >>> [decide(arm(50, low), arm(50, 0.0))["action"] for low in (-0.001, -0.02)]
+    ['promote', 'retire']
+    >>> decide(arm(5, 0.0), arm(50, 0.0))["action"]
+    'wait'
+    """
+    users = min(challenger["users"], champion["users"])
+    if users < min_users:
+        return {"action": "wait", "reason": f"{users} users in the smaller arm, fewer than {min_users}"}
+    diff, base = challenger["difference"][DECIDED_ON], champion[DECIDED_ON]["estimate"]
+    if diff["low"] is None or base is None:
+        return {"action": "wait", "reason": "no scored events yet"}
+    evidence = f"{DECIDED_ON} {diff['estimate']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}] vs {base:.4f}"
+    if diff["low"] >= -MARGIN * base:
+        return {"action": "promote", "reason": f"not worse by more than {MARGIN:.0%}: {evidence}"}
+    return {"action": "retire", "reason": f"may be worse by more than {MARGIN:.0%}: {evidence}"}
 
 
 def _json(found: Interval) -> dict[str, float | None]:

@@ -44,6 +44,12 @@ def experiments_table(name: str, summary: Mapping[str, Any]) -> Table:
         if "difference" in row:
             label = f"{arm} − {summary['control']}"
             table.add_row(label, "difference", "", "", "", *(cell(row["difference"].get(c)) for c in COLUMNS))
+    decisions = [
+        f"{arm}: {row['decision']['action']} ({row['decision']['reason']})"
+        for arm, row in arms.items()
+        if "decision" in row
+    ]
+    table.caption = "; ".join(decisions)
     return table
 
 

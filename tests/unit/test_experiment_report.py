@@ -47,7 +47,7 @@ def test_the_experiment_is_reported_per_arm_with_differences_and_the_lone_run() 
     assert lone["estimate"] == pytest.approx(arms["control"]["mrr@10"]["estimate"])  # same lists, same users
     assert "alone_same_users" not in arms["treat"]  # cooccurrence was not replayed alone
     page = report.render(built)
-    assert "treat − control" in page and "popularity alone, same users" in page
+    assert "treat − control (" in page and "popularity alone, same users" in page
 
 
 def test_an_experiment_replay_splits_into_one_run_per_arm() -> None:
