@@ -66,6 +66,7 @@ HASH_BYTES = 8
 MARGIN = promotion.MARGIN
 MIN_USERS = promotion.MIN_USERS
 DECIDED_ON = "ndcg@10"
+SEED = intervals.SEED
 
 
 @dataclass(frozen=True)
@@ -271,12 +272,18 @@ class ArmTally:
         out["coverage@10"] = coverage_of(self.shown, catalog_size)
         return out
 
+    def bootstrap(
+        self, head: set[str], catalog_size: int, resamples: int = intervals.RESAMPLES, seed: intervals.Seed = SEED
+    ) -> intervals.Bootstrap:
+        """Every metric of `METRICS` on the same per-user resamples."""
+        return intervals.bootstrap(self.statistics(head, catalog_size), len(self.sums), resamples, seed)
+
     def intervals(
-        self, head: set[str], catalog_size: int, resamples: int = intervals.RESAMPLES, seed: int = intervals.SEED
+        self, head: set[str], catalog_size: int, resamples: int = intervals.RESAMPLES, seed: intervals.Seed = SEED
     ) -> dict[str, Interval]:
         """Each of `METRICS` with its per-user bootstrap interval."""
-        statistics = self.statistics(head, catalog_size)
-        return {m: intervals.interval(statistics[m], len(self.sums), resamples, seed=seed) for m in METRICS}
+        found = self.bootstrap(head, catalog_size, resamples, seed)
+        return {m: found.interval(m) for m in METRICS}
 
 
 def coverage_of(shown: Sequence[Counter[str]], catalog_size: int) -> Statistic:
@@ -311,14 +318,17 @@ class Tally:
         catalog_size: int,
         head: set[str] | None = None,
         resamples: int = intervals.RESAMPLES,
-        seed: int = intervals.SEED,
+        seed: int = SEED,
     ) -> dict[str, Any]:
         """Per arm: each metric's estimate and interval, lists and users; per treatment arm
         the difference from control (``difference``). JSON-ready."""
         head = metrics.head_items(self.acted) if head is None else head
         empty = ArmTally()
         stats = {a.name: self.arms.get(a.name, empty) for a in experiment.arms}
-        statistics = {arm: t.statistics(head, catalog_size) for arm, t in stats.items()}
+        seeds = np.random.SeedSequence(seed).spawn(len(stats))  # arms are resampled independently
+        boots = {
+            arm: t.bootstrap(head, catalog_size, resamples, s) for (arm, t), s in zip(stats.items(), seeds, strict=True)
+        }
         arms: dict[str, Any] = {}
         for arm, tally in stats.items():
             arms[arm] = {
@@ -327,21 +337,12 @@ class Tally:
                 "users": len(tally.sums),
                 "events": int(sum(s[0] for s in tally.sums)),
                 "lists": tally.lists,
-                **{m: _json(iv) for m, iv in tally.intervals(head, catalog_size, resamples, seed).items()},
+                **{m: _json(boots[arm].interval(m)) for m in METRICS},
             }
         control = experiment.control.name
-        nc = len(stats[control].sums)
         for arm in arms:
             if arm != control:
-                n = len(stats[arm].sums)
-                arms[arm]["difference"] = {
-                    m: _json(
-                        intervals.difference_interval(
-                            statistics[arm][m], n, statistics[control][m], nc, resamples, seed=seed
-                        )
-                    )
-                    for m in METRICS
-                }
+                arms[arm]["difference"] = {m: _json(boots[arm].minus(boots[control], m)) for m in METRICS}
                 arms[arm]["decision"] = decide(arms[arm], arms[control])
         return {"experiment": experiment.as_dict(), "control": control, "arms": arms}
 

@@ -42,7 +42,7 @@ interval for the same data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,11 +101,16 @@ def ratio_of(sums: np.ndarray, counts: np.ndarray) -> Statistic:
 
 
 def weights(users: int, resamples: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Bootstrap weights in chunks: rows of how often each of ``users`` was drawn (sum = users)."""
+    """Bootstrap weights in chunks: rows of how often each of ``users`` was drawn (sum = users).
+
+    >>> [w.sum(axis=1).tolist() for w in weights(3, 2, np.random.default_rng(0))]
+    [[3.0, 3.0]]
+    """
     chunk = max(1, MAX_CELLS // max(users, 1))
-    uniform = np.full(users, 1.0 / users)
     for start in range(0, resamples, chunk):
-        yield rng.multinomial(users, uniform, size=min(chunk, resamples - start)).astype(np.float64)
+        rows = min(chunk, resamples - start)
+        drawn = rng.integers(users, size=(rows, users)) + users * np.arange(rows)[:, None]
+        yield np.bincount(drawn.ravel(), minlength=rows * users).reshape(rows, users).astype(np.float64)
 
 
 def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -117,19 +122,52 @@ def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _estimate(statistic: Statistic, users: int) -> float:
-    return float(statistic(np.ones((1, users)))[0])
+Seed = int | np.random.SeedSequence
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """Several statistics of one group of users, evaluated on the same resamples."""
+
+    users: int
+    estimates: dict[str, float]
+    draws: dict[str, np.ndarray]
+
+    def interval(self, name: str, confidence: float = CONFIDENCE) -> Interval:
+        if not self.users:
+            return NO_DATA
+        return Interval(self.estimates[name], *_percentiles(self.draws[name], confidence), self.users)
+
+    def minus(self, other: Bootstrap, name: str, confidence: float = CONFIDENCE) -> Interval:
+        """This group's statistic minus ``other``'s, the two groups resampled independently."""
+        if not self.users or not other.users:
+            return NO_DATA
+        estimate = self.estimates[name] - other.estimates[name]
+        diff = self.draws[name] - other.draws[name]
+        return Interval(estimate, *_percentiles(diff, confidence), self.users + other.users)
+
+
+def bootstrap(
+    statistics: Mapping[str, Statistic], users: int, resamples: int = RESAMPLES, seed: Seed = SEED
+) -> Bootstrap:
+    """Every statistic on the same ``resamples`` draws of ``users`` users (give independent
+    groups independent seeds: `np.random.SeedSequence.spawn`)."""
+    if not users:
+        return Bootstrap(0, {}, {})
+    rng = np.random.default_rng(seed)
+    chunks: dict[str, list[np.ndarray]] = {name: [] for name in statistics}
+    for w in weights(users, resamples, rng):
+        for name, statistic in statistics.items():
+            chunks[name].append(statistic(w))
+    estimates = {name: float(statistic(np.ones((1, users)))[0]) for name, statistic in statistics.items()}
+    return Bootstrap(users, estimates, {name: np.concatenate(parts) for name, parts in chunks.items()})
 
 
 def interval(
-    statistic: Statistic, users: int, resamples: int = RESAMPLES, confidence: float = CONFIDENCE, seed: int = SEED
+    statistic: Statistic, users: int, resamples: int = RESAMPLES, confidence: float = CONFIDENCE, seed: Seed = SEED
 ) -> Interval:
     """The percentile interval of ``statistic`` over ``users`` users (none: `NO_DATA`)."""
-    if users == 0:
-        return NO_DATA
-    rng = np.random.default_rng(seed)
-    draws = np.concatenate([statistic(w) for w in weights(users, resamples, rng)])
-    return Interval(_estimate(statistic, users), *_percentiles(draws, confidence), users)
+    return bootstrap({"s": statistic}, users, resamples, seed).interval("s", confidence)
 
 
 def difference_interval(
@@ -142,13 +180,9 @@ def difference_interval(
     seed: int = SEED,
 ) -> Interval:
     """Treatment minus control, two independent groups of users (arms), each resampled on its own."""
-    if not treatment_users or not control_users:
-        return NO_DATA
-    rng = np.random.default_rng(seed)
-    t = np.concatenate([treatment(w) for w in weights(treatment_users, resamples, rng)])
-    c = np.concatenate([control(w) for w in weights(control_users, resamples, rng)])
-    estimate = _estimate(treatment, treatment_users) - _estimate(control, control_users)
-    return Interval(estimate, *_percentiles(t - c, confidence), treatment_users + control_users)
+    seeds = np.random.SeedSequence(seed).spawn(2)
+    t = bootstrap({"s": treatment}, treatment_users, resamples, seeds[0])
+    return t.minus(bootstrap({"s": control}, control_users, resamples, seeds[1]), "s", confidence)
 
 
 def mean_interval(

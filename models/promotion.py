@@ -29,7 +29,7 @@ previous version is current again and workers hot-reload it. Nothing is deleted.
 True
 >>> v = judge({u: 0.0 for u in live}, live, min_users=3)
 >>> v.promote, v.reason
-(False, 'worse: NDCG@10 -0.3000 [-0.4500, -0.1494] (95% CI, 4 users)')
+(False, 'worse: NDCG@10 -0.3000 [-0.4500, -0.1500] (95% CI, 4 users)')
 """
 
 from __future__ import annotations
