@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,8 @@ from streamrec.settings import Settings
 # Metrics shown per arm (models.experiments.METRICS), with the difference from control.
 COLUMNS = ("hr@10", "ndcg@10", "mrr@10", "coverage@10", "tail_share@10")
 TIMEOUT_S = 10.0
+# Console width when stdout is not a terminal (rich would fall back to 80 and squash the table).
+PIPED_WIDTH = 200
 
 
 def cell(interval: Mapping[str, float | None] | None) -> str:
@@ -83,6 +86,6 @@ def experiments(settings: Settings, url: str | None) -> None:
     body = response.json()
     if not body["experiments"]:
         click.echo("no experiment is running (set STREAMREC_EXPERIMENT for the workers)")
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
     for name, summary in body["experiments"].items():
         console.print(experiments_table(name, summary))

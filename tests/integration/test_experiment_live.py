@@ -7,8 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from streamrec.infra.broker import free_port
+from streamrec.infra.cli import main
 from streamrec.infra.stack import Stack
 from streamrec.models.experiments import arm_of, parse_experiment
 from streamrec.settings import Settings
@@ -63,6 +65,8 @@ def test_lists_carry_arms_and_outcomes_accumulate_per_arm(stack: Stack) -> None:
         }
         assert sum(a["lists"] for a in arms.values()) == (ROUNDS - 1) * len(USERS)  # the first events saw no list
         assert set(arms["co"]["difference"]["ndcg@10"]) == {"estimate", "low", "high"}
+        printed = CliRunner().invoke(main, ["experiments", "--url", stack.http_url])
+        assert printed.exit_code == 0 and "co − pop" in printed.output and "co: wait" in printed.output
     finally:
         lists.stop()
         http.close()
