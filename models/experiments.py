@@ -67,6 +67,8 @@ MARGIN = promotion.MARGIN
 MIN_USERS = promotion.MIN_USERS
 DECIDED_ON = "ndcg@10"
 SEED = intervals.SEED
+# Coverage's dense users x items-shown matrix up to this many cells (float32: 100 MB), sparse beyond.
+DENSE_CELLS = 25_000_000
 
 
 @dataclass(frozen=True)
@@ -286,18 +288,31 @@ class ArmTally:
         return {m: found.interval(m) for m in METRICS}
 
 
-def coverage_of(shown: Sequence[Counter[str]], catalog_size: int) -> Statistic:
+def coverage_of(shown: Sequence[Counter[str]], catalog_size: int, dense_cells: int | None = None) -> Statistic:
     """Share of the catalog shown to at least one (drawn) user.
 
+    Up to `DENSE_CELLS` users x items shown, a 0/1 matrix and one matrix product per chunk
+    of resamples (BLAS: fastest); beyond, sparse: one column per (item, user) pair shown,
+    OR-ed per item (`numpy.ufunc.reduceat`), so memory follows what was shown.
     Resampling draws ~63% of the distinct users, so coverage's bootstrap values sit below
     the estimate: the interval is for comparing arms of similar size, not an unbiased range.
+
+    >>> shown, w = [Counter({"a": 1}), Counter({"a": 2, "b": 1})], np.array([[1.0, 1.0], [2.0, 0.0]])
+    >>> coverage_of(shown, 4)(w).tolist(), coverage_of(shown, 4, dense_cells=0)(w).tolist()
+    ([0.5, 0.25], [0.5, 0.25])
     """
-    items = sorted({i for c in shown for i in c})
-    column = {item: n for n, item in enumerate(items)}
-    seen = np.zeros((len(shown), len(items)), dtype=np.float32)
-    for row, counts in enumerate(shown):
-        seen[row, [column[i] for i in counts]] = 1.0
-    return lambda w: ((w > 0).astype(np.float32) @ seen > 0).sum(axis=1) / max(catalog_size, 1)
+    pairs = sorted((item, row) for row, counts in enumerate(shown) for item in counts)
+    names = [item for item, _ in pairs]
+    starts = np.array([n for n in range(len(names)) if n == 0 or names[n] != names[n - 1]], dtype=np.int64)
+    users = np.array([row for _, row in pairs], dtype=np.int64)
+    scale = 1.0 / max(catalog_size, 1)
+    if not pairs:
+        return lambda w: np.zeros(len(w))
+    if len(shown) * len(starts) <= (DENSE_CELLS if dense_cells is None else dense_cells):
+        seen = np.zeros((len(shown), len(starts)), dtype=np.float32)
+        seen[users, np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(users)]))] = 1.0
+        return lambda w: ((w > 0).astype(np.float32) @ seen > 0).sum(axis=1) * scale
+    return lambda w: np.maximum.reduceat((w > 0)[:, users], starts, axis=1).sum(axis=1) * scale
 
 
 @dataclass

@@ -30,7 +30,7 @@ from streamrec.settings import Settings
 from streamrec.streams.contracts import RecommendationMessage
 
 # A summary is a bootstrap: recomputed at most this often, whatever the polling, and
-# never taking more than 1 / `BUSY_FACTOR` of the time (3 s for two arms of 2,500 users
+# never taking more than 1 / `BUSY_FACTOR` of the time (2-7 s for two arms of 2,500 users
 # on a loaded 2-core machine: bench/bench_intervals.py).
 SUMMARY_EVERY_S = 5.0
 BUSY_FACTOR = 10.0
