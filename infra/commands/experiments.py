@@ -33,7 +33,8 @@ def cell(interval: Mapping[str, float | None] | None) -> str:
 
 
 def experiments_table(name: str, summary: Mapping[str, Any]) -> Table:
-    """One row per arm (estimate and 95% interval), then one per treatment arm's difference."""
+    """One row per arm (estimate and 95% interval), one per treatment arm's difference, and,
+    from a backtest, each arm's recommender replayed alone on the same users."""
     table = Table(title=f"experiment {name} (95% intervals, per-user bootstrap)")
     for column in ("arm", "recommender", "share", "users", "events", *COLUMNS):
         table.add_column(column, justify="left" if column in ("arm", "recommender") else "right")
@@ -47,6 +48,10 @@ def experiments_table(name: str, summary: Mapping[str, Any]) -> Table:
         if "difference" in row:
             label = f"{arm} − {summary['control']}"
             table.add_row(label, "difference", "", "", "", *(cell(row["difference"].get(c)) for c in COLUMNS))
+    for arm, row in arms.items():
+        if "alone_same_users" in row:  # a backtest's lone replay of the arm's recommender, on its users
+            alone = row["alone_same_users"]
+            table.add_row(arm, f"{row['recommender']} alone", "", "", "", *(cell(alone.get(c)) for c in COLUMNS))
     decisions = [
         f"{arm}: {row['decision']['action']} ({row['decision']['reason']})"
         for arm, row in arms.items()
