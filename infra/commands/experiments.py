@@ -75,9 +75,31 @@ def check_experiment(ctx: click.Context, param: click.Parameter, value: str) -> 
 
 @click.command("experiments")
 @click.option("--url", help="The server's base URL (default: http://<http_host>:<http_port>).")
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Read a backtest's report.json (streamrec backtest --experiment) instead of the server.",
+)
 @click.pass_obj
-def experiments(settings: Settings, url: str | None) -> None:
+def experiments(settings: Settings, url: str | None, report_file: str | None) -> None:
     """Show the running A/B experiment: each arm's metrics with 95% intervals."""
+    body = _replayed(report_file) if report_file else _live(settings, url)
+    if not body["experiments"]:
+        click.echo("no experiment is running (set STREAMREC_EXPERIMENT for the workers)")
+    console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
+    for name, summary in body["experiments"].items():
+        console.print(experiments_table(name, summary))
+
+
+def _replayed(path: str) -> dict[str, Any]:
+    import orjson
+
+    with open(path, "rb") as report:
+        return {"experiments": orjson.loads(report.read()).get("experiments", {})}
+
+
+def _live(settings: Settings, url: str | None) -> dict[str, Any]:
     import httpx
 
     base = url or f"http://{settings.http_host}:{settings.http_port}"
@@ -88,9 +110,5 @@ def experiments(settings: Settings, url: str | None) -> None:
         response.raise_for_status()
     except httpx.HTTPError as exc:
         raise click.ClickException(f"cannot read {base}/v1/experiments: {exc}") from None
-    body = response.json()
-    if not body["experiments"]:
-        click.echo("no experiment is running (set STREAMREC_EXPERIMENT for the workers)")
-    console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
-    for name, summary in body["experiments"].items():
-        console.print(experiments_table(name, summary))
+    body: dict[str, Any] = response.json()
+    return body

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from streamrec.infra import report
 from streamrec.infra.backtest import arm_runs, experiment_summary
+from streamrec.infra.cli import main
 from streamrec.models.experiments import METRICS, arm_of, parse_experiment
 from streamrec.models.prequential import Context
 from tests.backtest_reports import ITEMS, built_report, synthetic_run
@@ -58,3 +61,10 @@ def test_an_experiment_replay_splits_into_one_run_per_arm() -> None:
     for run in runs:
         arm = run.recommender.split("/")[1]
         assert all(arm_of(EXPERIMENT, o.event.user_id) == arm for o in run.outcomes)
+
+
+def test_the_cli_prints_a_replayed_experiment_from_report_json(tmp_path: Path) -> None:
+    json_path, _ = report.write(_experiment_report(), tmp_path)
+    printed = CliRunner().invoke(main, ["experiments", "--report", str(json_path)])
+    assert printed.exit_code == 0, printed.output
+    assert "treat − control" in printed.output and "popularity alone" in printed.output
