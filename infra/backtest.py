@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from streamrec.infra.gating import IN_FLIGHT, LOOKAHEAD, STALL_TIMEOUT_S, Gate, 
 from streamrec.infra.retraining import Retraining, base_name, own_model_dir, retrains
 from streamrec.infra.stack import Stack
 from streamrec.models import metrics, prequential
+from streamrec.models.experiments import ArmTally, Experiment, arm_of, parse_experiment, prequential_tally
 from streamrec.models.prequential import Context, Produced
 from streamrec.models.registry import needs_training
 from streamrec.settings import Settings
@@ -48,6 +50,9 @@ from streamrec.types import Event, Item
 WARMUP_TIMEOUT_S = 600.0
 # Console width when stderr is not a terminal (rich would fall back to 80 and cut the table).
 LOG_WIDTH = 200
+
+# The one arm of a single recommender's outcomes, tallied to compare with an experiment's arm.
+ALONE = "alone"
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else LOG_WIDTH)
 
@@ -69,6 +74,9 @@ class BacktestConfig:
     retrain_every: int = 0
     # Test hook: the candidate of this round (1-based) is degraded, so the gate must refuse it.
     degrade_round: int = 0
+    # An A/B experiment (`models.experiments.parse_experiment`): all its arms in one more
+    # replay, each arm also reported as a run of its own ``<experiment>/<arm>``.
+    experiment: str = ""
 
 
 def _warmup_order(warm: Iterator[tuple[Event, int]], book: ListBook, config: BacktestConfig) -> Iterator[Event]:
@@ -211,9 +219,13 @@ class ItemsFirstStack(Stack):
 def run_backtest(
     settings: Settings, events: Callable[[], Iterable[Event]], items: Sequence[Item], config: BacktestConfig
 ) -> dict[str, Any]:
-    """Replay the log once per recommender (fresh stack each) and build the report."""
+    """Replay the log once per recommender and once for the experiment, if any (fresh
+    stack each), and build the report."""
+    experiment = parse_experiment(config.experiment) if config.experiment else None
+    specs = [base_name(name) for name in config.recommenders]
+    specs += [arm.recommender for arm in experiment.arms] if experiment else []
     train_s = None
-    if config.model_dir is None and any(needs_training(base_name(name)) for name in config.recommenders):
+    if config.model_dir is None and any(needs_training(spec) for spec in specs):
         started = time.monotonic()
         config = replace(config, model_dir=str(train_artifact(settings, events, items, config)))
         train_s = round(time.monotonic() - started, 1)
@@ -222,6 +234,13 @@ def run_backtest(
         run, cut = run_one(name, settings, events, items, config)
         runs.append(run)
         console.print(f"[bold]{name}[/]: {len(run.outcomes)} scored events in {run.scored_s:.1f} s")
+    together = None
+    if experiment is not None:
+        together, cut = run_one(experiment.name, settings.with_(experiment=config.experiment), events, items, config)
+        console.print(
+            f"[bold]{experiment.name}[/]: {len(together.outcomes)} scored events in {together.scored_s:.1f} s"
+        )
+        runs += arm_runs(together, experiment)
     context = Context(
         catalog=[item.item_id for item in items],
         train_counts=cut.train_counts,
@@ -229,7 +248,40 @@ def run_backtest(
     )
     report = build_report(runs, cut, context, items, config, settings)
     report["model"]["train_s"] = train_s
+    if experiment is not None and together is not None:
+        report["experiments"] = {experiment.name: experiment_summary(together, experiment, runs, context, config.seed)}
     return report
+
+
+def arm_runs(run: Run, experiment: Experiment) -> list[Run]:
+    """The experiment's replay split by arm: ``<experiment>/<arm>`` with its users' outcomes."""
+    return [
+        replace(
+            run,
+            recommender=f"{experiment.name}/{arm.name}",
+            outcomes=[o for o in run.outcomes if arm_of(experiment, o.event.user_id) == arm.name],
+        )
+        for arm in experiment.arms
+    ]
+
+
+def experiment_summary(
+    run: Run, experiment: Experiment, runs: Sequence[Run], context: Context, seed: int
+) -> dict[str, Any]:
+    """`models.experiments.Tally.summary` of the replay; for each arm whose recommender was
+    also replayed alone, that run's figures on the arm's users (``alone_same_users``): the
+    check that an arm measures what a backtest of its recommender alone would."""
+    tally = prequential_tally(run.outcomes, partial(arm_of, experiment))
+    summary = tally.summary(experiment, len(context.catalog), context.head, seed=seed)
+    alone = {r.recommender: r for r in runs}
+    for arm in experiment.arms:
+        single = alone.get(arm.recommender)
+        if single is not None:
+            users = set(tally.arms[arm.name].index) if arm.name in tally.arms else set()
+            mine = prequential_tally((o for o in single.outcomes if o.event.user_id in users), lambda _: ALONE)
+            found = mine.arms.get(ALONE, ArmTally()).intervals(context.head, len(context.catalog), seed=seed)
+            summary["arms"][arm.name]["alone_same_users"] = {m: iv.as_dict() for m, iv in found.items()}
+    return summary
 
 
 def train_artifact(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ import numpy as np
 
 from streamrec.infra.gating import Split
 from streamrec.models import prequential
+from streamrec.models.experiments import interval_columns
 from streamrec.models.prequential import Context, Produced
 from streamrec.settings import Settings
 from streamrec.types import Item
@@ -46,7 +47,9 @@ def build_report(
     titles = {item.item_id: item.title for item in items}
     return {
         "recommenders": {run.recommender: _row(run, context) for run in runs},
-        "over_time": {run.recommender: prequential.over_time(run.outcomes, context) for run in runs},
+        "over_time": {
+            run.recommender: prequential.over_time(run.outcomes, context, extra=_intervals(context)) for run in runs
+        },
         "long_tail": _long_tail(runs, context),
         "latency_histogram": latency_histograms(runs),
         "drilldown": drilldown(runs, titles),
@@ -66,8 +69,14 @@ def build_report(
     }
 
 
+def _intervals(context: Context) -> Callable[[Sequence[prequential.Outcome]], dict[str, float]]:
+    """95% intervals (per-user bootstrap, `models.experiments.interval_columns`) of a row's metrics."""
+    return lambda outcomes: interval_columns(outcomes, context.head, len(context.catalog))
+
+
 def _row(run: Run, context: Context) -> dict[str, float]:
     row = prequential.summarize(run.outcomes, context)
+    row.update(_intervals(context)(run.outcomes))
     row.update(
         wall_s=round(run.startup_s + run.warmup_s + run.scored_s, 2),
         startup_s=round(run.startup_s, 2),

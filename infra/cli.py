@@ -32,6 +32,7 @@ COMMANDS = {
     "topics": "topics:topics",
     "schema": "schema:schema",
     "trainer": "trainer:trainer",
+    "experiments": "experiments:experiments",
 }
 # click's default width for a command's one-line help.
 SHORT_HELP_LIMIT = 45

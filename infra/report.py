@@ -73,6 +73,7 @@ def render(report: Mapping[str, Any]) -> str:
     body = "\n".join(
         [
             section("Metrics", metrics_table(report["recommenders"], HEADLINE) + full_table(report["recommenders"])),
+            section("Experiments", experiments_section(report.get("experiments", {}))),
             section("Metrics over time", over_time_charts(report["over_time"], colours)),
             section("Retraining", retraining_table(report.get("retraining", []), report["over_time"])),
             section("Long tail", long_tail_chart(report["long_tail"], colours)),
@@ -134,11 +135,23 @@ def metrics_table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str])
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = "".join(
         f'<tr><td class="name">{esc(name)}</td>'
-        + "".join(f"<td>{fmt(row.get(c, float('nan')), c)}</td>" for c in columns)
+        + "".join(f"<td>{fmt(row.get(c, float('nan')), c)}{_bounds(row, c)}</td>" for c in columns)
         + "</tr>"
         for name, row in rows.items()
     )
     return f'<div class="scroll"><table class="metrics"><tr><th class="name">recommender</th>{head}</tr>{body}</table></div>'
+
+
+def _bounds(row: Mapping[str, Any], column: str) -> str:
+    """The 95% interval under a cell, when the row has one for ``column`` (`models.experiments.interval_columns`).
+
+    >>> _bounds({"x_low": 0.1, "x_high": 0.2}, "x"), _bounds({}, "x")
+    ('<br><small class="ci">[0.1000, 0.2000]</small>', '')
+    """
+    low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
+    if low is None or high is None:
+        return ""
+    return f'<br><small class="ci">[{fmt(low, column)}, {fmt(high, column)}]</small>'
 
 
 def full_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
@@ -154,20 +167,37 @@ def over_time_charts(rows_by_name: Mapping[str, Sequence[Mapping[str, float]]], 
     origin = min(starts)
     charts = [
         line_chart(
-            {
-                name: [((r["start_ts"] + r["end_ts"]) / 2 / 86400 - origin / 86400, r[metric]) for r in rows]
-                for name, rows in rows_by_name.items()
-            },
-            colours,
+            *_with_bands(rows_by_name, metric, origin, colours),
             metric,
             "event time (days since first scored event)",
             metric,
             "over-time",
-            f"{metric} per equal span of event time (window midpoints).",
+            f"{metric} per equal span of event time (window midpoints); dashed: its 95% interval where there is one.",
+            dashed=tuple(f"{name} {end}" for name in rows_by_name for end in BAND_ENDS),
         )
         for metric in OVER_TIME
     ]
     return f'<div class="charts">{"".join(charts)}</div>'
+
+
+# A window's 95% interval is drawn as two dashed lines (``<name> 95% low|high``) in its run's colour.
+BAND_ENDS = ("95% low", "95% high")
+
+
+def _with_bands(
+    rows_by_name: Mapping[str, Sequence[Mapping[str, float]]], metric: str, origin: float, colours: Mapping[str, str]
+) -> tuple[dict[str, list[tuple[float, float]]], dict[str, str]]:
+    """Each run's ``metric`` per window, and its interval's ends when the rows carry them."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    all_colours = dict(colours)
+    for name, rows in rows_by_name.items():
+        days = [(r["start_ts"] + r["end_ts"]) / 2 / 86400 - origin / 86400 for r in rows]
+        series[name] = [(d, r[metric]) for d, r in zip(days, rows, strict=True)]
+        for end, key in zip(BAND_ENDS, ("low", "high"), strict=True):
+            if rows and all(f"{metric}_{key}" in r for r in rows):
+                series[f"{name} {end}"] = [(d, r[f"{metric}_{key}"]) for d, r in zip(days, rows, strict=True)]
+                all_colours[f"{name} {end}"] = colours[name]
+    return series, all_colours
 
 
 RETRAINING_COLUMNS = ("recommender", "at_event", "day", "kind", "version", "promoted", "reason", "seconds", "cpu_s")
@@ -196,6 +226,45 @@ def _round_cell(entry: Mapping[str, Any], column: str, origin: float) -> object:
     if column == "promoted":
         return "yes" if entry["promoted"] else "no"
     return "–" if entry[column] is None else entry[column]
+
+
+EXPERIMENT_METRICS = ("hr@10", "ndcg@10", "mrr@10", "coverage@10", "tail_share@10")
+
+
+def experiments_section(experiments: Mapping[str, Mapping[str, Any]]) -> str:
+    """Per experiment, its arms side by side (estimate, 95% interval), each treatment arm's
+    difference from control, and the arm's recommender replayed alone on the same users."""
+    if not experiments:
+        return "<p>no experiment (run with --experiment name=arm:recommender,...)</p>"
+    head = "".join(f"<th>{esc(m)}</th>" for m in EXPERIMENT_METRICS)
+    tables = []
+    for name, summary in experiments.items():
+        rows = []
+        for arm, found in summary["arms"].items():
+            label = f"{arm}: {found['recommender']} ({found['share']:.0%}, {found['users']} users)"
+            rows.append(_experiment_row(label, found))
+            if "difference" in found:
+                decision = found.get("decision", {}).get("action", "")
+                rows.append(_experiment_row(f"{arm} − {summary['control']} ({decision})", found["difference"]))
+            if "alone_same_users" in found:
+                rows.append(_experiment_row(f"{found['recommender']} alone, same users", found["alone_same_users"]))
+        tables.append(
+            f'<h3>{esc(name)}</h3><table class="metrics"><tr><th class="name">arm</th>{head}</tr>{"".join(rows)}</table>'
+        )
+    return "".join(tables)
+
+
+def _experiment_row(label: str, found: Mapping[str, Any]) -> str:
+    cells = "".join(
+        f'<td>{fmt(_number(found[m]["estimate"]), m)}<br><small class="ci">[{fmt(_number(found[m]["low"]), m)}, '
+        f"{fmt(_number(found[m]['high']), m)}]</small></td>"
+        for m in EXPERIMENT_METRICS
+    )
+    return f'<tr><td class="name">{esc(label)}</td>{cells}</tr>'
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def cumulative(shares: Sequence[float]) -> list[tuple[float, float]]:

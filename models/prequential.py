@@ -27,7 +27,7 @@ event of ``u`` the stack has applied (its ordinal):
 from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -157,8 +157,14 @@ def latency_summary(outcomes: Sequence[Outcome]) -> dict[str, float]:
     return out
 
 
-def over_time(outcomes: Sequence[Outcome], context: Context, n_windows: int = TIME_WINDOWS) -> list[dict[str, float]]:
-    """`summarize` per equal span of event time; each row also has ``start_ts`` and ``end_ts``."""
+def over_time(
+    outcomes: Sequence[Outcome],
+    context: Context,
+    n_windows: int = TIME_WINDOWS,
+    extra: Callable[[Sequence[Outcome]], Mapping[str, float]] | None = None,
+) -> list[dict[str, float]]:
+    """`summarize` per equal span of event time; each row also has ``start_ts`` and ``end_ts``,
+    and what ``extra`` gives for the window's outcomes (the backtest: their intervals)."""
     if not outcomes:
         return []
     ts = np.asarray([o.event.ts for o in outcomes])
@@ -168,7 +174,8 @@ def over_time(outcomes: Sequence[Outcome], context: Context, n_windows: int = TI
     for w in range(n_windows):
         members = [o for o, m in zip(outcomes, which == w, strict=True) if m]
         if members:
-            rows.append({"start_ts": float(edges[w]), "end_ts": float(edges[w + 1]), **summarize(members, context)})
+            row = {"start_ts": float(edges[w]), "end_ts": float(edges[w + 1]), **summarize(members, context)}
+            rows.append({**row, **(extra(members) if extra else {})})
     return rows
 
 

@@ -5,7 +5,7 @@ the newest events of the history, which the candidate did not train on (nor did 
 live model, trained earlier). Per user ``u`` with held-out events, ``d_u`` is the
 candidate's mean NDCG@10 minus the live model's; the users are resampled with
 replacement ``B`` times (paired: a user's two scores stay together) to get the
-percentile interval of the mean difference,
+percentile interval of the mean difference (`models.intervals.paired_interval`),
 
 .. math:: \\bar d = \\frac{1}{|U|} \\sum_u d_u, \\qquad
           [\\,\\ell, h\\,] = \\text{percentiles } (\\alpha/2,\\; 1 - \\alpha/2)
@@ -41,14 +41,12 @@ from pathlib import Path
 
 import numpy as np
 
+from streamrec.models import intervals
+from streamrec.models.intervals import CONFIDENCE
 from streamrec.models.versions import latest_version
 
-# Bootstrap resamples: 1000 puts the interval ends within ~0.1 standard error of their limit.
-RESAMPLES = 1000
-CONFIDENCE = 0.95
 # Below this many held-out users a per-user interval says little: keep the live model.
 MIN_USERS = 20
-SEED = 2020
 # Relative tolerance of the rule: a candidate up to 5% below the live NDCG@10 is "not
 # worse beyond noise" (the per-user interval leaves out training's run-to-run noise).
 MARGIN = 0.05
@@ -73,13 +71,7 @@ class Verdict:
         return self.candidate - self.live
 
 
-def paired_interval(
-    candidate: Mapping[str, float],
-    live: Mapping[str, float],
-    resamples: int = RESAMPLES,
-    confidence: float = CONFIDENCE,
-    seed: int = SEED,
-) -> tuple[float, float, int]:
+def paired_interval(candidate: Mapping[str, float], live: Mapping[str, float]) -> tuple[float, float, int]:
     """Percentile bootstrap interval of the mean per-user difference, over users both score.
 
     >>> paired_interval({"a": 1.0, "b": 1.0}, {"a": 0.0, "b": 0.0})
@@ -88,12 +80,8 @@ def paired_interval(
     users = sorted(candidate.keys() & live.keys())
     if not users:
         return float("nan"), float("nan"), 0
-    diff = np.array([candidate[u] - live[u] for u in users])
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(len(diff), size=(resamples, len(diff)))].mean(axis=1)
-    alpha = 1.0 - confidence
-    low, high = np.percentile(means, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return float(low), float(high), len(users)
+    found = intervals.paired_interval(np.array([candidate[u] for u in users]), np.array([live[u] for u in users]))
+    return found.low, found.high, found.users
 
 
 def judge(candidate: Mapping[str, float], live: Mapping[str, float], min_users: int = MIN_USERS) -> Verdict:

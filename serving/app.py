@@ -9,6 +9,8 @@
 - ``GET /v1/items/{item_id}/similar?k=10``: items the model places near this one
 - ``GET /healthz`` (200 when every topic reader is alive and caught up, else 503),
   ``GET /metrics`` (Prometheus text); both open, ``/v1/*`` needs an API key if any is set
+- ``GET /v1/experiments``: each A/B experiment's arms with 95% intervals and differences
+  from control (`streamrec.serving.experiments`)
 - ``GET /dashboard`` (open: a static page) polls ``GET /v1/dashboard/stats?user=u1``
   (`streamrec.serving.dashboard`)
 
@@ -33,6 +35,7 @@ from streamrec.serving import errors
 from streamrec.serving.auth import ApiKeyAuth, api_keys, check_exposure
 from streamrec.serving.dashboard import Dashboard, Fetch, Watch, fetch_text, watch_topics
 from streamrec.serving.errors import ApiError, ErrorBody
+from streamrec.serving.experiments import Board
 from streamrec.serving.intake import Intake, Outcome
 from streamrec.serving.limits import BodyLimit
 from streamrec.serving.lists import LatestLists
@@ -114,10 +117,13 @@ def create_app(
     """
     keys = api_keys(settings)
     check_exposure(settings, keys)
-    lists, catalog = LatestLists(), Catalog()
+    board = Board(settings)
+    lists, catalog = LatestLists(board.on_message), Catalog()
     semantic = SemanticIndex(settings, catalog)
     metrics = ServerMetrics(lists)
-    dashboard = Dashboard(settings, lambda: _catalog_size(catalog), watch, fetch)
+    dashboard = Dashboard(
+        settings, lambda: _catalog_size(catalog), watch, fetch, lambda: board.summary(_catalog_size(catalog))
+    )
     running: dict[str, Any] = {"readers": []}
 
     @asynccontextmanager
@@ -213,6 +219,10 @@ def create_app(
                 {"events": acked, "rejected": _dumped(rejected)},
             )
         return BatchAccepted(accepted=len(valid), event_ids=[e.event_id or "" for _, e in valid], rejected=rejected)
+
+    @app.get("/v1/experiments", responses=ERRORS)
+    def experiments() -> dict[str, Any]:
+        return board.summary(_catalog_size(catalog))
 
     @app.get("/healthz", response_model=Health, responses={503: {"model": ErrorBody}})
     def healthz() -> Health:

@@ -311,8 +311,10 @@ class Dashboard:
         catalog_size: Callable[[], int],
         watch: Watch = watch_topics,
         fetch: Fetch = fetch_text,
+        experiments: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
+        self.experiments = experiments
         self.catalog_size = catalog_size
         self.feed = Feed(settings.max_event_bytes)
         self.scrape = WorkerScrape(settings.worker_metrics_urls.split(","), fetch)
@@ -331,7 +333,8 @@ class Dashboard:
                 self.history.append(self._point(now))
             workers = self._workers()
         feed = self.feed.snapshot(user_id, self.catalog_size(), now)
-        return {"now": now, **feed, "workers": workers, "history": list(self.history)}
+        experiments = self.experiments() if self.experiments else {"experiments": {}, "history": []}
+        return {"now": now, **feed, "workers": workers, "history": list(self.history), "experiments": experiments}
 
     def stop(self) -> None:
         for reader in self._readers or []:

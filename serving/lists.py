@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from streamrec.streams.broadcast import Record
 from streamrec.streams.contracts import InvalidEvent, RecommendationMessage, parse_recommendation
@@ -27,7 +28,9 @@ log = logging.getLogger(__name__)
 class LatestLists:
     """user_id -> the newest valid `RecommendationMessage`, fed by a reader thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_message: Callable[[RecommendationMessage], None] | None = None) -> None:
+        # Also handed every valid list (the experiments board reads their outcomes).
+        self.on_message = on_message
         self._lists: dict[str, RecommendationMessage] = {}
         self._lock = threading.Lock()
         self.consumed = 0
@@ -44,6 +47,8 @@ class LatestLists:
             with self._lock:
                 self._lists[message.user_id] = message
                 self.consumed += 1
+            if self.on_message is not None:
+                self.on_message(message)
 
     def get(self, user_id: str) -> RecommendationMessage | None:
         with self._lock:

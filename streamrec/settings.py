@@ -51,6 +51,9 @@ class Settings:
     recommender: str = "transformer"
     # Interest carried by one event of each type, for every model's item statistics.
     event_weights: str = "view=1,click=2,purchase=4"
+    # A/B experiment (models/experiments.py): "" = none; "name=arm:recommender[:share],..."
+    # (first arm = control), e.g. "tail=control:fusion:50,tail:fusion+tail@0.5:50", or its JSON.
+    experiment: str = ""
     # Long-tail knob of the "+tail" re-ranker (models/rerank.py): logit penalty per e-fold of an
     # item's recent exposure; 0 = off. 0.5: the largest knob within 5% of the transformer's
     # NDCG@10 on ml-100k both offline and in the backtest (docs/fusion.md).

@@ -18,7 +18,10 @@ its JSON Schema. The in-process types stay the frozen dataclasses of `streamrec.
 ``recommendations`` (key = user_id): `RecommendationMessage`::
 
     {"user_id", "items": [{"item_id", "score", "reason"?, "source"?}...], "generated_at",
-     "source_event_ts", "source_event_id", "model", "user_events"}
+     "source_event_ts", "source_event_id", "model", "user_events",
+     "experiment"?, "arm"?, "outcome"?: {"seen": [item_id...], "items": [item_id...]}}
+
+  (the last three only while an A/B experiment runs: `ListOutcome`; older readers ignore them)
 
 ``events.dlq``: `DeadLetterMessage` ``{"reason", "original", "encoding": "text"|"base64",
 "source", "failed_at", "original_bytes", "original_sha256", "truncated"}``.
@@ -269,6 +272,16 @@ class RecommendedItem(BaseModel):
     source: OptionalIdentifier = Field(None, exclude_if=_omitted_if_none, description="the model that picked it")
 
 
+class ListOutcome(BaseModel):
+    """What the user did since their previous list: ``items`` they acted on (in order), each
+    scored against ``seen``, the top-K of the list they had been shown (empty: none yet)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    seen: list[Identifier]
+    items: list[Identifier]
+
+
 class RecommendationMessage(BaseModel):
     """A user's latest top-K list on the ``recommendations`` topic."""
 
@@ -281,6 +294,9 @@ class RecommendationMessage(BaseModel):
     source_event_id: OptionalIdentifier
     model: str
     user_events: int
+    experiment: OptionalIdentifier = Field(None, exclude_if=_omitted_if_none, description="A/B experiment running")
+    arm: OptionalIdentifier = Field(None, exclude_if=_omitted_if_none, description="the user's arm in it")
+    outcome: ListOutcome | None = Field(None, exclude_if=_omitted_if_none, description="online outcome, per arm")
 
 
 class DeadLetterMessage(BaseModel):
@@ -426,9 +442,11 @@ def recommendation_message(
     user_events: int,
     now: float | None = None,
     explanations: list[Explanation] | None = None,
+    experiment: Mapping[str, Any] | None = None,
 ) -> bytes:
     """The ``recommendations`` record published after a user's state changed; each item
-    carries its explanation (``reason``, ``source``) when the model gives one."""
+    carries its explanation (``reason``, ``source``) when the model gives one; ``experiment``:
+    the ``experiment``, ``arm`` and ``outcome`` fields while an experiment runs."""
     explanations = explanations or [{} for _ in items]
     return orjson.dumps(
         {
@@ -439,6 +457,7 @@ def recommendation_message(
             "source_event_id": source.event_id,
             "model": model,
             "user_events": user_events,
+            **(experiment or {}),
         }
     )
 

@@ -158,6 +158,20 @@ class WorkerMetrics(Registered):
             "When the current model was loaded (Unix time)",
             registry=r,
         )
+        labels = ["experiment", "arm"]
+        self.experiment_events = Counter(
+            "streamrec_experiment_scored_events", "Events scored against the list their user was shown", labels,
+            registry=r,
+        )  # fmt: skip
+        self.experiment_lists = Counter(
+            "streamrec_experiment_impressions", "Scored events whose user had been shown a list", labels, registry=r
+        )
+        self.experiment_gains = {
+            name: Counter(
+                f"streamrec_experiment_{name}_sum", f"Sum of {name}@10 over scored events", labels, registry=r
+            )
+            for name in ("hr", "ndcg", "mrr")
+        }
         self.end_offsets_trusted = Gauge(
             "streamrec_worker_end_offsets_trusted",
             "1 if the broker reports true end offsets (Apache Kafka), 0 if not (the embedded broker): lag is "
@@ -180,6 +194,17 @@ class WorkerMetrics(Registered):
         for at in produced_at:
             if at is not None:
                 self.freshness.observe(max(0.0, now - at))
+
+    def experiment_scored(
+        self, experiment: str, arm: str, events: int, impressions: int, gains: Mapping[str, float]
+    ) -> None:
+        """``events`` of one user of ``arm`` scored against the list they were shown
+        (``impressions`` of them had one), with the sums of their ``gains`` (hr, ndcg, mrr).
+        Per-arm sums give rates and means in Prometheus; intervals need per-user data (/v1/experiments)."""
+        self.experiment_events.labels(experiment, arm).inc(events)
+        self.experiment_lists.labels(experiment, arm).inc(impressions)
+        for name, total in gains.items():
+            self.experiment_gains[name].labels(experiment, arm).inc(total)
 
     def model_swapped(self, model: str, artifact: str | None, at: float | None = None) -> None:
         """The worker now scores with ``model`` (its version string), built from ``artifact``."""

@@ -14,13 +14,31 @@ import logging
 from collections import Counter
 
 from streamrec.models.base import Recommender
-from streamrec.models.registry import RecommenderOptions, make_recommender, uses_artifacts
+from streamrec.models.experiments import ArmedRecommender, parse_experiment
+from streamrec.models.registry import RecommenderOptions, initial_recommender, make_recommender, uses_artifacts
 from streamrec.models.versions import latest_version
 from streamrec.settings import Settings
 from streamrec.streams.catalog import Catalog
 from streamrec.streams.learning import LearningLog
 
 log = logging.getLogger(__name__)
+
+
+def build_recommender(settings: Settings, initial: bool = False) -> Recommender:
+    """The recommender ``settings`` ask for: ``settings.recommender``, or, with an
+    ``experiment`` configured, its arms' (`models.experiments.ArmedRecommender`).
+    ``initial``: what a worker starts with (`models.registry.initial_recommender`)."""
+    options = RecommenderOptions.of(settings)
+    make = initial_recommender if initial else make_recommender
+    if not settings.experiment:
+        return make(settings.recommender, options)
+    return ArmedRecommender.build(parse_experiment(settings.experiment), lambda spec: make(spec, options))
+
+
+def artifact_backed(settings: Settings) -> bool:
+    """Whether a newer model artifact changes what ``settings`` serve (any arm reads artifacts)."""
+    specs = [a.recommender for a in parse_experiment(settings.experiment).arms] if settings.experiment else []
+    return any(uses_artifacts(spec) for spec in specs or [settings.recommender])
 
 
 class ModelHost:
@@ -36,7 +54,7 @@ class ModelHost:
         self._learning_cursor = 0
         # Only a hot reload replays the learning log (from its start, into the new model):
         # without one, what the recommender has learned is forgotten, keeping memory bounded.
-        self.replays = uses_artifacts(settings.recommender)
+        self.replays = artifact_backed(settings)
         # The artifact the current recommender was built from (None: none existed).
         self.version = latest_version(settings.model_dir)
 
@@ -58,7 +76,7 @@ class ModelHost:
         between batches, and the next `follow` hands it whatever arrived meanwhile.
         """
         version = latest_version(self.settings.model_dir)
-        if version == self.version or not uses_artifacts(self.settings.recommender):
+        if version == self.version or not self.replays:
             return False
         new, catalog_at, learning_at = await asyncio.get_running_loop().run_in_executor(None, self._fresh_model)
         new.carry_over(self.recommender)  # what no log holds (exposure): at the swap, nothing served is lost
@@ -74,7 +92,7 @@ class ModelHost:
 
     def _fresh_model(self) -> tuple[Recommender, int, int]:
         """A new recommender brought up to the whole catalog and learning log (off the loop)."""
-        recommender = make_recommender(self.settings.recommender, RecommenderOptions.of(self.settings))
+        recommender = build_recommender(self.settings)
         return recommender, *self._catch_up(recommender, 0, 0)
 
     def _catch_up(self, recommender: Recommender, catalog_from: int, learning_from: int) -> tuple[int, int]:

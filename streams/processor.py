@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from streamrec.settings import Settings
+from streamrec.streams.arms import list_fields
 from streamrec.streams.contracts import InvalidEvent, dead_letter, parse_event, recommendation_message
 from streamrec.streams.kafka import PARTITIONER, partition_for
 from streamrec.streams.learning import CONTEXT as LEARNING_CONTEXT
@@ -126,6 +127,7 @@ class Touched:
     delivery: Delivery
     event: Event | None = None
     produced: list[float | None] = field(default_factory=list)  # timestamps of the events applied
+    acted: list[str] = field(default_factory=list)  # items of the events applied, in order
 
 
 class EventProcessor:
@@ -281,6 +283,7 @@ class EventProcessor:
             counts["applied"] += 1
             entry.event = event
             entry.produced.append(delivery.timestamp)
+            entry.acted.append(event.item_id)
             interaction = Interaction(event.item_id, event.event_type, event.ts)
             applied.setdefault(delivery.partition, []).append((delivery.offset, interaction, before))
         await self._publish(touched)
@@ -344,9 +347,9 @@ class EventProcessor:
         reasons = [recommender.explain(c, r) for c, r in zip(contexts, ranked, strict=True)]
         now = time.time()
         for (user_id, event), items, why in zip(scored, ranked, reasons, strict=True):
-            message = recommendation_message(
-                user_id, items, event, recommender.version, touched[user_id].state.events, now, why
-            )
+            entry = touched[user_id]
+            model, experiment = list_fields(recommender, user_id, entry.state, entry.acted, items, self.metrics)
+            message = recommendation_message(user_id, items, event, model, entry.state.events, now, why, experiment)
             await self.port.send("recommendations", user_id.encode(), message)
             self.metrics.published(touched[user_id].produced, now)
         self.stats["lists_out"] += len(users)

@@ -49,6 +49,9 @@ class UserState:
     last_offset: int = -1
     vector: list[float] | None = None
     deferred: list[int] = field(default_factory=list)
+    # The top-K of the list last published for the user, kept while an experiment runs:
+    # the user's next events are scored against it (streams/arms.py).
+    shown: list[str] | None = None
 
     @property
     def events(self) -> int:
@@ -102,6 +105,7 @@ class UserState:
             "o": self.last_offset,
             "v": self.vector,
             **({"d": self.deferred} if self.deferred else {}),
+            **({"s": self.shown} if self.shown is not None else {}),
         }
 
     @classmethod
@@ -110,7 +114,11 @@ class UserState:
             return cls(window_size)
         window = [Interaction(item, EVENT_TYPES[t], ts) for item, t, ts in d["w"]]
         # Copies: `apply` changes them in place, and ``d`` may be what the table holds.
-        return cls(window_size, window, [*d["c"]], [*d["p"]], [*d["r"]], d["o"], d["v"], [*d.get("d", [])])
+        shown = d.get("s")
+        return cls(
+            window_size, window, [*d["c"]], [*d["p"]], [*d["r"]], d["o"], d["v"], [*d.get("d", [])],
+            None if shown is None else [*shown],
+        )  # fmt: skip
 
 
 def _push(bounded: list[Any], value: Any, size: int) -> None:

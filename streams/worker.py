@@ -17,7 +17,6 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from streamrec.models.registry import RecommenderOptions, initial_recommender
 from streamrec.settings import Settings
 from streamrec.streams.catalog import Catalog
 from streamrec.streams.faust_compat import (
@@ -30,7 +29,7 @@ from streamrec.streams.faust_compat import (
 )
 from streamrec.streams.learning import LearningLog
 from streamrec.streams.metrics import WorkerMetrics
-from streamrec.streams.model_host import ModelHost
+from streamrec.streams.model_host import ModelHost, build_recommender
 from streamrec.streams.processor import Delivery, EventProcessor, fault_injector
 from streamrec.streams.topics import topic_specs
 from streamrec.streams.workdir import ready_marker, worker_dir
@@ -197,9 +196,7 @@ def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
     for reader in readers:
         if not reader.wait_caught_up(CATCH_UP_WAIT_S):
             log.warning("%s still loading after %.0f s; starting anyway", reader.topic, CATCH_UP_WAIT_S)
-    host = ModelHost(
-        settings, initial_recommender(settings.recommender, RecommenderOptions.of(settings)), catalog, learning
-    )
+    host = ModelHost(settings, build_recommender(settings, initial=True), catalog, learning)
     host.follow()
     app, processor = build(settings, worker_name, host)
     if settings.metrics_port:

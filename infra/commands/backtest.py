@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from streamrec.infra import backtest, report
+from streamrec.infra.commands.experiments import check_experiment, experiments_table
 from streamrec.infra.commands.options import RECOMMENDERS_HELP, check_recommenders, log_source
 from streamrec.infra.retraining import SUFFIX
 from streamrec.settings import Settings
@@ -78,6 +79,12 @@ SUMMARY_COLUMNS = (
     type=click.IntRange(min=1),
     help="Also run each trained recommender as <name>+retrain: a trainer round every N scored events.",
 )
+@click.option(
+    "--experiment",
+    default="",
+    callback=check_experiment,
+    help="Also replay an A/B experiment, all arms at once: name=arm:recommender[:share],... (first arm = control).",
+)
 @click.option("--degrade-round", type=int, default=0, hidden=True, help="Test hook: degrade this round's candidate.")
 @click.option("--out", "out_dir", default="backtest-report", show_default=True, type=click.Path(file_okay=False))
 @click.pass_obj
@@ -97,6 +104,7 @@ def backtest_command(
     train_epochs: int | None,
     retrain_every: int | None,
     degrade_round: int,
+    experiment: str,
     out_dir: str,
 ) -> None:
     """Backtest recommenders by replaying a log through the running pipeline.
@@ -138,10 +146,13 @@ def backtest_command(
         train_epochs,
         retrain_every or 0,
         degrade_round,
+        experiment,
     )
     result = backtest.run_backtest(settings, source.events, list(source.items()), config)
     json_path, html_path = report.write(result, out_dir)
     backtest.console.print(summary_table(result["recommenders"]))
+    for name, summary in result.get("experiments", {}).items():
+        backtest.console.print(experiments_table(name, summary))
     click.echo(f"wrote {json_path} and {html_path}")
 
 
