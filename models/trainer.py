@@ -115,7 +115,7 @@ def run_round(
         window = {"window": config.stream.window} if live is None else {"window": live.model.config.window}
         candidate, kind = continual.retrain(seqs, items, text, window, config.full), FULL
     else:
-        candidate, kind = continual.fine_tune(continual.grow(live, items, text), seqs, config.fine_tune), WARM
+        candidate, kind = continual.fine_tune(continual.grow(live, seqs, items, text), seqs, config.fine_tune), WARM
     if candidate.capped:
         log.warning("%s training stopped by its time cap before converging: %s", kind, candidate.metrics)
     if config.degrade:
