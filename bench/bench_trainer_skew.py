@@ -57,11 +57,15 @@ def main(epoch_caps: tuple[int, ...], max_seconds: float) -> None:
     train_seqs, valid = continual.hold_last(user_sequences(events[:cut]))
     trained_ids = {e.item_id for evs in train_seqs.values() for e in evs}
     scored_new = np.mean([e.item_id not in trained_ids for e in events[cut:]])
-    print(f"drift: {len(events):,} events, scored from {cut:,}; scored targets without training events: {scored_new:.3f}")
+    print(
+        f"drift: {len(events):,} events, scored from {cut:,}; scored targets without training events: {scored_new:.3f}"
+    )
     print("\n| model | NDCG@10 | HR@10 | NDCG@10 over 8 time windows | training |\n|---|---|---|---|---|")
     print(row("cooccurrence (announced upfront)", simulate(CoOccurrence(), events, items, cut)))
     for cap in epoch_caps:
-        config = dataclasses.replace(training.TrainConfig(), max_seconds=max_seconds, **({"epochs": cap} if cap else {}))
+        config = dataclasses.replace(
+            training.TrainConfig(), max_seconds=max_seconds, **({"epochs": cap} if cap else {})
+        )
         for vocabulary in ("catalog", "trained"):
             keep = [n for n, item in enumerate(items) if vocabulary == "catalog" or item.item_id in trained_ids]
             started = time.monotonic()

@@ -35,6 +35,9 @@ QUICK = TrainConfig(epochs=40, patience=4, batch_size=16, max_seconds=120.0)
 CONFIG = TrainerConfig(
     history=5000, holdout=600, every_events=1000, full=QUICK, fine_tune=dataclasses.replace(QUICK, lr=1e-3)
 )
+# A test's budget: the module's first (full) round and its own round, each at most one
+# training time cap, and as long again for encoding, the gate's simulations and fusion refits.
+pytestmark = pytest.mark.timeout(2 * 2 * QUICK.max_seconds)
 
 
 @pytest.fixture(scope="module")
