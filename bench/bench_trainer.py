@@ -15,6 +15,7 @@ NDCG@10 on known vs unknown targets. Prints markdown tables (docs/trainer.md).
 
     python bench/bench_trainer.py --dataset drift
     python bench/bench_trainer.py --dataset ml-100k --every 4000
+    python bench/bench_trainer.py --dataset synthetic-drift --every 500   # the backtest's drift log
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import click
 import numpy as np
 
 from streamrec.models import continual, online_eval
-from streamrec.models.artifact import Artifact
+from streamrec.models.artifact import Artifact, load_latest, publish
 from streamrec.models.base import Recommender
 from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.holdout import user_sequences
@@ -36,9 +37,10 @@ from streamrec.models.metrics import accuracy
 from streamrec.models.online_eval import Outcome, simulate
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.trainer import TrainerConfig, run_round
+from streamrec.models.training import TrainConfig
 from streamrec.models.transformer import TransformerRecommender
 from streamrec.streams.drift import drift_stream
-from streamrec.streams.sources import movielens_events, movielens_items
+from streamrec.streams.sources import DRIFT, drift_dataset, movielens_events, movielens_items
 from streamrec.types import Event, Interaction, Item, Ranked, UserContext
 
 SCORED_SHARE = 0.2  # as `streamrec backtest`
@@ -66,11 +68,12 @@ class SeenExcluded(Recommender):
 
 def load(dataset: str) -> tuple[list[Event], list[tuple[float, Item]], int]:
     """Events in time order, items with release times, and the index where scoring starts."""
-    if dataset == "drift":
-        stream = drift_stream()
+    if dataset in ("drift", DRIFT):
+        stream = drift_stream() if dataset == "drift" else drift_dataset()
         events = stream.events
         releases = [(stream.released[i.item_id], i) for i in stream.items]
-        cut = int(len(events) * 0.5)  # before the first drift (55%)
+        # "drift": before the first drift (55%); the backtest's dataset: its last 20%.
+        cut = int(len(events) * (0.5 if dataset == "drift" else 1 - SCORED_SHARE))
     else:
         events, items = movielens_events(), movielens_items()
         releases = [(float("-inf"), i) for i in items]
@@ -85,39 +88,52 @@ def row(name: str, outcomes: list[Outcome], seconds: float) -> str:
 
 
 @click.command()
-@click.option("--dataset", type=click.Choice(["drift", "ml-100k"]), default="drift", show_default=True)
+@click.option("--dataset", type=click.Choice(["drift", DRIFT, "ml-100k"]), default="drift", show_default=True)
 @click.option("--every", type=int, default=4000, show_default=True, help="Scored events between rounds.")
 @click.option("--history", type=int, default=50_000, show_default=True, help="Events a round trains on at most.")
 @click.option("--max-seconds", type=float, default=300.0, show_default=True, help="Time cap of one training run.")
 @click.option("--rounds/--no-rounds", "with_rounds", default=True, show_default=True, help="Also run continual rounds.")
-def main(dataset: str, every: int, history: int, max_seconds: float, with_rounds: bool) -> None:
+@click.option("--variants/--no-variants", default=True, show_default=True, help="Also the frozen model's variants.")
+@click.option("--frozen-dir", type=click.Path(file_okay=False), help="Reuse (or save) the frozen model here.")
+@click.option("--patience", type=int, help="Warm-start patience (default: continual.FINE_TUNE's).")
+def main(
+    dataset: str,
+    every: int,
+    history: int,
+    max_seconds: float,
+    with_rounds: bool,
+    variants: bool,
+    frozen_dir: str | None,
+    patience: int | None,
+) -> None:
     """Frozen vs continually trained transformer vs co-occurrence, replayed offline (docs/trainer.md)."""
     events, releases, cut = load(dataset)
     encoder = TextEncoder(cache_dir=".streamrec/text_cache")
     print(f"{dataset}: {len(events):,} events, scored from {cut:,} ({len(events) - cut:,} scored)\n")
     full = dataclasses.replace(continual.FULL, max_seconds=max_seconds)
+    fine_tune = dataclasses.replace(continual.FINE_TUNE, max_seconds=max_seconds)
     config = TrainerConfig(
         history=history,
         full=full,
-        fine_tune=dataclasses.replace(continual.FINE_TUNE, max_seconds=max_seconds),
+        fine_tune=dataclasses.replace(fine_tune, patience=patience) if patience else fine_tune,
     )
-    known_items = [item for at, item in releases if at <= events[cut - 1].ts]
     print("| model | NDCG@10 | HR@10 | NDCG@10 over 8 time windows | s |\n|---|---|---|---|---|")
     started = time.monotonic()
     print(row("cooccurrence", simulate(CoOccurrence(), events, releases, cut), time.monotonic() - started))
     started = time.monotonic()
-    warm = user_sequences(events[:cut])  # all of the warm-up part, as the backtest trains
-    frozen = continual.retrain(warm, known_items, encoder.encode_items(known_items), None, full)
-    art = frozen.artifact(encoder.model_name)
+    art = frozen_model(
+        events[:cut], [item for at, item in releases if at <= events[cut - 1].ts], encoder, full, frozen_dir
+    )
     train_s = time.monotonic() - started
-    variants = {
-        "frozen": TransformerRecommender(art, encoder),
-        "frozen β=0": TransformerRecommender(art, encoder, 0.0),
-        "frozen, seen excluded": SeenExcluded(TransformerRecommender(art, encoder)),
-        "cooccurrence, seen excluded": SeenExcluded(CoOccurrence()),
-    }
+    models = {"frozen": TransformerRecommender(art, encoder)}
+    if variants:
+        models |= {
+            "frozen β=0": TransformerRecommender(art, encoder, 0.0),
+            "frozen, seen excluded": SeenExcluded(TransformerRecommender(art, encoder)),
+            "cooccurrence, seen excluded": SeenExcluded(CoOccurrence()),
+        }
     results = {}
-    for name, model in variants.items():
+    for name, model in models.items():
         started = time.monotonic()
         results[name] = simulate(model, events, releases, cut)
         print(row(name, results[name], time.monotonic() - started))
@@ -133,8 +149,8 @@ def main(dataset: str, every: int, history: int, max_seconds: float, with_rounds
                 f"| {at} | {d.kind} | {d.promoted} | {d.verdict.reason} | {m.get('epochs')}"
                 f" | {m.get('train_seconds')} | {d.candidate.capped} |"
             )
-    print(f"\nfrozen training: {train_s:.0f} s, {frozen.metrics}")
-    vocab = set(frozen.item_ids)
+    print(f"\nfrozen training: {train_s:.0f} s, {art.metrics}")
+    vocab = set(art.item_ids)
     known = [o for o in results["frozen"] if o.item_id in vocab]
     unknown = [o for o in results["frozen"] if o.item_id not in vocab]
     print(f"\nscored targets unknown to the frozen vocabulary: {len(unknown) / len(results['frozen']):.3f}")
@@ -142,6 +158,20 @@ def main(dataset: str, every: int, history: int, max_seconds: float, with_rounds
         print(f"frozen NDCG@10 on {name} targets: {ndcg(part):.4f} ({len(part)})")
     co_unknown = [o for o in simulate(CoOccurrence(), events, releases, cut) if o.item_id not in vocab]
     print(f"cooccurrence NDCG@10 on those unknown targets: {ndcg(co_unknown):.4f}")
+
+
+def frozen_model(
+    warm: list[Event], items: list[Item], encoder: TextEncoder, config: TrainConfig, folder: str | None
+) -> Artifact:
+    """The transformer trained once on ``warm`` (as the backtest does), or the one saved in ``folder``."""
+    saved = load_latest(folder) if folder else None
+    if saved is not None:
+        return saved
+    fitted = continual.retrain(user_sequences(warm), items, encoder.encode_items(items), None, config)
+    art = fitted.artifact(encoder.model_name)
+    if folder:
+        publish(folder, art)
+    return art
 
 
 def ndcg(outcomes: list[Outcome]) -> float:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import click
-from bench_pipeline import ITEMS, USERS, run_phase  # type: ignore[import-not-found]  # a script beside this one
+from bench_pipeline import ITEMS, USERS, follow_lists, run_phase  # type: ignore[import-not-found]  # a script beside this one
 from rich.console import Console
 from rich.table import Table
 
@@ -58,12 +58,14 @@ def first_model(model_dir: Path, history: int) -> None:
     save(decision, model_dir, encoder)
 
 
-def one_round(model_dir: str, history: int, results: mp.Queue) -> None:
-    """A warm-start round against the live model, as the trainer process runs it; reports its times."""
+def one_round(model_dir: str, history: int, niceness: int, results: mp.Queue) -> None:
+    """A warm-start round against the live model, as the trainer process runs it (at its
+    lowered priority, `yield_to_workers`); reports its times."""
     from streamrec.models.artifact import load_latest
     from streamrec.models.text_encoder import TextEncoder
-    from streamrec.models.trainer import run_round
+    from streamrec.models.trainer import run_round, yield_to_workers
 
+    yield_to_workers(niceness)
     encoder, events, items = TextEncoder(), _history(history), synthetic_catalog(ITEMS)
     started, cpu = time.monotonic(), time.process_time()
     decision = run_round(events, items, load_latest(model_dir), encoder, _trainer_config())
@@ -79,7 +81,11 @@ def phase_row(name: str, fresh: Freshness, wall: float, n: int) -> dict:
 @click.option("--events", type=int, default=6000, show_default=True, help="Events replayed per phase.")
 @click.option("--rate", type=float, default=200.0, show_default=True, help="Replay rate, events/s.")
 @click.option("--history", type=int, default=20_000, show_default=True, help="Events the round trains on.")
-def main(events: int, rate: float, history: int) -> None:
+@click.option("--niceness", type=int, help="The round's priority drop (default: the trainer's, NICENESS).")
+def main(events: int, rate: float, history: int, niceness: int | None) -> None:
+    from streamrec.models.trainer import NICENESS
+
+    niceness = NICENESS if niceness is None else niceness
     console = Console()
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "models"
@@ -89,13 +95,14 @@ def main(events: int, rate: float, history: int) -> None:
         with Stack(settings) as stack:
             produce_items(synthetic_catalog(ITEMS), stack.settings)
             time.sleep(1.0)
-            run_phase(stack, 500, rate, seed=0, models=set())  # warm-up: caches, connections, model
-            fresh, wall = run_phase(stack, events, rate, seed=1, models=set())
+            follow = follow_lists(stack.settings)
+            run_phase(stack, follow, 500, rate, seed=0)  # warm-up: caches, connections, model
+            fresh, wall = run_phase(stack, follow, events, rate, seed=1)
             alone = phase_row("no round", fresh, wall, events)
             results: mp.Queue = mp.get_context("spawn").Queue()
-            child = mp.get_context("spawn").Process(target=one_round, args=(str(model_dir), history, results))
+            child = mp.get_context("spawn").Process(target=one_round, args=(str(model_dir), history, niceness, results))
             child.start()
-            fresh, wall = run_phase(stack, events, rate, seed=2, models=set())
+            fresh, wall = run_phase(stack, follow, events, rate, seed=2)
             during = phase_row("round running", fresh, wall, events)
             round_s, round_cpu_s, kind, reason = results.get()
             child.join()
@@ -105,7 +112,7 @@ def main(events: int, rate: float, history: int) -> None:
     for row in (alone, during):
         table.add_row(row["phase"], *(f"{row[k]:.1f}" for k in ("p50_ms", "p99_ms", "events_per_s", "wall_s")))
     console.print(table)
-    console.print(f"round ({kind}, history {history}): {round_s:.1f} s wall, {round_cpu_s:.1f} s CPU; {reason}")
+    console.print(f"round ({kind}, history {history}, nice {niceness}): {round_s:.1f} s wall, {round_cpu_s:.1f} s CPU; {reason}")
 
 
 if __name__ == "__main__":

@@ -74,7 +74,10 @@ def render(report: Mapping[str, Any]) -> str:
         [
             section("Metrics", metrics_table(report["recommenders"], HEADLINE) + full_table(report["recommenders"])),
             section("Experiments", experiments_section(report.get("experiments", {}))),
-            section("Metrics over time", over_time_charts(report["over_time"], colours)),
+            section(
+                "Metrics over time",
+                over_time_charts(report["over_time"], colours, report.get("retraining", [])),
+            ),
             section("Retraining", retraining_table(report.get("retraining", []), report["over_time"])),
             section("Long tail", long_tail_chart(report["long_tail"], colours)),
             section("Accuracy vs long tail", trade_off_charts(report["recommenders"], colours)),
@@ -159,12 +162,26 @@ def full_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     return f"<details><summary>all metrics</summary>{metrics_table(rows, columns)}</details>"
 
 
-def over_time_charts(rows_by_name: Mapping[str, Sequence[Mapping[str, float]]], colours: Mapping[str, str]) -> str:
-    """One chart per metric of `OVER_TIME`; x = days since the first scored event."""
+def over_time_charts(
+    rows_by_name: Mapping[str, Sequence[Mapping[str, float]]],
+    colours: Mapping[str, str],
+    rounds: Sequence[Mapping[str, Any]] = (),
+) -> str:
+    """One chart per metric of `OVER_TIME`; x = days since the first scored event. Each
+    trainer round of ``rounds`` is a vertical marker in its run's colour, labelled with
+    the version it promoted or "refused"."""
     starts = [row["start_ts"] for rows in rows_by_name.values() for row in rows]
     if not starts:
         return "<p>no scored events</p>"
     origin = min(starts)
+    markers = [
+        (
+            r["version"] if r["promoted"] else "refused",
+            (r["at_ts"] - origin) / 86400,
+            colours.get(r["recommender"], MARKER_COLOUR),
+        )
+        for r in rounds
+    ]
     charts = [
         line_chart(
             *_with_bands(rows_by_name, metric, origin, colours),
@@ -172,8 +189,10 @@ def over_time_charts(rows_by_name: Mapping[str, Sequence[Mapping[str, float]]], 
             "event time (days since first scored event)",
             metric,
             "over-time",
-            f"{metric} per equal span of event time (window midpoints); dashed: its 95% interval where there is one.",
+            f"{metric} per equal span of event time (window midpoints); dashed: its 95% interval where there is one"
+            + ("; vertical lines: trainer rounds (promoted version, or refused)." if markers else "."),
             dashed=tuple(f"{name} {end}" for name in rows_by_name for end in BAND_ENDS),
+            markers=markers,
         )
         for metric in OVER_TIME
     ]

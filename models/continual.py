@@ -1,7 +1,7 @@
 """Continual training of the sequence transformer: warm starts from the live version.
 
 A **warm start** takes the live artifact's weights, grows the item vocabulary to the
-catalog's, and fine-tunes on a bounded history until validation stops improving. A new
+items of its history, and fine-tunes on a bounded history until validation stops improving. A new
 item's ID row starts at **zero**, so its vector starts as exactly what its text predicts,
 
 .. math:: v(i_{new}) = 0 + W\\, text(i_{new}),
@@ -86,17 +86,18 @@ def hold_last(
     return {u: evs if u in recent else list(seqs[u]) for u, evs in train_seqs.items()}, recent
 
 
-def grow(artifact: Artifact, items: Sequence[Item], item_text: np.ndarray) -> Fitted:
-    """The live weights with an ID row (zero) for every item of ``items`` the artifact lacks.
+def grow(artifact: Artifact, seqs: Mapping[str, list[Event]], items: Sequence[Item], item_text: np.ndarray) -> Fitted:
+    """The live weights with an ID row (zero) for every item of ``seqs`` the artifact lacks.
 
-    ``item_text[k]`` is the text vector of ``items[k]``; rows of known items keep the artifact's.
+    ``item_text[k]`` is the text vector of ``items[k]``; rows of known items keep the
+    artifact's. Catalog items without events get no row (`models.training.trained_vocabulary`).
     """
     vocab = ItemVocab(artifact.item_ids)
-    new = [(item, row) for item, row in zip(items, item_text, strict=True) if item.item_id not in vocab]
-    for item, _ in new:
-        vocab.add(item.item_id)
-    new_text = np.asarray([row for _, row in new], np.float32).reshape(-1, artifact.item_text.shape[1])
-    text = np.concatenate([artifact.item_text, new_text])
+    active, active_text = training.trained_vocabulary(seqs, items, item_text)
+    new = [n for n, item_id in enumerate(active.ids) if item_id not in vocab]
+    for n in new:
+        vocab.add(active.ids[n])
+    text = np.concatenate([artifact.item_text, active_text[[n + 1 for n in new]]])
     config = dataclasses.replace(artifact.model.config, n_items=len(vocab))
     model = SequenceEncoder(config)
     state = {k: v.clone() for k, v in artifact.model.state_dict().items()}

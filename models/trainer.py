@@ -32,9 +32,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+import torch
 
 from streamrec.models import artifact, continual, online_eval, promotion
 from streamrec.models.artifact import Artifact
@@ -55,6 +58,8 @@ WARM, FULL = "warm-start", "full"
 MAX_HOLDOUT_SHARE = 0.25
 # Refused candidates kept in memory for inspection: the newest few, each a whole model.
 KEEP_REFUSED = 3
+# Scheduling priority a trainer process lowers itself by (0 = the workers' own, 19 = idle).
+NICENESS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +120,7 @@ def run_round(
         window = {"window": config.stream.window} if live is None else {"window": live.model.config.window}
         candidate, kind = continual.retrain(seqs, items, text, window, config.full), FULL
     else:
-        candidate, kind = continual.fine_tune(continual.grow(live, items, text), seqs, config.fine_tune), WARM
+        candidate, kind = continual.fine_tune(continual.grow(live, seqs, items, text), seqs, config.fine_tune), WARM
     if candidate.capped:
         log.warning("%s training stopped by its time cap before converging: %s", kind, candidate.metrics)
     if config.degrade:
@@ -173,6 +178,13 @@ def _fusion_files(
             log.warning("fusion weights not refitted (%s): carrying the live version's over", exc)
     carried = live.path / WEIGHTS_FILE if live is not None and live.path is not None else None
     return {WEIGHTS_FILE: carried.read_text()} if carried is not None and carried.is_file() else {}
+
+
+def yield_to_workers(niceness: int = NICENESS) -> None:
+    """Lower this process's priority and keep torch on one thread: a trainer shares the cores
+    with the workers, so a round slows itself down rather than the stream's freshness."""
+    os.nice(niceness)
+    torch.set_num_threads(1)
 
 
 class Trainer:

@@ -88,18 +88,17 @@ def train(
 ) -> TrainResult:
     """Fit a `SequenceEncoder` on ``train_seqs``; early-stop on ``valid`` (NDCG@10).
 
-    The vocabulary is ``items`` (in order; ``item_text[k]`` is the text vector of ``items[k]``)
-    plus any item seen in training without catalog text (empty text vector).
+    The vocabulary is the items of ``train_seqs``: those of ``items`` first, in order
+    (``item_text[k]`` is the text vector of ``items[k]``), then any without catalog text
+    (empty text vector). A catalog item nobody interacted with gets **no** ID row: under
+    the softmax such a row would only ever be a negative, pushed away from every user
+    (an item released after the training cut would start buried); without one it is
+    served as a new item, by its text and the new-item boost (`models.transformer`).
     """
     torch.set_num_threads(1)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    vocab = ItemVocab(item.item_id for item in items)
-    for evs in train_seqs.values():
-        for e in evs:
-            vocab.add(e.item_id)
-    text = np.zeros((len(vocab) + 1, item_text.shape[1]), dtype=np.float32)
-    text[1 : len(items) + 1] = item_text
+    vocab, text = trained_vocabulary(train_seqs, items, item_text)
     model = SequenceEncoder(SequenceConfig(n_items=len(vocab), text_dim=text.shape[1], **dict(model_config or {})))
     seqs = [encode_events(evs, vocab) for evs in train_seqs.values()]
     val_users = [u for u in valid if valid[u].item_id in vocab]
@@ -132,6 +131,26 @@ def train(
         "train_seconds": round(time.monotonic() - started, 1),
     }
     return TrainResult(model, vocab, text, metrics)
+
+
+def trained_vocabulary(
+    seqs: Mapping[str, list[Event]], items: Sequence[Item], item_text: np.ndarray
+) -> tuple[ItemVocab, np.ndarray]:
+    """The items of ``seqs`` (catalog order first) and their text rows (row 0 = padding).
+
+    >>> seqs = {"u": [Event("u", "b", "view", 0.0), Event("u", "x", "view", 1.0)]}
+    >>> vocab, text = trained_vocabulary(seqs, [Item("a", "A"), Item("b", "B")], np.eye(2, dtype=np.float32))
+    >>> list(vocab.ids), text.tolist()
+    (['b', 'x'], [[0.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    """
+    seen = {e.item_id for evs in seqs.values() for e in evs}
+    keep = [n for n, item in enumerate(items) if item.item_id in seen]
+    vocab = ItemVocab(items[n].item_id for n in keep)
+    for item_id in sorted(seen - set(vocab.ids)):
+        vocab.add(item_id)
+    text = np.zeros((len(vocab) + 1, item_text.shape[1]), dtype=np.float32)
+    text[1 : len(keep) + 1] = item_text[keep]
+    return vocab, text
 
 
 def evaluate_windows(

@@ -72,7 +72,10 @@ SUMMARY_COLUMNS = (
 @click.option("--limit", type=int, help="Only the first N events of the log.")
 @click.option("--seed", default=2020, show_default=True, help="Recorded in the report; seeds training.")
 @click.option(
-    "--train-epochs", type=int, help="Max transformer epochs when training on the warm-up part (no --model-dir)."
+    "--train-epochs",
+    type=int,
+    hidden=True,
+    help="Test hook: cap the warm-up training's epochs (default: early stopping on validation alone).",
 )
 @click.option(
     "--retrain-every",

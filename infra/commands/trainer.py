@@ -19,7 +19,6 @@ duplicates (same ``event_id``) dropped.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import time
 from collections import OrderedDict
@@ -86,10 +85,6 @@ class Intake:
         return False
 
 
-# Scheduling priority the trainer process lowers itself by (0 = the workers' own, 19 = idle).
-TRAINER_NICENESS = 10
-
-
 @click.group()
 def trainer() -> None:
     """The continual trainer: rounds, guarded promotion, rollback (docs/trainer.md)."""
@@ -102,14 +97,12 @@ def run(settings: Settings, max_rounds: int | None) -> None:
     """Follow events and items; run rounds; promote candidates the gate accepts."""
     from streamrec.infra.commands.pipeline import connected
     from streamrec.models.text_encoder import TextEncoder
-    from streamrec.models.trainer import Trainer
+    from streamrec.models.trainer import Trainer, yield_to_workers
     from streamrec.streams.broadcast import TopicReader
     from streamrec.streams.catalog import Catalog
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # The trainer shares the cores with the workers: it yields to them, so a round slows
-    # itself down rather than the stream's freshness (one torch thread: models/continual.py).
-    os.nice(TRAINER_NICENESS)
+    yield_to_workers()
     settings = connected(settings)
     catalog, intake = Catalog(), Intake()
     events = TopicReader(settings.bootstrap_servers, settings.topic_events, intake.on_records, name="trainer")

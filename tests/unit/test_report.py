@@ -84,3 +84,20 @@ def test_retraining_rounds_are_listed_on_the_timeline(built: dict) -> None:
     cells = re.findall(r"<td>(.*?)</td>", table)
     assert cells[:9] == ["transformer+retrain", "10", "1.0000", "warm-start", "v2", "yes", "not worse", "12.5", "20.2"]
     assert cells[9 + 4 : 9 + 7] == ["–", "no", "worse &lt;&amp;&gt;"]
+
+
+def test_trainer_rounds_are_marked_on_the_over_time_charts() -> None:
+    windows = [
+        {"start_ts": 86400.0 * n, "end_ts": 86400.0 * (n + 1)} | dict.fromkeys(report.OVER_TIME, 0.1) for n in (0, 1)
+    ]
+    rows = {"transformer+retrain": windows}
+    rounds = [
+        {"recommender": "transformer+retrain", "at_ts": 64800.0, "version": "v2", "promoted": True},
+        {"recommender": "transformer+retrain", "at_ts": 108000.0, "version": None, "promoted": False},
+    ]
+    page = report.over_time_charts(rows, {"transformer+retrain": "#123456"}, rounds)
+    labels = re.findall(r'<text class="marker-label"[^>]*fill="([^"]*)">([^<]*)</text>', page)
+    assert labels == [("#123456", "v2"), ("#123456", "refused")] * len(report.OVER_TIME)
+    first, second = (float(x) for x in re.findall(r'<line class="marker" x1="([\d.]+)"', page)[:2])
+    assert first < second  # day 0.75 and 1.25, between the two windows' midpoints
+    assert 'class="marker"' not in report.over_time_charts(rows, {"transformer+retrain": "#123456"})
