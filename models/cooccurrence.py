@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from streamrec.models.base import Recommender, top_k
+from streamrec.models.base import USER_CHUNK, Recommender, top_k_rows
 from streamrec.models.trending import Trending
 from streamrec.types import EVENT_WEIGHTS, Interaction, Item, Ranked, UserContext
 
@@ -87,16 +87,31 @@ class CoOccurrence(Recommender):
         self.popularity.update_items(items)
 
     def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
-        pop_part = self.blend * self.popularity.trend()
-        return [top_k(self._scores(user, pop_part), k, self.items.vocab, self.items.banned(user)) for user in users]
+        pop_part, vocab = self.blend * self.popularity.trend(), self.items.vocab
+        out: list[Ranked] = []
+        for start in range(0, len(users), USER_CHUNK):
+            chunk = users[start : start + USER_CHUNK]
+            scores = self._scores(chunk, pop_part)
+            out += top_k_rows(scores, k, vocab, [self.items.banned(user) for user in chunk])
+        return out
 
-    def _scores(self, user: UserContext, pop_part: np.ndarray) -> np.ndarray:
-        scores = np.zeros_like(pop_part)
-        for _, weight, source in self._rows(user):
-            idx, vals = self._row_arrays(source)
-            scores[idx] += weight * vals
-        top = scores.max() if len(scores) else 0.0
-        return (scores / top if top > 0 else scores) + pop_part
+    def _scores(self, users: Sequence[UserContext], pop_part: np.ndarray) -> np.ndarray:
+        """``s(i)`` per user (one row each): every user's weighted rows summed by one `np.bincount`,
+        which adds in the order a loop over each user's rows would."""
+        n_items = len(pop_part)
+        keys, credits = [np.zeros(0, np.int64)], [np.zeros(0)]
+        for n, user in enumerate(users):
+            for _, weight, source in self._rows(user):
+                idx, vals = self._row_arrays(source)
+                keys.append(idx + n * n_items)
+                credits.append(weight * vals)
+        size = len(users) * n_items
+        scores = np.bincount(np.concatenate(keys), np.concatenate(credits), minlength=size).reshape(len(users), -1)
+        scores = scores.astype(np.float64, copy=False)  # bincount of nothing is int
+        top = scores.max(axis=1, initial=0.0)
+        positive = top > 0
+        scores[positive] /= top[positive, None]
+        return scores + pop_part
 
     def anchor(self, user: UserContext, item_id: str) -> Interaction | None:
         """The recent window item that contributes most to ``item_id``'s score (None: none does)."""

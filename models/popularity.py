@@ -35,8 +35,8 @@ class ItemScores:
             (self.unavailable.discard if item.available else self.unavailable.add)(idx)
 
     def banned(self, user: UserContext) -> list[int]:
-        seen = (self.vocab.index(i) for i in user.exclude)
-        return [*self.unavailable, *(i for i in seen if i is not None)]
+        seen = self.vocab.indices(user.exclude)
+        return [*self.unavailable, *seen[seen >= 0].tolist()]
 
     def live(self) -> np.ndarray:
         """Scores of the known items; slots beyond the vocabulary are unused capacity."""

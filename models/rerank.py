@@ -63,9 +63,9 @@ class Exposure:
 
     def of(self, item_ids: Sequence[str]) -> np.ndarray:
         """``E(i)`` now (0 for items never shown)."""
-        rows = [self.sums.vocab.index(i) for i in item_ids]
+        rows = self.sums.vocab.indices(item_ids)
         now = self.decay.weight(self.served)  # stored sums are in units of weight(0 lists ago)
-        return np.array([self.sums.scores[r] / now if r is not None else 0.0 for r in rows])
+        return np.where(rows >= 0, self.sums.scores[np.maximum(rows, 0)] / now, 0.0)
 
     def serve(self, item_ids: Sequence[str]) -> None:
         """Count one more served list."""
