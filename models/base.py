@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain, repeat
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -49,6 +49,9 @@ class Recommender(abc.ABC):
     """Base class: a ranked list of items per user."""
 
     name: ClassVar[str]
+    # Attributes holding the item-side statistics: what `learn` built from every
+    # partition's events, and what serving adds (a re-ranker's exposure).
+    ITEM_STATE: ClassVar[tuple[str, ...]] = ()
 
     @property
     def version(self) -> str:
@@ -65,9 +68,22 @@ class Recommender(abc.ABC):
         """User vectors (one row per user) for models that have them; default: None."""
         return None
 
-    def carry_over(self, previous: Recommender) -> None:  # noqa: B027 - optional
-        """Hot reload: take over from ``previous``, the model this one replaces, the state
-        that replaying the catalog and the learned events cannot rebuild; default: none."""
+    def item_state(self) -> dict[str, Any]:
+        """The item-side statistics (`ITEM_STATE`), the objects themselves: what a checkpoint
+        pickles and a hot-reloaded model takes over, so that no learning log is kept to replay."""
+        return {name: getattr(self, name) for name in self.ITEM_STATE}
+
+    def load_item_state(self, state: Mapping[str, Any]) -> None:
+        """Take over the `item_state` of a model built the same way (kind and settings);
+        catalog updates may follow (they are idempotent)."""
+        for name in self.ITEM_STATE:
+            setattr(self, name, state[name])
+
+    def carry_over(self, previous: Recommender) -> None:
+        """Hot reload: take over the item-side statistics of ``previous``, the model this one
+        replaces, if it is of the same kind (a new artifact changes no item statistic)."""
+        if type(previous) is type(self):
+            self.load_item_state(previous.item_state())
 
     @abc.abstractmethod
     def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:

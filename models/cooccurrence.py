@@ -30,12 +30,14 @@ Interaction(item_id='x', event_type='click', ts=60)
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from streamrec.models.base import USER_CHUNK, Recommender, top_k_rows
-from streamrec.models.trending import Trending
+from streamrec.models.popularity import ItemScores
+from streamrec.models.trending import EventTimeDecay, Trending
 from streamrec.types import EVENT_WEIGHTS, Interaction, Item, Ranked, UserContext
 
 # How many earlier window items an event is credited to, and how fast credit decays.
@@ -50,6 +52,7 @@ class CoOccurrence(Recommender):
     """Next-item co-occurrence blended with popularity."""
 
     name = "cooccurrence"
+    ITEM_STATE = ("popularity", "counts", "totals")
 
     def __init__(
         self, weights: dict[str, float] | None = None, blend: float = POPULARITY_BLEND, half_life_s: float | None = None
@@ -57,14 +60,24 @@ class CoOccurrence(Recommender):
         self.weights = dict(EVENT_WEIGHTS if weights is None else weights)
         # Trending without decay is plain popularity; with it, popularity decays like C.
         self.popularity = Trending(self.weights, half_life_s)
-        self.decay = self.popularity.decay
-        self.items = self.popularity.items
         self.blend = blend
         self.counts: defaultdict[int, dict[int, float]] = defaultdict(dict)
         self.totals: defaultdict[int, float] = defaultdict(float)
         # Rows of `counts` as arrays, made when first scored after a change: a popular
         # item's row is in many users' windows, and converting it per user dominated scoring.
         self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def decay(self) -> EventTimeDecay:
+        return self.popularity.decay
+
+    @property
+    def items(self) -> ItemScores:
+        return self.popularity.items
+
+    def load_item_state(self, state: Mapping[str, Any]) -> None:
+        super().load_item_state(state)
+        self._arrays = {}
 
     def learn(self, user: UserContext, interaction: Interaction) -> None:
         factor = self.decay.rebase(interaction.ts)

@@ -47,6 +47,7 @@ class Popularity(Recommender):
     """Most popular items the user has not excluded."""
 
     name = "popularity"
+    ITEM_STATE = ("items",)
 
     def __init__(self, weights: dict[str, float] | None = None) -> None:
         self.weights = dict(EVENT_WEIGHTS if weights is None else weights)

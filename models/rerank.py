@@ -31,7 +31,8 @@ depend on the order of requests (as served lists do), never on the wall clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -83,6 +84,7 @@ class TailRerank(Recommender):
     """``base`` re-ranked by exposure-penalised score (see module doc)."""
 
     name = "tail"
+    ITEM_STATE = ("exposure",)
 
     def __init__(
         self, base: Recommender, knob: float, fetch: int = FETCH, half_life_lists: float = EXPOSURE_HALF_LIFE_LISTS
@@ -96,11 +98,14 @@ class TailRerank(Recommender):
     def version(self) -> str:
         return f"{self.base.version}{TAIL}@{self.knob:g}"
 
-    def carry_over(self, previous: Recommender) -> None:
-        """The exposure memory itself, not a copy: lists ``previous`` serves until the swap count too."""
-        if isinstance(previous, TailRerank):
-            self.exposure = previous.exposure
-            self.base.carry_over(previous.base)
+    def item_state(self) -> dict[str, Any]:
+        """The exposure memory itself (not a copy: lists the old model serves until a hot
+        swap count too), and the base model's statistics."""
+        return {**super().item_state(), "base": self.base.item_state()}
+
+    def load_item_state(self, state: Mapping[str, Any]) -> None:
+        super().load_item_state(state)
+        self.base.load_item_state(state["base"])
 
     def learn(self, user: UserContext, interaction: Interaction) -> None:
         self.base.learn(user, interaction)

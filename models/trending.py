@@ -33,6 +33,7 @@ so a user with no history gets global trending (``p_u = 0``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -149,6 +150,7 @@ class Trending(Recommender):
     """Event-time-decayed popularity, boosted in the user's recent categories."""
 
     name = "trending"
+    ITEM_STATE = ("items", "decay", "categories")
 
     def __init__(
         self,
@@ -169,6 +171,10 @@ class Trending(Recommender):
             self.items.scores *= factor
         idx = self.items.index(interaction.item_id)
         self.items.scores[idx] += self.weights[interaction.event_type] * self.decay.weight(interaction.ts)
+
+    def load_item_state(self, state: Mapping[str, Any]) -> None:
+        super().load_item_state(state)
+        self._members = None
 
     def update_items(self, items: Iterable[Item]) -> None:
         items = list(items)

@@ -19,6 +19,7 @@ from faust.types import EventT
 
 from streamrec.models.registry import RecommenderOptions, initial_recommender
 from streamrec.settings import Settings
+from streamrec.streams import checkpoint
 from streamrec.streams.catalog import Catalog
 from streamrec.streams.faust_compat import (
     consumer_lags,
@@ -169,6 +170,11 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
     async def report() -> None:
         log.info("worker %s: %s", worker_name, dict(processor.stats + host.stats))
 
+    @app.timer(checkpoint.CHECKPOINT_S)
+    async def save_item_state() -> None:
+        folder = worker_dir(settings.data_dir, worker_name)
+        await checkpoint.save_off_loop(folder, settings.recommender, host.recommender, host.position)
+
     @app.timer(MODEL_POLL_S)
     async def hot_reload() -> None:
         if await host.reload_if_newer():
@@ -189,7 +195,10 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
 
 def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
     """Run one worker until SIGTERM/SIGINT: catalog first, then the Faust worker."""
-    catalog, learning = Catalog(), LearningLog(settings.partitions)
+    recommender = initial_recommender(settings.recommender, RecommenderOptions.of(settings))
+    # Item statistics from the last checkpoint, if any: then only the learning log's tail is read.
+    position = checkpoint.load(worker_dir(settings.data_dir, worker_name), settings.recommender, recommender)
+    catalog, learning = Catalog(), LearningLog(settings.partitions, resume=position)
     readers = [
         catalog.follow(settings.bootstrap_servers, settings.topic_items, name=worker_name),
         learning.follow(settings.bootstrap_servers, settings.topic_learning, name=worker_name),
@@ -197,9 +206,7 @@ def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
     for reader in readers:
         if not reader.wait_caught_up(CATCH_UP_WAIT_S):
             log.warning("%s still loading after %.0f s; starting anyway", reader.topic, CATCH_UP_WAIT_S)
-    host = ModelHost(
-        settings, initial_recommender(settings.recommender, RecommenderOptions.of(settings)), catalog, learning
-    )
+    host = ModelHost(settings, recommender, catalog, learning, position)
     host.follow()
     app, processor = build(settings, worker_name, host)
     if settings.metrics_port:
