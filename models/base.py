@@ -94,6 +94,10 @@ class Recommender(abc.ABC):
         default: empty dicts (the model cannot say why)."""
         return [{} for _ in ranked]
 
+    def explain_all(self, users: Sequence[UserContext], lists: Sequence[Ranked]) -> list[list[Explanation]]:
+        """`explain` for a whole batch (what the worker calls); models batch the work where they can."""
+        return [self.explain(user, ranked) for user, ranked in zip(users, lists, strict=True)]
+
 
 class ItemVocab:
     """Stable item_id <-> dense index mapping that only grows.

@@ -136,6 +136,9 @@ class TailRerank(Recommender):
     def explain(self, user: UserContext, ranked: Ranked) -> list[Explanation]:
         return self.base.explain(user, ranked)
 
+    def explain_all(self, users: Sequence[UserContext], lists: Sequence[Ranked]) -> list[list[Explanation]]:
+        return self.base.explain_all(users, lists)
+
 
 def is_knob(text: str) -> bool:
     """A valid ``@knob`` suffix: a finite number >= 0."""

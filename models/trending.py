@@ -231,11 +231,13 @@ class Trending(Recommender):
         return self.categories.names[best] if best is not None and profile[best] > 0 else None
 
     def explain(self, user: UserContext, ranked: Ranked) -> list[Explanation]:
-        out, profile = [], self._profile(user)
-        for item_id, _ in ranked:
-            category = self.top_category(profile, item_id)
-            out.append({"reason": f"trending in {category}" if category else "trending now", "source": self.name})
-        return out
+        return self.explain_all([user], [ranked])[0]
 
-    def _profile(self, user: UserContext) -> np.ndarray:
-        return self.profiles([user])[0]
+    def explain_all(self, users: Sequence[UserContext], lists: Sequence[Ranked]) -> list[list[Explanation]]:
+        out = []
+        for profile, ranked in zip(self.profiles(users), lists, strict=True):
+            categories = [self.top_category(profile, item_id) for item_id, _ in ranked]
+            out.append(
+                [{"reason": f"trending in {c}" if c else "trending now", "source": self.name} for c in categories]
+            )
+        return out

@@ -95,3 +95,40 @@ def test_top_k_rows_is_the_sorted_prefix_older_items_first_on_ties(rows: list[li
         allowed = sorted((-s, i) for i, s in enumerate(row) if i not in ban)
         expected.append([(vocab.ids[i], float(-s)) for s, i in allowed[:k]])
     assert top_k_rows(scores, k, vocab, banned) == expected
+
+
+def test_closest_window_item_is_batched_and_the_earliest_entry_of_an_item_met_twice() -> None:
+    from streamrec.models.content import closest, closest_many
+    from streamrec.models.retrieval import ItemIndex
+
+    rng = np.random.default_rng(0)
+    index = ItemIndex(8)
+    index.add([f"i{n}" for n in range(30)], rng.standard_normal((30, 8)).astype(np.float32))
+    windows = [
+        tuple(Interaction(f"i{rng.integers(0, 12)}", ("view", "click")[n % 2], float(n)) for n in range(int(size)))
+        for size in rng.integers(0, 25, 40)
+    ]
+    asked = [[f"i{n}" for n in rng.integers(0, 32, int(size))] for size in rng.integers(0, 10, 40)]
+    batched = closest_many(index, windows, asked)
+    assert batched == [closest(index, w, a) for w, a in zip(windows, asked, strict=True)]
+    for window, items, found in zip(windows, asked, batched, strict=True):
+        for item_id, anchor in zip(items, found, strict=True):
+            if anchor is not None:
+                assert anchor.item_id != item_id
+                assert anchor == next(e for e in window[-20:] if e.item_id == anchor.item_id)  # the earliest
+
+
+def test_fusion_explains_a_batch_as_it_explains_each_list() -> None:
+    from streamrec.models.content import Content
+    from streamrec.models.fusion import Fusion
+
+    ids = [item.item_id for item in synthetic_catalog(ITEMS)]
+    vectors = np.random.default_rng(1).standard_normal((ITEMS, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    sources = {"cooccurrence": CoOccurrence(), "content": Content(vectors=(ids, vectors)), "trending": Trending()}
+    model = Fusion(sources)  # type: ignore[arg-type]
+    users = fed(model)  # type: ignore[arg-type]
+    lists = model.recommend(users, 10)
+    batched = model.explain_all(users, lists)
+    assert batched == [model.explain(user, ranked) for user, ranked in zip(users, lists, strict=True)]
+    assert {why["source"] for reasons in batched for why in reasons} >= {"cooccurrence", "content", "trending"}
