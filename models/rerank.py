@@ -123,8 +123,10 @@ class TailRerank(Recommender):
     def rerank(self, ranked: Ranked, k: int) -> Ranked:
         """Top ``k`` of ``ranked`` by ``s'``; the result counts as served."""
         if self.knob > 0 and ranked:
-            scores = np.array([s for _, s in ranked]) - self.knob * np.log1p(self.exposures([i for i, _ in ranked]))
-            ranked = [(ranked[n][0], float(scores[n])) for n in np.argsort(-scores, kind="stable")]
+            ids, base = zip(*ranked, strict=True)
+            scores = np.array(base) - self.knob * np.log1p(self.exposures(ids))
+            order = np.argsort(-scores, kind="stable")[:k]
+            ranked = list(zip(map(ids.__getitem__, order.tolist()), scores[order].tolist(), strict=True))
         shown = ranked[:k]
         self.exposure.serve([item for item, _ in shown])
         return shown

@@ -139,7 +139,7 @@ class Fusion(Explanations, Recommender):
         for n, (candidates, x) in zip(with_history, features, strict=True):
             logits = self.weights.logits(x)
             order = np.argsort(-logits, kind="stable")[:k]
-            out[n] = [(candidates[c], float(logits[c])) for c in order]
+            out[n] = list(zip(map(candidates.__getitem__, order.tolist()), logits[order].tolist(), strict=True))
             self._credited[users[n].user_id] = self.credit(candidates, x, order)
         return [r if len(r) >= k else self.fill(user, r, k) for user, r in zip(users, out, strict=True)]
 
