@@ -126,8 +126,9 @@ class Categories:
         n = len(self.names)
         # bincount adds in window order, as a loop over each window would.
         w = np.concatenate([*weights, np.zeros(0)])
-        out = np.bincount(np.repeat(owner, sizes) * n + flat, np.repeat(w, sizes), minlength=len(windows) * n)
-        out = out.reshape(len(windows), n).astype(np.float64, copy=False)  # bincount of nothing is int
+        keys = np.repeat(owner, sizes) * n + flat
+        counts = np.bincount(keys, np.repeat(w, sizes), minlength=len(windows) * n)
+        out = counts.reshape(len(windows), n).astype(np.float64, copy=False)  # bincount of nothing is int
         totals = np.array([user_weights.sum() for user_weights in weights])
         positive = totals > 0
         out[positive] /= totals[positive, None]

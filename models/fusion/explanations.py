@@ -137,8 +137,10 @@ class Explanations:
         found: list[list[Interaction | None]] = []
         for n, source, item_ids in groups:
             model = self.sources[source]
-            cooccurrence = isinstance(model, CoOccurrence)
-            found.append([model.anchor(users[n], i) for i in item_ids] if cooccurrence else [None] * len(item_ids))
+            if isinstance(model, CoOccurrence):
+                found.append([model.anchor(users[n], i) for i in item_ids])
+            else:
+                found.append([None] * len(item_ids))
         content = self.sources.get("content")
         # An index with no available item: no text fallback.
         text = content.index if isinstance(content, Content) and content.index else None
