@@ -21,7 +21,7 @@ Uniform verbs, river-style:
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain, repeat
 from typing import Any, ClassVar
 
@@ -137,6 +137,21 @@ class ItemVocab:
 def top_k(scores: np.ndarray, k: int, vocab: ItemVocab, banned: Iterable[int]) -> Ranked:
     """Top-``k`` of a dense score vector, skipping banned indices (scores is not modified)."""
     return top_k_rows(scores[None, :], k, vocab, [list(banned)])[0]
+
+
+def top_k_chunked(
+    users: Sequence[UserContext],
+    k: int,
+    vocab: ItemVocab,
+    scores: Callable[[Sequence[UserContext]], np.ndarray],
+    banned: Callable[[UserContext], list[int]],
+) -> list[Ranked]:
+    """`top_k_rows` of ``scores(chunk)`` (one row per user), `USER_CHUNK` users at a time."""
+    out: list[Ranked] = []
+    for start in range(0, len(users), USER_CHUNK):
+        chunk = users[start : start + USER_CHUNK]
+        out += top_k_rows(scores(chunk), k, vocab, [banned(user) for user in chunk])
+    return out
 
 
 def top_k_rows(scores: np.ndarray, k: int, vocab: ItemVocab, banned: Sequence[Sequence[int]]) -> list[Ranked]:

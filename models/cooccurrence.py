@@ -31,11 +31,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from streamrec.models.base import USER_CHUNK, Recommender, top_k_rows
+from streamrec.models.base import Recommender, top_k_chunked
 from streamrec.models.popularity import ItemScores
 from streamrec.models.trending import EventTimeDecay, Trending
 from streamrec.types import EVENT_WEIGHTS, Interaction, Item, Ranked, UserContext
@@ -100,13 +101,8 @@ class CoOccurrence(Recommender):
         self.popularity.update_items(items)
 
     def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
-        pop_part, vocab = self.blend * self.popularity.trend(), self.items.vocab
-        out: list[Ranked] = []
-        for start in range(0, len(users), USER_CHUNK):
-            chunk = users[start : start + USER_CHUNK]
-            scores = self._scores(chunk, pop_part)
-            out += top_k_rows(scores, k, vocab, [self.items.banned(user) for user in chunk])
-        return out
+        scores = partial(self._scores, pop_part=self.blend * self.popularity.trend())
+        return top_k_chunked(users, k, self.items.vocab, scores, self.items.banned)
 
     def _scores(self, users: Sequence[UserContext], pop_part: np.ndarray) -> np.ndarray:
         """``s(i)`` per user (one row each): every user's weighted rows summed by one `np.bincount`,

@@ -33,11 +33,12 @@ so a user with no history gets global trending (``p_u = 0``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from streamrec.models.base import USER_CHUNK, Recommender, top_k_rows, window_weights
+from streamrec.models.base import Recommender, top_k_chunked, window_weights
 from streamrec.models.popularity import ItemScores
 from streamrec.types import EVENT_WEIGHTS, Explanation, Interaction, Item, Ranked, UserContext
 
@@ -190,13 +191,8 @@ class Trending(Recommender):
         return scores / top if top > 0 else scores.copy()
 
     def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
-        trend, vocab = self.trend(), self.items.vocab
-        out: list[Ranked] = []
-        for start in range(0, len(users), USER_CHUNK):
-            chunk = users[start : start + USER_CHUNK]
-            scores = self.user_scores(chunk, trend)
-            out += top_k_rows(scores, k, vocab, [self.items.banned(user) for user in chunk])
-        return out
+        scores = partial(self.user_scores, trend=self.trend())
+        return top_k_chunked(users, k, self.items.vocab, scores, self.items.banned)
 
     def user_scores(self, users: Sequence[UserContext], trend: np.ndarray) -> np.ndarray:
         """``s_u(i)`` over the vocabulary, one row per user; plain ``trend`` where the window says nothing.

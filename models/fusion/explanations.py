@@ -21,7 +21,7 @@ everything is new), "trending in <category>"; items of the fallback chain are
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -144,8 +144,7 @@ class Explanations:
         content = self.sources.get("content")
         # An index with no available item: no text fallback.
         text = content.index if isinstance(content, Content) and content.index else None
-        own: Callable[[str], ItemIndex | None] = lambda source: getattr(self.sources[source], "index", None)  # noqa: E731
-        for index_of in (own, lambda _: text):  # transformer and content have item vectors
+        for index_of in (self._own_index, lambda _: text):
             by_index: dict[int, tuple[ItemIndex, list[int]]] = {}
             for g, (_, source, _) in enumerate(groups):
                 index = index_of(source)
@@ -159,3 +158,7 @@ class Explanations:
                     for k, anchor in zip(m, anchors, strict=True):
                         found[g][k] = anchor
         return found
+
+    def _own_index(self, source: str) -> ItemIndex | None:
+        """The source's own item vectors, if it has any (the transformer and content do)."""
+        return getattr(self.sources[source], "index", None)
