@@ -109,8 +109,9 @@ def start_bare(stack: Stack) -> None:
     env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
     script = Path(__file__).with_name("bare_worker.py")
     with open(stack.log_dir / f"{BARE}.log", "ab") as log:  # the child keeps its own copy
+        # Its own process group, as the stack's children: `Stack.stop` signals groups.
         stack.processes[BARE] = subprocess.Popen(
-            [sys.executable, str(script)], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, str(script)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     deadline = time.monotonic() + BARE_READY_TIMEOUT_S
     while not ready_marker(settings.data_dir, BARE).exists():

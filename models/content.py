@@ -109,15 +109,39 @@ def closest(index: ItemIndex, window: Sequence[Interaction], item_ids: Sequence[
     """Per item: the recent window entry (last `SPAN`) whose vector in ``index`` has the
     largest inner product with the item's, never the item itself (the earliest on ties);
     None if either has no vector."""
-    out: list[Interaction | None] = [None] * len(item_ids)
-    recent = [(e, v) for e in window[-SPAN:] if (v := index.vector(e.item_id)) is not None]
-    targets = [(n, v) for n, i in enumerate(item_ids) if (v := index.vector(i)) is not None]
-    if not recent or not targets:
+    return closest_many(index, [window], [item_ids])[0]
+
+
+def closest_many(
+    index: ItemIndex, windows: Sequence[Sequence[Interaction]], item_lists: Sequence[Sequence[str]]
+) -> list[list[Interaction | None]]:
+    """`closest` for several (window, items) pairs: one batched product for all of them.
+
+    >>> index = ItemIndex(2)
+    >>> index.add(["a", "b", "c"], np.array([[1, 0], [0.8, 0.2], [0, 1]], np.float32))
+    >>> w = (Interaction("a", "view", 0.0), Interaction("c", "click", 1.0))
+    >>> [[e.item_id if e else None for e in found] for found in closest_many(index, [w, w[:1]], [["b", "c"], ["a", "x"]])]
+    [['a', 'a'], [None, None]]
+    """
+    out: list[list[Interaction | None]] = [[None] * len(items) for items in item_lists]
+    recent = [window[-SPAN:] for window in windows]
+    width, height = max(map(len, recent), default=0), max(map(len, item_lists), default=0)
+    if not len(index.vocab) or not width or not height:
         return out
-    similarity = np.stack([v for _, v in targets]) @ np.stack([v for _, v in recent]).T
-    same = np.array([[item_ids[n] == e.item_id for e, _ in recent] for n, _ in targets])
-    similarity[same] = -np.inf
-    for (n, _), row in zip(targets, similarity, strict=True):
-        best = int(row.argmax())
-        out[n] = recent[best][0] if row[best] > -np.inf else None
+    rows = np.full((len(recent), width), -1, dtype=np.int64)  # -1: padding, or no vector
+    targets = np.full((len(recent), height), -1, dtype=np.int64)
+    for n, (entries, items) in enumerate(zip(recent, item_lists, strict=True)):
+        rows[n, : len(entries)] = index.vocab.indices(e.item_id for e in entries)
+        targets[n, : len(items)] = index.vocab.indices(items)
+    vectors = index.vectors
+    similarity = np.matmul(vectors[targets.clip(0)], np.swapaxes(vectors[rows.clip(0)], 1, 2))
+    # An item met twice scores as its first entry: an exact tie, which goes to the earliest
+    # (one product can round equal columns apart).
+    first = (rows[:, :, None] == rows[:, None, :]).argmax(axis=2)
+    similarity = np.take_along_axis(similarity, np.broadcast_to(first[:, None, :], similarity.shape), axis=2)
+    similarity[(rows[:, None, :] < 0) | (targets[:, :, None] == rows[:, None, :])] = -np.inf
+    best = similarity.argmax(axis=2)
+    for n, j in zip(*np.nonzero(targets >= 0), strict=True):
+        if similarity[n, j, best[n, j]] > -np.inf:
+            out[n][j] = recent[n][best[n, j]]
     return out

@@ -30,12 +30,15 @@ Interaction(item_id='x', event_type='click', ts=60)
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import partial
+from typing import Any
 
 import numpy as np
 
-from streamrec.models.base import Recommender, top_k
-from streamrec.models.trending import Trending
+from streamrec.models.base import Recommender, top_k_chunked
+from streamrec.models.popularity import ItemScores
+from streamrec.models.trending import EventTimeDecay, Trending
 from streamrec.types import EVENT_WEIGHTS, Interaction, Item, Ranked, UserContext
 
 # How many earlier window items an event is credited to, and how fast credit decays.
@@ -50,6 +53,7 @@ class CoOccurrence(Recommender):
     """Next-item co-occurrence blended with popularity."""
 
     name = "cooccurrence"
+    ITEM_STATE = ("popularity", "counts", "totals")
 
     def __init__(
         self, weights: dict[str, float] | None = None, blend: float = POPULARITY_BLEND, half_life_s: float | None = None
@@ -57,14 +61,24 @@ class CoOccurrence(Recommender):
         self.weights = dict(EVENT_WEIGHTS if weights is None else weights)
         # Trending without decay is plain popularity; with it, popularity decays like C.
         self.popularity = Trending(self.weights, half_life_s)
-        self.decay = self.popularity.decay
-        self.items = self.popularity.items
         self.blend = blend
         self.counts: defaultdict[int, dict[int, float]] = defaultdict(dict)
         self.totals: defaultdict[int, float] = defaultdict(float)
         # Rows of `counts` as arrays, made when first scored after a change: a popular
         # item's row is in many users' windows, and converting it per user dominated scoring.
         self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def decay(self) -> EventTimeDecay:
+        return self.popularity.decay
+
+    @property
+    def items(self) -> ItemScores:
+        return self.popularity.items
+
+    def load_item_state(self, state: Mapping[str, Any]) -> None:
+        super().load_item_state(state)
+        self._arrays = {}
 
     def learn(self, user: UserContext, interaction: Interaction) -> None:
         factor = self.decay.rebase(interaction.ts)
@@ -87,16 +101,26 @@ class CoOccurrence(Recommender):
         self.popularity.update_items(items)
 
     def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
-        pop_part = self.blend * self.popularity.trend()
-        return [top_k(self._scores(user, pop_part), k, self.items.vocab, self.items.banned(user)) for user in users]
+        scores = partial(self._scores, pop_part=self.blend * self.popularity.trend())
+        return top_k_chunked(users, k, self.items.vocab, scores, self.items.banned)
 
-    def _scores(self, user: UserContext, pop_part: np.ndarray) -> np.ndarray:
-        scores = np.zeros_like(pop_part)
-        for _, weight, source in self._rows(user):
-            idx, vals = self._row_arrays(source)
-            scores[idx] += weight * vals
-        top = scores.max() if len(scores) else 0.0
-        return (scores / top if top > 0 else scores) + pop_part
+    def _scores(self, users: Sequence[UserContext], pop_part: np.ndarray) -> np.ndarray:
+        """``s(i)`` per user (one row each): every user's weighted rows summed by one `np.bincount`,
+        which adds in the order a loop over each user's rows would."""
+        n_items = len(pop_part)
+        keys, credits = [np.zeros(0, np.int64)], [np.zeros(0)]
+        for n, user in enumerate(users):
+            for _, weight, source in self._rows(user):
+                idx, vals = self._row_arrays(source)
+                keys.append(idx + n * n_items)
+                credits.append(weight * vals)
+        size = len(users) * n_items
+        scores = np.bincount(np.concatenate(keys), np.concatenate(credits), minlength=size).reshape(len(users), -1)
+        scores = scores.astype(np.float64, copy=False)  # bincount of nothing is int
+        top = scores.max(axis=1, initial=0.0)
+        positive = top > 0
+        scores[positive] /= top[positive, None]
+        return scores + pop_part
 
     def anchor(self, user: UserContext, item_id: str) -> Interaction | None:
         """The recent window item that contributes most to ``item_id``'s score (None: none does)."""

@@ -205,6 +205,19 @@ class ArmedRecommender(Recommender):
         for model in self.learners:
             model.update_items(items)
 
+    def item_state(self) -> dict[str, Any]:
+        """Every arm's item-side statistics with its model's class (a model shared by two
+        arms is one object in both, and pickles once)."""
+        return {arm: (type(model).__name__, model.item_state()) for arm, model in self.arms.items()}
+
+    def load_item_state(self, state: Mapping[str, Any]) -> None:
+        """Take over `item_state`; all or nothing: ValueError if any arm's model differs."""
+        found = {arm: state.get(arm, (None, None))[0] for arm in self.arms}
+        if found != {arm: type(model).__name__ for arm, model in self.arms.items()}:
+            raise ValueError(f"item statistics of other arms' models: {found}")
+        for arm, model in self.arms.items():
+            model.load_item_state(state[arm][1])
+
     def carry_over(self, previous: Recommender) -> None:
         if isinstance(previous, ArmedRecommender):
             for arm, model in self.arms.items():

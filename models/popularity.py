@@ -35,8 +35,8 @@ class ItemScores:
             (self.unavailable.discard if item.available else self.unavailable.add)(idx)
 
     def banned(self, user: UserContext) -> list[int]:
-        seen = (self.vocab.index(i) for i in user.exclude)
-        return [*self.unavailable, *(i for i in seen if i is not None)]
+        seen = self.vocab.indices(user.exclude)
+        return [*self.unavailable, *seen[seen >= 0].tolist()]
 
     def live(self) -> np.ndarray:
         """Scores of the known items; slots beyond the vocabulary are unused capacity."""
@@ -47,6 +47,7 @@ class Popularity(Recommender):
     """Most popular items the user has not excluded."""
 
     name = "popularity"
+    ITEM_STATE = ("items",)
 
     def __init__(self, weights: dict[str, float] | None = None) -> None:
         self.weights = dict(EVENT_WEIGHTS if weights is None else weights)

@@ -31,7 +31,8 @@ depend on the order of requests (as served lists do), never on the wall clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,9 +64,9 @@ class Exposure:
 
     def of(self, item_ids: Sequence[str]) -> np.ndarray:
         """``E(i)`` now (0 for items never shown)."""
-        rows = [self.sums.vocab.index(i) for i in item_ids]
+        rows = self.sums.vocab.indices(item_ids)
         now = self.decay.weight(self.served)  # stored sums are in units of weight(0 lists ago)
-        return np.array([self.sums.scores[r] / now if r is not None else 0.0 for r in rows])
+        return np.where(rows >= 0, self.sums.scores[np.maximum(rows, 0)] / now, 0.0)
 
     def serve(self, item_ids: Sequence[str]) -> None:
         """Count one more served list."""
@@ -83,6 +84,7 @@ class TailRerank(Recommender):
     """``base`` re-ranked by exposure-penalised score (see module doc)."""
 
     name = "tail"
+    ITEM_STATE = ("exposure",)
 
     def __init__(
         self, base: Recommender, knob: float, fetch: int = FETCH, half_life_lists: float = EXPOSURE_HALF_LIFE_LISTS
@@ -96,11 +98,14 @@ class TailRerank(Recommender):
     def version(self) -> str:
         return f"{self.base.version}{TAIL}@{self.knob:g}"
 
-    def carry_over(self, previous: Recommender) -> None:
-        """The exposure memory itself, not a copy: lists ``previous`` serves until the swap count too."""
-        if isinstance(previous, TailRerank):
-            self.exposure = previous.exposure
-            self.base.carry_over(previous.base)
+    def item_state(self) -> dict[str, Any]:
+        """The exposure memory itself (not a copy: lists the old model serves until a hot
+        swap count too), and the base model's statistics."""
+        return {**super().item_state(), "base": self.base.item_state()}
+
+    def load_item_state(self, state: Mapping[str, Any]) -> None:
+        super().load_item_state(state)
+        self.base.load_item_state(state["base"])
 
     def learn(self, user: UserContext, interaction: Interaction) -> None:
         self.base.learn(user, interaction)
@@ -118,8 +123,10 @@ class TailRerank(Recommender):
     def rerank(self, ranked: Ranked, k: int) -> Ranked:
         """Top ``k`` of ``ranked`` by ``s'``; the result counts as served."""
         if self.knob > 0 and ranked:
-            scores = np.array([s for _, s in ranked]) - self.knob * np.log1p(self.exposures([i for i, _ in ranked]))
-            ranked = [(ranked[n][0], float(scores[n])) for n in np.argsort(-scores, kind="stable")]
+            ids, base = zip(*ranked, strict=True)
+            scores = np.array(base) - self.knob * np.log1p(self.exposures(ids))
+            order = np.argsort(-scores, kind="stable")[:k]
+            ranked = list(zip(map(ids.__getitem__, order.tolist()), scores[order].tolist(), strict=True))
         shown = ranked[:k]
         self.exposure.serve([item for item, _ in shown])
         return shown
@@ -130,6 +137,9 @@ class TailRerank(Recommender):
 
     def explain(self, user: UserContext, ranked: Ranked) -> list[Explanation]:
         return self.base.explain(user, ranked)
+
+    def explain_all(self, users: Sequence[UserContext], lists: Sequence[Ranked]) -> list[list[Explanation]]:
+        return self.base.explain_all(users, lists)
 
 
 def is_knob(text: str) -> bool:

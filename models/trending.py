@@ -33,10 +33,12 @@ so a user with no history gets global trending (``p_u = 0``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any
 
 import numpy as np
 
-from streamrec.models.base import Recommender, top_k, window_weights
+from streamrec.models.base import Recommender, top_k_chunked, window_weights
 from streamrec.models.popularity import ItemScores
 from streamrec.types import EVENT_WEIGHTS, Explanation, Interaction, Item, Ranked, UserContext
 
@@ -92,7 +94,7 @@ class EventTimeDecay:
 
 
 class Categories:
-    """Item -> its categories (``"Action, Drama"`` -> two), as a growable 0/1 matrix."""
+    """Item -> its categories (``"Action, Drama"`` -> two), and per-user profiles over them."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
@@ -109,27 +111,48 @@ class Categories:
             self.names.append(name)
         return self._index[name]
 
-    def profile(self, window: Sequence[Interaction], weights: np.ndarray) -> np.ndarray:
-        """``p_u(c)``: weighted share of window events in category ``c``."""
-        cats = [self.of_item.get(entry.item_id, ()) for entry in window]
-        flat = np.fromiter((c for item in cats for c in item), dtype=np.int64)
-        # bincount adds in window order, as a loop over the window would.
-        out = np.bincount(flat, np.repeat(weights, [len(c) for c in cats]), minlength=len(self.names))
-        total = weights.sum()
-        return out / total if total > 0 else out
+    def profiles(self, windows: Sequence[Sequence[Interaction]], weights: Sequence[np.ndarray]) -> np.ndarray:
+        """``p_u`` of several users at once: ``(len(windows), n_categories)``.
 
-    def matrix(self, item_ids: Sequence[str]) -> np.ndarray:
-        """``(len(item_ids), n_categories)`` 0/1 membership."""
-        out = np.zeros((len(item_ids), len(self.names)))
-        for row, item_id in enumerate(item_ids):
-            out[row, list(self.of_item.get(item_id, ()))] = 1.0
+        >>> cats = Categories(); cats.update_items([Item("a", "A", category="X, Y"), Item("b", "B", category="Y")])
+        >>> cats.profiles([[Interaction("a", "view", 0)], [Interaction("b", "view", 0)], []], [np.ones(1)] * 2 + [np.ones(0)])
+        array([[1., 1.],
+               [0., 1.],
+               [0., 0.]])
+        """
+        cats = [self.of_item.get(entry.item_id, ()) for window in windows for entry in window]
+        owner = np.repeat(np.arange(len(windows)), [len(window) for window in windows])
+        sizes = [len(c) for c in cats]
+        flat = np.fromiter((c for item in cats for c in item), dtype=np.int64, count=sum(sizes))
+        n = len(self.names)
+        # bincount adds in window order, as a loop over each window would.
+        w = np.concatenate([*weights, np.zeros(0)])
+        keys = np.repeat(owner, sizes) * n + flat
+        counts = np.bincount(keys, np.repeat(w, sizes), minlength=len(windows) * n)
+        out = counts.reshape(len(windows), n).astype(np.float64, copy=False)  # bincount of nothing is int
+        totals = np.array([user_weights.sum() for user_weights in weights])
+        positive = totals > 0
+        out[positive] /= totals[positive, None]
         return out
+
+    def members(self, item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The items' categories flattened, and where each item's start (CSR); an item
+        without any points at an extra column ``n_categories`` (a profile's padding).
+
+        >>> cats = Categories(); cats.update_items([Item("a", "A", category="X, Y"), Item("b", "B")])
+        >>> [m.tolist() for m in cats.members(["a", "b"])]
+        [[0, 1, 2], [0, 2]]
+        """
+        cats = [self.of_item.get(item_id, ()) or (len(self.names),) for item_id in item_ids]
+        starts = np.cumsum([0, *(len(c) for c in cats[:-1])]) if cats else np.zeros(0, dtype=np.int64)
+        return np.fromiter((c for item in cats for c in item), dtype=np.int64), starts
 
 
 class Trending(Recommender):
     """Event-time-decayed popularity, boosted in the user's recent categories."""
 
     name = "trending"
+    ITEM_STATE = ("items", "decay", "categories")
 
     def __init__(
         self,
@@ -142,7 +165,7 @@ class Trending(Recommender):
         self.global_share = global_share
         self.items = ItemScores()
         self.categories = Categories()
-        self._membership = np.zeros((0, 0))  # cache of categories.matrix(vocab ids)
+        self._members: tuple[np.ndarray, np.ndarray] | None = None  # cache of `members`
 
     def learn(self, user: UserContext, interaction: Interaction) -> None:
         factor = self.decay.rebase(interaction.ts)
@@ -151,11 +174,15 @@ class Trending(Recommender):
         idx = self.items.index(interaction.item_id)
         self.items.scores[idx] += self.weights[interaction.event_type] * self.decay.weight(interaction.ts)
 
+    def load_item_state(self, state: Mapping[str, Any]) -> None:
+        super().load_item_state(state)
+        self._members = None
+
     def update_items(self, items: Iterable[Item]) -> None:
         items = list(items)
         self.items.update_items(items)
         self.categories.update_items(items)
-        self._membership = np.zeros((0, 0))
+        self._members = None
 
     def trend(self) -> np.ndarray:
         """``T(i) / max T`` over the vocabulary (zeros before any event)."""
@@ -164,21 +191,35 @@ class Trending(Recommender):
         return scores / top if top > 0 else scores.copy()
 
     def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
-        trend = self.trend()
-        return [top_k(self.user_scores(user, trend), k, self.items.vocab, self.items.banned(user)) for user in users]
+        scores = partial(self.user_scores, trend=self.trend())
+        return top_k_chunked(users, k, self.items.vocab, scores, self.items.banned)
 
-    def user_scores(self, user: UserContext, trend: np.ndarray) -> np.ndarray:
-        """``s_u(i)`` over the vocabulary; plain ``trend`` when the window says nothing."""
-        profile = self._profile(user)
-        if not profile.any():
-            return trend
-        affinity = (self.membership(len(trend)) * profile).max(axis=1)
-        return trend * (self.global_share + affinity)
+    def user_scores(self, users: Sequence[UserContext], trend: np.ndarray) -> np.ndarray:
+        """``s_u(i)`` over the vocabulary, one row per user; plain ``trend`` where the window says nothing.
 
-    def membership(self, n_items: int) -> np.ndarray:
-        if self._membership.shape != (n_items, len(self.categories.names)):
-            self._membership = self.categories.matrix(self.items.vocab.ids[:n_items])
-        return self._membership
+        ``max_{c in G_i} p_u(c)`` for the whole batch: the profiles gathered at every
+        (item, category) pair, then a max per item (`Categories.members`).
+        """
+        profiles = self.profiles(users)
+        out = np.tile(trend, (len(users), 1))
+        personal = profiles.any(axis=1)
+        if personal.any():
+            flat, starts = self.members(len(trend))
+            padded = np.hstack([profiles[personal], np.zeros((int(personal.sum()), 1))])  # column of "no category"
+            affinity = np.maximum.reduceat(padded[:, flat], starts, axis=1) if len(starts) else padded[:, :0]
+            out[personal] = trend * (self.global_share + affinity)
+        return out
+
+    def members(self, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+        """`Categories.members` of the vocabulary, cached until the catalog changes."""
+        if self._members is None or len(self._members[1]) != n_items:
+            self._members = self.categories.members(self.items.vocab.ids[:n_items])
+        return self._members
+
+    def profiles(self, users: Sequence[UserContext]) -> np.ndarray:
+        """``p_u`` per user (one row each)."""
+        weights = [window_weights(user.window, self.weights, RECENCY) for user in users]
+        return self.categories.profiles([user.window for user in users], weights)
 
     def top_category(self, profile: np.ndarray, item_id: str) -> str | None:
         """The item's category the user's window (``profile``) leans to most (None: no overlap)."""
@@ -187,11 +228,13 @@ class Trending(Recommender):
         return self.categories.names[best] if best is not None and profile[best] > 0 else None
 
     def explain(self, user: UserContext, ranked: Ranked) -> list[Explanation]:
-        out, profile = [], self._profile(user)
-        for item_id, _ in ranked:
-            category = self.top_category(profile, item_id)
-            out.append({"reason": f"trending in {category}" if category else "trending now", "source": self.name})
-        return out
+        return self.explain_all([user], [ranked])[0]
 
-    def _profile(self, user: UserContext) -> np.ndarray:
-        return self.categories.profile(user.window, window_weights(user.window, self.weights, RECENCY))
+    def explain_all(self, users: Sequence[UserContext], lists: Sequence[Ranked]) -> list[list[Explanation]]:
+        out = []
+        for profile, ranked in zip(self.profiles(users), lists, strict=True):
+            categories = [self.top_category(profile, item_id) for item_id, _ in ranked]
+            out.append(
+                [{"reason": f"trending in {c}" if c else "trending now", "source": self.name} for c in categories]
+            )
+        return out

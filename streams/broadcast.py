@@ -251,7 +251,7 @@ class UpdateLog(Generic[T]):
     def behind(self, cursor: int) -> int:
         """Updates a dependant at ``cursor`` has not taken yet: queued and logged after it."""
         with self._lock:
-            return self._pending.qsize() + len(self._log) - cursor
+            return self._pending.qsize() + self._base + len(self._log) - cursor  # positions are absolute
 
     def follow(self, bootstrap: str, topic: str, name: str) -> TopicReader:
         """Start tailing ``topic`` into this log."""

@@ -30,10 +30,11 @@ huge offset is learned once at most and cannot make later genuine entries look o
 
 from __future__ import annotations
 
+import copy
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -54,10 +55,14 @@ Entry = tuple[int, Interaction, Sequence[Interaction]]
 
 @dataclass(frozen=True, slots=True)
 class Learned:
-    """One applied event: the user's window before it, and the event."""
+    """One applied event: the user's window before it, and the event; where it came
+    from (source partition and offset, and the ``events.learning`` record that carried it)."""
 
     user: UserContext
     interaction: Interaction
+    partition: int = 0
+    offset: int = 0
+    record: int = 0
 
 
 def encode_batch(partition: int, entries: Sequence[Entry]) -> bytes:
@@ -156,21 +161,53 @@ class Offsets:
 
 
 class LearningLog(UpdateLog[Learned]):
-    """Every applied event of every partition, once each, in arrival order.
+    """Every applied event of every partition, once each, in arrival order (followers
+    drop what they have taken, `UpdateLog.forget_before`).
 
     ``partitions``: how many partitions ``events`` has (entries claiming another are
-    rejected); None accepts any.
+    rejected); None accepts any. ``resume``: a checkpoint's position (`Position`): records
+    before its ``record`` are skipped unread, and its learned offsets are not learned again.
     """
 
-    def __init__(self, partitions: int | None = None) -> None:
+    def __init__(self, partitions: int | None = None, resume: Position | None = None) -> None:
         super().__init__()
         self.partitions = partitions
-        self.learned: dict[int, Offsets] = {}
+        self.learned: dict[int, Offsets] = copy.deepcopy(resume.learned) if resume else {}
+        self.skip_below = resume.record if resume else 0
         self.redelivered = 0
 
     def parse(self, record: Record) -> list[Learned]:
+        if record.offset < self.skip_below:
+            return []
         partition, entries = decode_batch(record.value, self.partitions)
         seen = self.learned.setdefault(partition, Offsets())
-        fresh = [learned for offset, learned in entries if seen.add(offset)]
+        fresh = [
+            Learned(learned.user, learned.interaction, partition, offset, record.offset)
+            for offset, learned in entries
+            if seen.add(offset)
+        ]
         self.redelivered += len(entries) - len(fresh)
         return fresh
+
+
+@dataclass
+class Position:
+    """How far a model has learned the log: the source offsets learned per partition,
+    and the ``events.learning`` record to read again from (the one that carried the last
+    entry learned: entries of a record may be handed over in two goes).
+
+    >>> position = Position()
+    >>> position.took([Learned(UserContext(""), Interaction("a", "view", 0.0), 2, 7, 40)])
+    >>> position.record, position.learned[2].ranges
+    (40, [[7, 7]])
+    """
+
+    learned: dict[int, Offsets] = field(default_factory=dict)
+    record: int = 0
+
+    def took(self, updates: Sequence[Learned]) -> None:
+        """Count ``updates`` as learned."""
+        for update in updates:
+            self.learned.setdefault(update.partition, Offsets()).add(update.offset)
+        if updates:
+            self.record = updates[-1].record

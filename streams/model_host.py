@@ -5,6 +5,11 @@ shared learning log as they arrive (`follow`), and, when a newer model artifact
 appears, builds its replacement off the event loop and swaps it in between batches
 (`reload_if_newer`): the feedback loop's last step. It knows nothing of Faust, so a
 worker and an HTTP server can host a model the same way.
+
+Memory stays bounded: what the recommender has learned is dropped from the learning
+log at once. A reloaded model takes the item-side statistics over from the model it
+replaces (`Recommender.carry_over`) instead of replaying the log, and a restart loads
+them from a checkpoint (`streams.checkpoint`) and reads only the log's tail.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from streamrec.models.registry import RecommenderOptions, initial_recommender, m
 from streamrec.models.versions import latest_version
 from streamrec.settings import Settings
 from streamrec.streams.catalog import Catalog
-from streamrec.streams.learning import LearningLog
+from streamrec.streams.learning import LearningLog, Position
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,11 @@ def build_recommender(settings: Settings, initial: bool = False) -> Recommender:
     return ArmedRecommender.build(parse_experiment(settings.experiment), lambda spec: make(spec, options))
 
 
+def served(settings: Settings) -> str:
+    """What ``settings`` serve, as a checkpoint names it: the experiment, else the recommender."""
+    return settings.experiment or settings.recommender
+
+
 def artifact_backed(settings: Settings) -> bool:
     """Whether a newer model artifact changes what ``settings`` serve (any arm reads artifacts)."""
     specs = [a.recommender for a in parse_experiment(settings.experiment).arms] if settings.experiment else []
@@ -44,44 +54,58 @@ def artifact_backed(settings: Settings) -> bool:
 class ModelHost:
     """The current recommender, its artifact version, and its cursors into both logs."""
 
-    def __init__(self, settings: Settings, recommender: Recommender, catalog: Catalog, learning: LearningLog) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        recommender: Recommender,
+        catalog: Catalog,
+        learning: LearningLog,
+        position: Position | None = None,
+    ) -> None:
+        """``position``: how far ``recommender`` has learned the log already (restored from
+        a checkpoint, see `streams.checkpoint`); the ``learning`` log then resumes there."""
         self.settings = settings
         self.recommender = recommender
         self.catalog = catalog
         self.learning = learning
+        self.position = position or Position()
         self.stats: Counter[str] = Counter()
         self._catalog_cursor = 0
         self._learning_cursor = 0
-        # Only a hot reload replays the learning log (from its start, into the new model):
-        # without one, what the recommender has learned is forgotten, keeping memory bounded.
-        self.replays = artifact_backed(settings)
         # The artifact the current recommender was built from (None: none existed).
         self.version = latest_version(settings.model_dir)
 
     def follow(self) -> None:
         """Hand the recommender the catalog updates and every worker's applied events that
-        arrived since the last call."""
-        catalog_at, learning_at = self._catch_up(self.recommender, self._catalog_cursor, self._learning_cursor)
+        arrived since the last call; the log then forgets them."""
+        items, catalog_at = self.catalog.updates_since(self._catalog_cursor)
+        if items:
+            self.recommender.update_items(items)
+        learned, learning_at = self.learning.updates_since(self._learning_cursor)
+        for update in learned:
+            self.recommender.learn(update.user, update.interaction)
+        self.position.took(learned)
         self.stats["items"] += catalog_at - self._catalog_cursor
         self.stats["learned"] += learning_at - self._learning_cursor
         self._catalog_cursor, self._learning_cursor = catalog_at, learning_at
-        if not self.replays:
-            self.learning.forget_before(learning_at)
+        self.learning.forget_before(learning_at)
 
     async def reload_if_newer(self) -> bool:
         """Swap in a newer model artifact, if there is one; True if it did.
 
-        Loading, embedding the catalog and replaying the learning log for the new model
-        run in a thread, so the stream keeps flowing on the old model; the swap happens
-        between batches, and the next `follow` hands it whatever arrived meanwhile.
+        Loading the artifact and embedding the catalog run in a thread, so the stream
+        keeps flowing on the old model; at the swap, between batches, the new model takes
+        over the old one's item-side statistics (learned up to the host's cursor, and the
+        exposure of every list served until then), and the next `follow` hands it the
+        catalog updates and events that arrived meanwhile.
         """
         version = latest_version(self.settings.model_dir)
-        if version == self.version or not self.replays:
+        if version == self.version or not artifact_backed(self.settings):
             return False
-        new, catalog_at, learning_at = await asyncio.get_running_loop().run_in_executor(None, self._fresh_model)
-        new.carry_over(self.recommender)  # what no log holds (exposure): at the swap, nothing served is lost
+        new, catalog_at = await asyncio.get_running_loop().run_in_executor(None, self._fresh_model)
+        new.carry_over(self.recommender)
         self.recommender, self.version = new, version
-        self._catalog_cursor, self._learning_cursor = catalog_at, learning_at
+        self._catalog_cursor = catalog_at
         log.info("model reloaded: %s", new.version)
         self.stats["model_reloads"] += 1
         return True
@@ -90,16 +114,10 @@ class ModelHost:
         """Learning-log entries read but not yet handed to the current model."""
         return self.learning.behind(self._learning_cursor)
 
-    def _fresh_model(self) -> tuple[Recommender, int, int]:
-        """A new recommender brought up to the whole catalog and learning log (off the loop)."""
+    def _fresh_model(self) -> tuple[Recommender, int]:
+        """A new recommender brought up to the whole catalog (off the loop)."""
         recommender = build_recommender(self.settings)
-        return recommender, *self._catch_up(recommender, 0, 0)
-
-    def _catch_up(self, recommender: Recommender, catalog_from: int, learning_from: int) -> tuple[int, int]:
-        items, catalog_at = self.catalog.updates_since(catalog_from)
+        items, catalog_at = self.catalog.updates_since(0)
         if items:
             recommender.update_items(items)
-        learned, learning_at = self.learning.updates_since(learning_from)
-        for update in learned:
-            recommender.learn(update.user, update.interaction)
-        return catalog_at, learning_at
+        return recommender, catalog_at

@@ -344,7 +344,7 @@ class EventProcessor:
             for user_id, vector in zip(users, rounded, strict=True):
                 touched[user_id].state.vector = vector
         ranked = recommender.recommend(contexts, self.settings.k) if users else []
-        reasons = [recommender.explain(c, r) for c, r in zip(contexts, ranked, strict=True)]
+        reasons = recommender.explain_all(contexts, ranked) if users else []
         now = time.time()
         for (user_id, event), items, why in zip(scored, ranked, reasons, strict=True):
             entry = touched[user_id]

@@ -18,6 +18,7 @@ import faust
 from faust.types import EventT
 
 from streamrec.settings import Settings
+from streamrec.streams import checkpoint
 from streamrec.streams.catalog import Catalog
 from streamrec.streams.faust_compat import (
     consumer_lags,
@@ -29,7 +30,7 @@ from streamrec.streams.faust_compat import (
 )
 from streamrec.streams.learning import LearningLog
 from streamrec.streams.metrics import WorkerMetrics
-from streamrec.streams.model_host import ModelHost, build_recommender
+from streamrec.streams.model_host import ModelHost, build_recommender, served
 from streamrec.streams.processor import Delivery, EventProcessor, fault_injector
 from streamrec.streams.topics import topic_specs
 from streamrec.streams.workdir import ready_marker, worker_dir
@@ -168,6 +169,11 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
     async def report() -> None:
         log.info("worker %s: %s", worker_name, dict(processor.stats + host.stats))
 
+    @app.timer(checkpoint.CHECKPOINT_S)
+    async def save_item_state() -> None:
+        folder = worker_dir(settings.data_dir, worker_name)
+        await checkpoint.save_off_loop(folder, served(settings), host.recommender, host.position)
+
     @app.timer(MODEL_POLL_S)
     async def hot_reload() -> None:
         if await host.reload_if_newer():
@@ -188,7 +194,10 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
 
 def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
     """Run one worker until SIGTERM/SIGINT: catalog first, then the Faust worker."""
-    catalog, learning = Catalog(), LearningLog(settings.partitions)
+    recommender = build_recommender(settings, initial=True)
+    # Item statistics from the last checkpoint, if any: then only the learning log's tail is read.
+    position = checkpoint.load(worker_dir(settings.data_dir, worker_name), served(settings), recommender)
+    catalog, learning = Catalog(), LearningLog(settings.partitions, resume=position)
     readers = [
         catalog.follow(settings.bootstrap_servers, settings.topic_items, name=worker_name),
         learning.follow(settings.bootstrap_servers, settings.topic_learning, name=worker_name),
@@ -196,7 +205,7 @@ def run(settings: Settings, worker_name: str, loglevel: str = "info") -> None:
     for reader in readers:
         if not reader.wait_caught_up(CATCH_UP_WAIT_S):
             log.warning("%s still loading after %.0f s; starting anyway", reader.topic, CATCH_UP_WAIT_S)
-    host = ModelHost(settings, build_recommender(settings, initial=True), catalog, learning)
+    host = ModelHost(settings, recommender, catalog, learning, position)
     host.follow()
     app, processor = build(settings, worker_name, host)
     if settings.metrics_port:

@@ -26,9 +26,10 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from streamrec.models.base import Recommender
-from streamrec.models.content import Content, closest
+from streamrec.models.content import Content, closest_many
 from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.fusion.weights import FusionWeights
+from streamrec.models.retrieval import ItemIndex
 from streamrec.models.trending import DAY_S, Trending
 from streamrec.types import Explanation, Interaction, Item, Ranked, UserContext
 
@@ -54,13 +55,26 @@ class Explanations:
         """Per user: the candidates and their feature rows (the ranker's)."""
 
     def explain(self, user: UserContext, ranked: Ranked) -> list[Explanation]:
+        return self.explain_all([user], [ranked])[0]
+
+    def explain_all(self, users: Sequence[UserContext], lists: Sequence[Ranked]) -> list[list[Explanation]]:
+        """Every list of a batch at once: one category profile per user, and one batched
+        nearest-window-item search per item index (`models.content.closest_many`)."""
+        items = [[item for item, _ in ranked] for ranked in lists]
+        sources = [
+            [credited.get(item) for item in its]
+            for credited, its in zip(map(self._credits, users, items), items, strict=True)
+        ]
+        trending = self._trending_reasons(users, items, sources)
+        anchored = self._anchored_reasons(users, items, sources)
+        return [[(t | a)[item] for item in its] for t, a, its in zip(trending, anchored, items, strict=True)]
+
+    def _credits(self, user: UserContext, items: list[str]) -> dict[str, str]:
+        """Item -> source, from the last `recommend` if it ranked them for ``user``."""
         credited = self._credited.get(user.user_id)
-        if credited is None or any(item not in credited for item, _ in ranked):
+        if credited is None or any(item not in credited for item in items):
             credited = self.credit(*self.features([user])[0]) if user.window else {}
-        items = [item for item, _ in ranked]
-        sources = [credited.get(item) for item in items]
-        reasons = self._trending_reasons(user, items, sources) | self._anchored_reasons(user, items, sources)
-        return [reasons[item] for item in items]
+        return credited
 
     def credit(self, candidates: list[str], x: np.ndarray, rows: Iterable[int] | None = None) -> dict[str, str]:
         """Candidate -> the source that adds most to its logit; only those in ``rows`` if given."""
@@ -79,25 +93,31 @@ class Explanations:
         return first - self.started >= NEW_ITEM_DAYS * DAY_S and self._age_days(item_id) < NEW_ITEM_DAYS
 
     def _trending_reasons(
-        self, user: UserContext, items: list[str], sources: list[str | None]
-    ) -> dict[str, Explanation]:
+        self, users: Sequence[UserContext], items: list[list[str]], sources: list[list[str | None]]
+    ) -> list[dict[str, Explanation]]:
         """Items credited to trending, and fallback items: "trending ..." if they trend, else "new"."""
         live, vocab = self.trending.items.live(), self.trending.items.vocab
-        fallback = [i for i, s in zip(items, sources, strict=True) if s is None]
-        trend = [i for i in fallback if (row := vocab.index(i)) is not None and live[row] > 0]
-        trend += [i for i, s in zip(items, sources, strict=True) if s == "trending"]
-        newest = {i: {"reason": "new in the catalog", "source": "newest"} for i in fallback}
-        return newest | dict(zip(trend, self.trending.explain(user, [(i, 0.0) for i in trend]), strict=True))
+        newest, trend = [], []
+        for its, srcs in zip(items, sources, strict=True):
+            fallback = [i for i, s in zip(its, srcs, strict=True) if s is None]
+            trend.append([i for i in fallback if (row := vocab.index(i)) is not None and live[row] > 0])
+            trend[-1] += [i for i, s in zip(its, srcs, strict=True) if s == "trending"]
+            newest.append({i: {"reason": "new in the catalog", "source": "newest"} for i in fallback})
+        why = self.trending.explain_all(users, [[(i, 0.0) for i in t] for t in trend])
+        return [n | dict(zip(t, w, strict=True)) for n, t, w in zip(newest, trend, why, strict=True)]
 
     def _anchored_reasons(
-        self, user: UserContext, items: list[str], sources: list[str | None]
-    ) -> dict[str, Explanation]:
+        self, users: Sequence[UserContext], items: list[list[str]], sources: list[list[str | None]]
+    ) -> list[dict[str, Explanation]]:
         """Items credited to any other source: named after the window item that explains them."""
-        out = {}
-        for source in dict.fromkeys(s for s in sources if s not in (None, "trending")):
-            credited = [i for i, s in zip(items, sources, strict=True) if s == source]
-            for item_id, anchor in zip(credited, self._anchors(user, credited, source), strict=True):
-                out[item_id] = self._because(item_id, source, anchor)
+        groups = []  # (user, source, the items credited to it), source by source per user
+        for n, (its, srcs) in enumerate(zip(items, sources, strict=True)):
+            for source in dict.fromkeys(s for s in srcs if s not in (None, "trending")):
+                groups.append((n, source, [i for i, s in zip(its, srcs, strict=True) if s == source]))
+        out: list[dict[str, Explanation]] = [{} for _ in users]
+        for (n, source, credited), anchors in zip(groups, self._anchors(users, groups), strict=True):
+            for item_id, anchor in zip(credited, anchors, strict=True):
+                out[n][item_id] = self._because(item_id, source, anchor)
         return out
 
     def _because(self, item_id: str, source: str, anchor: Interaction | None) -> Explanation:
@@ -108,20 +128,37 @@ class Explanations:
             return {"reason": f"new item similar to {title}", "source": source}
         return {"reason": f"because you {VERBS[anchor.event_type]} {title}", "source": source}
 
-    def _anchors(self, user: UserContext, item_ids: list[str], source: str) -> list[Interaction | None]:
-        """Per item, the window item that best explains it for ``source``: its co-occurrence
-        anchor, else the nearest in the source's item vectors, else the nearest in text."""
-        model = self.sources[source]
-        found: list[Interaction | None] = (
-            [model.anchor(user, i) for i in item_ids] if isinstance(model, CoOccurrence) else [None] * len(item_ids)
-        )
-        indexes = [getattr(model, "index", None)]  # transformer and content have item vectors
+    def _anchors(
+        self, users: Sequence[UserContext], groups: list[tuple[int, str, list[str]]]
+    ) -> list[list[Interaction | None]]:
+        """Per group's item, the window item that best explains it for the group's source:
+        its co-occurrence anchor, else the nearest in the source's item vectors, else the
+        nearest in text."""
+        found: list[list[Interaction | None]] = []
+        for n, source, item_ids in groups:
+            model = self.sources[source]
+            if isinstance(model, CoOccurrence):
+                found.append([model.anchor(users[n], i) for i in item_ids])
+            else:
+                found.append([None] * len(item_ids))
         content = self.sources.get("content")
-        if isinstance(content, Content) and content.index:  # an index with no available item: no text fallback
-            indexes.append(content.index)
-        for index in indexes:
-            missing = [n for n, anchor in enumerate(found) if anchor is None]
-            if index is not None and missing:
-                for n, anchor in zip(missing, closest(index, user.window, [item_ids[n] for n in missing]), strict=True):
-                    found[n] = anchor
+        # An index with no available item: no text fallback.
+        text = content.index if isinstance(content, Content) and content.index else None
+        for index_of in (self._own_index, lambda _: text):
+            by_index: dict[int, tuple[ItemIndex, list[int]]] = {}
+            for g, (_, source, _) in enumerate(groups):
+                index = index_of(source)
+                if index is not None and None in found[g]:
+                    by_index.setdefault(id(index), (index, []))[1].append(g)
+            for index, members in by_index.values():
+                missing = [[k for k, anchor in enumerate(found[g]) if anchor is None] for g in members]
+                windows = [users[groups[g][0]].window for g in members]
+                asked = [[groups[g][2][k] for k in m] for g, m in zip(members, missing, strict=True)]
+                for g, m, anchors in zip(members, missing, closest_many(index, windows, asked), strict=True):
+                    for k, anchor in zip(m, anchors, strict=True):
+                        found[g][k] = anchor
         return found
+
+    def _own_index(self, source: str) -> ItemIndex | None:
+        """The source's own item vectors, if it has any (the transformer and content do)."""
+        return getattr(self.sources[source], "index", None)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.fusion.explanations import Explanations
 from streamrec.models.fusion.features import Candidates, Proposals, candidate_vectors, item_vectors, user_vectors
 from streamrec.models.fusion.weights import WEIGHTS_FILE, FusionWeights
-from streamrec.models.popularity import Popularity
+from streamrec.models.popularity import ItemScores, Popularity
 from streamrec.models.trending import DAY_S, Trending
 from streamrec.types import EVENT_WEIGHTS, Interaction, Item, Ranked, UserContext
 
@@ -52,6 +52,7 @@ class Fusion(Explanations, Recommender):
     """Union of source candidates, ranked by `FusionWeights`; trending/newest fallback."""
 
     name = "fusion"
+    ITEM_STATE = ("popularity", "first_seen", "started", "clock", "catalog")
 
     def __init__(
         self,
@@ -70,7 +71,6 @@ class Fusion(Explanations, Recommender):
         self.trending = trending
         self.fetch = fetch
         self.popularity = Popularity(dict(EVENT_WEIGHTS if event_weights is None else event_weights))
-        self.items = self.popularity.items  # vocab order = first seen: the "newest" fallback order
         self.first_seen: dict[str, float] = {}
         self.started: float | None = None  # first event time learned
         self.clock: float | None = None  # newest event time learned
@@ -87,11 +87,21 @@ class Fusion(Explanations, Recommender):
             log.warning("no %s in %s: fusion ranks by CombSUM until one is fitted", WEIGHTS_FILE, folder or "memory")
         return cls(sources_around(transformer, event_weights), weights, event_weights)
 
-    def carry_over(self, previous: Recommender) -> None:
-        """When items were first seen, as ``previous`` saw it live: a replay announces the
-        whole catalog before any event, so it dates items by their first event at best."""
-        if isinstance(previous, Fusion):
-            self.first_seen.update(previous.first_seen)
+    @property
+    def items(self) -> ItemScores:
+        """Popularity; vocab order = first seen: the "newest" fallback order."""
+        return self.popularity.items
+
+    def item_state(self) -> dict[str, Any]:
+        """Popularity, when items were first seen, the event-time span, the catalog, and
+        every source's own statistics."""
+        sources = {name: source.item_state() for name, source in self.sources.items()}
+        return {**super().item_state(), "sources": sources}
+
+    def load_item_state(self, state: Mapping[str, Any]) -> None:
+        super().load_item_state(state)
+        for name, source in self.sources.items():
+            source.load_item_state(state["sources"][name])
 
     @property
     def version(self) -> str:
@@ -112,9 +122,10 @@ class Fusion(Explanations, Recommender):
             source.update_items(items)
         self.popularity.update_items(items)
         for item in items:
-            self.catalog[item.item_id] = item
-            if self.clock is not None:
+            # Dated when first announced after the first event (a re-announcement keeps the date).
+            if self.clock is not None and item.item_id not in self.catalog:
                 self.first_seen.setdefault(item.item_id, self.clock)
+            self.catalog[item.item_id] = item
 
     def embed(self, users: Sequence[UserContext]) -> np.ndarray | None:
         transformer = self.sources.get("transformer")
@@ -128,7 +139,7 @@ class Fusion(Explanations, Recommender):
         for n, (candidates, x) in zip(with_history, features, strict=True):
             logits = self.weights.logits(x)
             order = np.argsort(-logits, kind="stable")[:k]
-            out[n] = [(candidates[c], float(logits[c])) for c in order]
+            out[n] = list(zip(map(candidates.__getitem__, order.tolist()), logits[order].tolist(), strict=True))
             self._credited[users[n].user_id] = self.credit(candidates, x, order)
         return [r if len(r) >= k else self.fill(user, r, k) for user, r in zip(users, out, strict=True)]
 
