@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections import Counter
 from functools import cache
 
@@ -167,3 +168,19 @@ def test_armed_recommender_routes_users_and_learns_a_shared_base_once() -> None:
         assert armed.arm_of(user.user_id) == "tail" or ranked[0][0] == "hit"
     assert {armed.arm_of(u.user_id) for u in users} == {"plain", "tail"}
     assert armed.version == "t:plain=popularity,tail=popularity+tail@2"
+
+
+def test_armed_item_statistics_survive_a_checkpoint_and_refuse_other_arms() -> None:
+    e = parse_experiment("t=plain:popularity,co:cooccurrence", known=lambda _: True)
+    make = {"popularity": Popularity, "cooccurrence": CoOccurrence}
+    armed = ArmedRecommender.build(e, lambda spec: make[spec]())
+    for user, item in (("a", "x"), ("a", "y"), ("b", "x"), ("b", "z")):
+        armed.learn(UserContext(user, ()), Interaction(item, "view", 0.0))
+    users = [UserContext(f"u{n}", (Interaction("x", "view", 0.0),)) for n in range(20)]
+    restored = ArmedRecommender.build(e, lambda spec: make[spec]())
+    restored.load_item_state(pickle.loads(pickle.dumps(armed.item_state())))
+    assert restored.recommend(users, 3) == armed.recommend(users, 3)
+    other = ArmedRecommender.build(e, lambda spec: Popularity())
+    with pytest.raises(ValueError, match="other arms' models"):
+        other.load_item_state(armed.item_state())
+    assert other.recommend(users, 3) == [[] for _ in users]  # nothing half-loaded
