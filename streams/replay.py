@@ -73,21 +73,33 @@ class UndeliveredError(RuntimeError):
     """Records were sent but the broker never acknowledged them."""
 
 
-class Sender:
-    """A producer that must deliver everything it sends: `close` flushes, then raises
-    `UndeliveredError` if the broker failed any record (counted from delivery reports).
+class Failures:
+    """A producer's failed delivery reports: how many, and the first reason.
 
-    >>> sender = Sender.__new__(Sender); sender.sent, sender.failed, sender.reason = 3, 0, ""
-    >>> sender._report(KafkaError(KafkaError._MSG_TIMED_OUT), None); sender.check()
-    Traceback (most recent call last):
-    ...
-    streamrec.streams.replay.UndeliveredError: 1 of 3 records were not delivered: ...
+    Its own object, not a method of `Sender`: a producer holding a callback bound to its
+    owner would form a cycle that keeps both (and the client's threads) alive.
+
+    >>> f = Failures(); f(KafkaError(KafkaError._MSG_TIMED_OUT), None); f.count
+    1
     """
 
+    def __init__(self) -> None:
+        self.count, self.reason = 0, ""
+
+    def __call__(self, error: KafkaError | None, _message: Message | None) -> None:
+        if error is not None:
+            self.count += 1
+            self.reason = self.reason or str(error)
+
+
+class Sender:
+    """A producer that must deliver everything it sends: leaving the ``with`` block
+    flushes, then raises `UndeliveredError` if the broker failed any record."""
+
     def __init__(self, settings: Settings, **extra: Any) -> None:
-        self.sent, self.failed, self.reason = 0, 0, ""
+        self.sent, self.failures = 0, Failures()
         # Only failures call back: success reports would cost a Python call per record.
-        config = producer_config(settings, on_delivery=self._report, **{"delivery.report.only.error": True, **extra})
+        config = producer_config(settings, on_delivery=self.failures, **{"delivery.report.only.error": True, **extra})
         self.producer = Producer(config)
 
     def __enter__(self) -> Sender:
@@ -111,13 +123,10 @@ class Sender:
 
     def check(self) -> None:
         """Raise `UndeliveredError` if any record sent so far failed."""
-        if self.failed:
-            raise UndeliveredError(f"{self.failed:,} of {self.sent:,} records were not delivered: {self.reason}")
-
-    def _report(self, error: KafkaError | None, _message: Message | None) -> None:
-        if error is not None:
-            self.failed += 1
-            self.reason = self.reason or str(error)
+        if self.failures.count:
+            raise UndeliveredError(
+                f"{self.failures.count:,} of {self.sent:,} records were not delivered: {self.failures.reason}"
+            )
 
 
 def progress_bar(disable: bool = False) -> Progress:
