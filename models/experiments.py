@@ -291,7 +291,8 @@ class ArmTally:
         self, head: set[str], catalog_size: int, resamples: int = intervals.RESAMPLES, seed: intervals.Seed = SEED
     ) -> intervals.Bootstrap:
         """Every metric of `METRICS` on the same per-user resamples."""
-        return intervals.bootstrap(self.statistics(head, catalog_size), len(self.sums), resamples, seed)
+        statistics = self.statistics(head, catalog_size)
+        return intervals.bootstrap(statistics, len(self.sums), resamples, seed, centred=("coverage@10",))
 
     def intervals(
         self, head: set[str], catalog_size: int, resamples: int = intervals.RESAMPLES, seed: intervals.Seed = SEED
@@ -308,7 +309,7 @@ def coverage_of(shown: Sequence[Counter[str]], catalog_size: int, dense_cells: i
     of resamples (BLAS: fastest); beyond, sparse: one column per (item, user) pair shown,
     OR-ed per item (`numpy.ufunc.reduceat`), so memory follows what was shown.
     Resampling draws ~63% of the distinct users, so coverage's bootstrap values sit below
-    the estimate: the interval is for comparing arms of similar size, not an unbiased range.
+    the estimate: `ArmTally.bootstrap` centres them on it (`models.intervals.bootstrap`).
 
     >>> shown, w = [Counter({"a": 1}), Counter({"a": 2, "b": 1})], np.array([[1.0, 1.0], [2.0, 0.0]])
     >>> coverage_of(shown, 4)(w).tolist(), coverage_of(shown, 4, dense_cells=0)(w).tolist()
