@@ -1,4 +1,5 @@
-"""Exact top-n retrieval over item vectors with FAISS (inner product), by item id.
+"""Top-n retrieval over item vectors with FAISS (inner product), by item id: exact for a
+catalog below `ANN_MIN_ITEMS` items, approximate (IVF) above.
 
 Only available items are in the FAISS index; every vector is also kept in a dense table,
 so an item taken off the catalog and put back costs one add, not a re-encode. A query
@@ -13,6 +14,14 @@ results (catalog permitting) whatever ``X`` holds:
 [[('b', 0.5), ('c', 0.1...)]]
 >>> index.set_available("b", False); index.search(np.array([[1, 0.1]], np.float32), 2)  # doctest: +ELLIPSIS
 [[('a', 1.0), ('c', 0.1...)]]
+
+Above `ANN_MIN_ITEMS` available items the flat index becomes an inverted file
+(``IndexIVFFlat``): ``nlist = LISTS_PER_SQRT_N · √N`` k-means cells, of which a query scans
+the ``nprobe = nlist · PROBE_SHARE`` whose centroids score highest. Scores stay exact inner
+products (the vectors are stored whole, so the new-item boost dimension of
+`streamrec.models.transformer` adds exactly as before); only which items are scanned is
+approximate. It is retrained when the catalog has doubled since, so cells stay balanced.
+Adds, availability and exclusions behave as in the flat index (IVF removes by id).
 """
 
 from __future__ import annotations
@@ -27,16 +36,37 @@ from streamrec.types import Ranked
 
 faiss.omp_set_num_threads(1)
 
+# Below this many items exact search is fast enough: a flat top-100 scan costs ~N·d flops,
+# ~1.3k queries/s at 100k items (d=64, 1 thread) but ≥ 6k/s at 20k; above it, the inverted
+# file answers several times faster at recall@100 ≥ 0.95 (bench/bench_scale.py --parts ann).
+ANN_MIN_ITEMS = 20_000
+# k-means cells per √N: ~4√N is FAISS's usual range start; cells then hold ~√N/4 items.
+LISTS_PER_SQRT_N = 4
+# Share of the cells a query scans: the smallest that kept recall@100 ≥ 0.95 against exact
+# search on a trained transformer's vectors for 100k items (bench/bench_scale.py --parts ann).
+PROBE_SHARE = 1 / 16
+# Vectors per cell used to train the k-means: FAISS wants at least 39, more buys little.
+MIN_TRAIN_PER_LIST, TRAIN_PER_LIST = 39, 64
+# Retrain the cells when the catalog has grown by this factor since they were trained.
+RETRAIN_GROWTH = 2.0
+
 
 class ItemIndex:
-    """Item-id-addressed ``IndexFlatIP`` with availability and per-query exclusions."""
+    """Item-id-addressed FAISS index with availability and per-query exclusions: flat
+    (exact) below ``ann_min_items`` available items, IVF above."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, ann_min_items: int = ANN_MIN_ITEMS) -> None:
         self.dim = dim
+        self.ann_min_items = ann_min_items
         self.vocab = ItemVocab()
         self.vectors = np.zeros((0, dim), dtype=np.float32)
         self.available = np.zeros(0, dtype=bool)
-        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.trained_on = 0  # items the IVF cells were trained on; 0 = exact search
+
+    @property
+    def approximate(self) -> bool:
+        return self.trained_on > 0
 
     def __len__(self) -> int:
         """Number of searchable (available) items."""
@@ -54,6 +84,8 @@ class ItemIndex:
         self._unindex(rows[self.available[rows]])
         self.available[rows] = True
         self.index.add_with_ids(self.vectors[rows], rows)
+        if len(self) >= max(self.ann_min_items, RETRAIN_GROWTH * self.trained_on):
+            self._train_cells()
 
     def set_available(self, item_id: str, available: bool) -> None:
         """Take a known item off the index, or put it back; unknown ids are ignored."""
@@ -90,6 +122,18 @@ class ItemIndex:
             ranked = [(ids[r], s) for s, r in zip(row_scores, row_ids, strict=True) if r >= 0 and ids[r] not in banned]
             out.append(ranked[:n])
         return out
+
+    def _train_cells(self) -> None:
+        """Replace the index by an IVF over the available items, its cells trained on them."""
+        rows = np.flatnonzero(self.available).astype(np.int64)
+        nlist = min(int(LISTS_PER_SQRT_N * np.sqrt(len(rows))), len(rows) // MIN_TRAIN_PER_LIST)
+        sample = np.random.default_rng(0).choice(rows, min(len(rows), TRAIN_PER_LIST * nlist), replace=False)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(self.vectors[np.sort(sample)])
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove by id without a scan
+        index.add_with_ids(self.vectors[rows], rows)
+        index.nprobe = max(1, round(nlist * PROBE_SHARE))
+        self.index, self.trained_on = index, len(rows)
 
     def _unindex(self, rows: np.ndarray) -> None:
         # faiss wraps remove_ids on every index class to take an id array; its stub lists that

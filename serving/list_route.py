@@ -44,9 +44,9 @@ def served_list(raw: bytes, catalog: Catalog, k: int, category: str | None) -> t
     each with its catalog title; and the list's ``generated_at``."""
     message = orjson.loads(raw)
     entries = message["items"]
+    catalog.refresh()  # before the category filter too: it reads the catalog
     if category:
         entries = [e for e in entries if in_category(catalog, e["item_id"], category)]
-    catalog.refresh()
     message["items"] = [{**e, "title": catalog.title(e["item_id"])} for e in entries[:k]]
     return orjson.dumps(message), float(message["generated_at"])
 
