@@ -40,13 +40,16 @@ faiss.omp_set_num_threads(1)
 # ~1.3k queries/s at 100k items (d=64, 1 thread) but ≥ 6k/s at 20k; above it, the inverted
 # file answers several times faster at recall@100 ≥ 0.95 (bench/bench_scale.py --parts ann).
 ANN_MIN_ITEMS = 20_000
-# k-means cells per √N: ~4√N is FAISS's usual range start; cells then hold ~√N/4 items.
-LISTS_PER_SQRT_N = 4
+# k-means cells per √N: √N cells of √N items. More cells cost k-means time at every start and
+# hot reload (∝ cells²); FAISS's usual 4√N took minutes at 100k items on one loaded core.
+LISTS_PER_SQRT_N = 1
 # Share of the cells a query scans: the smallest that kept recall@100 ≥ 0.95 against exact
 # search on a trained transformer's vectors for 100k items (bench/bench_scale.py --parts ann).
 PROBE_SHARE = 1 / 16
 # Vectors per cell used to train the k-means: FAISS wants at least 39, more buys little.
 MIN_TRAIN_PER_LIST, TRAIN_PER_LIST = 39, 64
+# k-means passes: cells for assignment settle in ~10 (FAISS's default 25 costs 2.5x the time).
+TRAIN_ITERATIONS = 10
 # Retrain the cells when the catalog has grown by this factor since they were trained.
 RETRAIN_GROWTH = 2.0
 
@@ -129,6 +132,7 @@ class ItemIndex:
         nlist = min(int(LISTS_PER_SQRT_N * np.sqrt(len(rows))), len(rows) // MIN_TRAIN_PER_LIST)
         sample = np.random.default_rng(0).choice(rows, min(len(rows), TRAIN_PER_LIST * nlist), replace=False)
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.niter = TRAIN_ITERATIONS
         index.train(self.vectors[np.sort(sample)])
         index.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove by id without a scan
         index.add_with_ids(self.vectors[rows], rows)
