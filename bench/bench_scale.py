@@ -52,7 +52,7 @@ from streamrec.streams.replay import Pacer, produce_items, produce_raw, replay
 from streamrec.streams.sources import synthetic_catalog, synthetic_events
 
 PARTS = ("worker", "serving", "ann")
-DATA = Path(".streamrec/bench-scale")
+DATA = Path(__file__).resolve().parent.parent / ".streamrec" / "bench-scale"
 LIST_ITEMS = 10
 SAMPLE_EVERY_S = 2.0
 DRAIN_TIMEOUT_S = 3600.0
@@ -171,16 +171,19 @@ def lists_for(users: int, items: int, seed: int = 3) -> Any:
         for offset, row in enumerate(picks):
             user = f"u{start + offset}"
             entries = [{"item_id": f"s{i}", "score": round(1.0 - r / LIST_ITEMS, 6)} for r, i in enumerate(row)]
-            yield user, orjson.dumps(
-                {
-                    "user_id": user,
-                    "items": entries,
-                    "generated_at": time.time(),
-                    "source_event_ts": 1.7e9,
-                    "source_event_id": f"e{start + offset}",
-                    "model": "synthetic",
-                    "user_events": 1,
-                }
+            yield (
+                user,
+                orjson.dumps(
+                    {
+                        "user_id": user,
+                        "items": entries,
+                        "generated_at": time.time(),
+                        "source_event_ts": 1.7e9,
+                        "source_event_id": f"e{start + offset}",
+                        "model": "synthetic",
+                        "user_events": 1,
+                    }
+                ),
             )
 
 
@@ -263,7 +266,11 @@ def bench_ann(items: int, model_dir: Path, queries: int) -> dict[str, Any]:
     for share in PROBE_SHARES:
         index.index.nprobe = max(1, round(index.index.nlist * share))
         found, qps = timed_search(index.index, vectors)
-        sweep[f"1/{round(1 / share)}"] = {"nprobe": index.index.nprobe, **recall(found, exact_ids), "queries_per_s": qps}
+        sweep[f"1/{round(1 / share)}"] = {
+            "nprobe": index.index.nprobe,
+            **recall(found, exact_ids),
+            "queries_per_s": qps,
+        }
     from streamrec.models.retrieval import PROBE_SHARE
 
     index.index.nprobe = max(1, round(index.index.nlist * PROBE_SHARE))
@@ -293,7 +300,10 @@ def timed_search(index: Any, vectors: np.ndarray) -> tuple[np.ndarray, float]:
 def recall(found: np.ndarray, exact: np.ndarray) -> dict[str, float]:
     """Mean and 5th-percentile recall@`TOP` of ``found`` against ``exact``."""
     per_query = np.array([len(set(f) & set(e)) / TOP for f, e in zip(found.tolist(), exact.tolist(), strict=True)])
-    return {"recall_at_100": round(float(per_query.mean()), 4), "recall_p5": round(float(np.percentile(per_query, 5)), 4)}
+    return {
+        "recall_at_100": round(float(per_query.mean()), 4),
+        "recall_p5": round(float(np.percentile(per_query, 5)), 4),
+    }
 
 
 def boost_error(index: Any, vectors: np.ndarray) -> float:

@@ -19,18 +19,86 @@ from rich.progress import Progress
 
 from streamrec.types import Item
 
-ADJECTIVES = (
-    "silent quick golden broken hidden wild lost bright dark frozen electric gentle crimson ancient "
-    "modern lonely hungry secret distant burning quiet restless velvet iron paper glass stormy sunny"
-).split()
-NOUNS = (
-    "river garden engine mirror kingdom harbor island forest machine letter shadow city mountain "
-    "voyage bridge orchard lantern circuit desert signal tower market planet violin recipe compass"
-).split()
-GENRES = (
-    "Drama Comedy Thriller Sci-Fi Romance Documentary Animation Horror Mystery Adventure Fantasy "
-    "Cooking Travel Jazz Rock Classical Fitness Gardening History Science"
-).split()
+ADJECTIVES = [
+    "silent",
+    "quick",
+    "golden",
+    "broken",
+    "hidden",
+    "wild",
+    "lost",
+    "bright",
+    "dark",
+    "frozen",
+    "electric",
+    "gentle",
+    "crimson",
+    "ancient",
+    "modern",
+    "lonely",
+    "hungry",
+    "secret",
+    "distant",
+    "burning",
+    "quiet",
+    "restless",
+    "velvet",
+    "iron",
+    "paper",
+    "glass",
+    "stormy",
+    "sunny",
+]
+NOUNS = [
+    "river",
+    "garden",
+    "engine",
+    "mirror",
+    "kingdom",
+    "harbor",
+    "island",
+    "forest",
+    "machine",
+    "letter",
+    "shadow",
+    "city",
+    "mountain",
+    "voyage",
+    "bridge",
+    "orchard",
+    "lantern",
+    "circuit",
+    "desert",
+    "signal",
+    "tower",
+    "market",
+    "planet",
+    "violin",
+    "recipe",
+    "compass",
+]
+GENRES = [
+    "Drama",
+    "Comedy",
+    "Thriller",
+    "Sci-Fi",
+    "Romance",
+    "Documentary",
+    "Animation",
+    "Horror",
+    "Mystery",
+    "Adventure",
+    "Fantasy",
+    "Cooking",
+    "Travel",
+    "Jazz",
+    "Rock",
+    "Classical",
+    "Fitness",
+    "Gardening",
+    "History",
+    "Science",
+]
 DESCRIPTION_WORDS = 4
 # Texts embedded per call: the encoder's cache file is rewritten after each, so an
 # interrupted run keeps what it did.

@@ -134,7 +134,7 @@ class ItemIndex:
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.niter = TRAIN_ITERATIONS
         index.train(self.vectors[np.sort(sample)])
-        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove by id without a scan
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # remove by id without a scan
         index.add_with_ids(self.vectors[rows], rows)
         index.nprobe = max(1, round(nlist * PROBE_SHARE))
         self.index, self.trained_on = index, len(rows)

@@ -33,6 +33,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import cast
 
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -72,14 +73,15 @@ class LatestLists:
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_users = cache_users
         self._lock = threading.Lock()
-        stored = self._db.get_column_family(META)
+        column = self._db.get_column_family(META)
+        stored = cast(dict[bytes, bytes], dict(column.items()))  # raw mode: bytes both ways
+        del column  # a column family's handle pins the database open
         self._offsets = {
             int(key.removeprefix(OFFSET_PREFIX)): int(value)
             for key, value in stored.items()
             if key.startswith(OFFSET_PREFIX)
         }
         self._users = int(stored.get(USERS_KEY) or 0)
-        del stored  # a column family's handle pins the database open
         self.consumed = 0
         self.malformed = 0
 
@@ -109,7 +111,8 @@ class LatestLists:
         for key, value in latest.items():
             batch.put(key, value)
         with self._lock:
-            new_users = sum(value is None for value in self._db.get(list(latest))) if latest else 0
+            known = cast(list[bytes | None], self._db.get(list(latest))) if latest else []
+            new_users = sum(value is None for value in known)
             self._offsets.update({p: max(o, self._offsets.get(p, 0)) for p, o in offsets.items()})
             for partition, offset in self._offsets.items():
                 batch.put(OFFSET_PREFIX + str(partition).encode(), str(offset).encode(), self._meta)
