@@ -16,7 +16,10 @@ Three parts (``--parts``), each on its own embedded stack:
   computed by a worker: the worker part measures that side), read by one HTTP server into
   its RocksDB store; prints the fill rate, bytes per user on disk, server RSS over time,
   restart time (resuming from stored offsets), and a wrk load test (random users, so
-  mostly cache misses: the worst case) with GET/s and p50/p99.
+  mostly cache misses: the worst case) with GET/s and p50/p99. ``--baseline-python``
+  (another checkout's venv python, e.g. main's) also starts that checkout's server on the
+  same topic right after, and load-tests it the same way: the before/after ratio at
+  the same moment of a shared machine, and its start-up (a full re-read) against ours.
 - ``ann``: a trained transformer (``--model-dir``; trained on ml-100k first if empty) is
   given ``--items`` synthetic items with text (embedded by its text tower); user vectors
   from random windows are searched exactly and with the IVF index: recall@100 and
@@ -43,7 +46,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
-from scale_tools import Sampler, folder_bytes, plateau, run_wrk, spark  # type: ignore[import-not-found]
+from scale_tools import Sampler, folder_bytes, plateau, rss_mb, run_wrk, spark  # type: ignore[import-not-found]
 
 from streamrec.infra.broker import SERVER_STATE, free_port
 from streamrec.infra.stack import Stack
@@ -187,15 +190,14 @@ def lists_for(users: int, items: int, seed: int = 3) -> Any:
             )
 
 
-def bench_serving(users: int, items: int, wrk_seconds: float, connections: int) -> dict[str, Any]:
+def bench_serving(users: int, items: int, wrk_seconds: float, connections: int, baseline: str | None) -> dict[str, Any]:
     settings = settings_for("serving")
     with Stack(settings, workers=0, serve=True) as stack, Sampler(SAMPLE_EVERY_S) as sampler:
         sampler.watch("server", stack.processes["server"].pid)
-        health = f"{stack.http_url}/healthz"
         started = time.monotonic()
         produce_raw(stack.settings, stack.settings.topic_recommendations, lists_for(users, items))
         produced_s = time.monotonic() - started
-        wait_for("lists", lambda: httpx.get(health, timeout=5).json()["users_with_lists"] >= users, DRAIN_TIMEOUT_S)
+        wait_for("lists", lambda: serves(stack.http_url, users), DRAIN_TIMEOUT_S)
         fill_s = time.monotonic() - started
         store = folder_bytes(Path(stack.settings.data_dir) / SERVER_STATE)
         stack.kill("server", signal.SIGTERM)
@@ -203,8 +205,9 @@ def bench_serving(users: int, items: int, wrk_seconds: float, connections: int) 
         stack.start_server()  # returns once /healthz answers 200: every reader caught up
         restart_s = time.monotonic() - started
         sampler.watch("server", stack.processes["server"].pid)
-        after = httpx.get(health, timeout=5).json()
+        after = httpx.get(f"{stack.http_url}/healthz", timeout=5).json()
         load = run_wrk(stack.http_url, users, wrk_seconds, connections, threads=2)
+        before = baseline_load(stack.settings, baseline, users, wrk_seconds, connections) if baseline else None
     return {
         "users": users,
         "produce_s": round(produced_s, 1),
@@ -217,7 +220,43 @@ def bench_serving(users: int, items: int, wrk_seconds: float, connections: int) 
         "load": load,
         "load_avg": os.getloadavg(),
         **memory(sampler, "server"),
+        **({"baseline": before} if before else {}),
     }
+
+
+def baseline_load(settings: Settings, python: str, users: int, seconds: float, connections: int) -> dict[str, Any]:
+    """Another checkout's server (``python -m streamrec serve``) on the same broker: its
+    start-up until it serves every user, its memory then, and the same wrk load."""
+    settings = settings.with_(http_port=free_port(), data_dir=str(DATA / "baseline"))
+    url = f"http://{settings.http_host}:{settings.http_port}"
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(settings.data_dir) / "server.log", "ab") as log:
+        process = subprocess.Popen(
+            [python, "-m", "streamrec", "serve"],
+            env={**os.environ, **settings.as_env()},  # a checkout without our settings ignores them
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        started = time.monotonic()
+        wait_for("baseline server", lambda: serves(url, users), DRAIN_TIMEOUT_S)
+        ready_s = time.monotonic() - started
+        rss = rss_mb(process.pid)
+        load = run_wrk(url, users, seconds, connections, threads=2)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    return {"python": python, "ready_s": round(ready_s, 1), "rss_mb": rss, "load": load}
+
+
+def serves(url: str, users: int) -> bool:
+    """The server at ``url`` is healthy and holds ``users`` lists."""
+    try:
+        response = httpx.get(f"{url}/healthz", timeout=5)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and response.json()["users_with_lists"] >= users
 
 
 # -- ann
@@ -345,6 +384,7 @@ def show(results: dict[str, Any]) -> None:
 @click.option("--connections", default=16, show_default=True)
 @click.option("--model-dir", default=str(DATA / "trained"), show_default=True, help="Trained transformer (ANN).")
 @click.option("--ann-queries", default=ANN_QUERIES, show_default=True)
+@click.option("--baseline-python", default=None, help="Also load-test this python's streamrec server (serving).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON on stdout.")
 def main(
     parts: str,
@@ -357,6 +397,7 @@ def main(
     connections: int,
     model_dir: str,
     ann_queries: int,
+    baseline_python: str | None,
     as_json: bool,
 ) -> None:
     chosen = [p.strip() for p in parts.split(",") if p.strip()]
@@ -370,7 +411,7 @@ def main(
         if part == "worker":
             results[part] = bench_worker(users, items, events, recommender)
         elif part == "serving":
-            results[part] = bench_serving(serve_users, items, wrk_seconds, connections)
+            results[part] = bench_serving(serve_users, items, wrk_seconds, connections, baseline_python)
         else:
             results[part] = bench_ann(items, Path(model_dir), ann_queries)
         results[part]["part_s"] = round(time.monotonic() - started, 1)
