@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,9 @@ RELOAD_TIMEOUT_S = 600.0
 TOP = 100
 ANN_QUERIES = 2000
 # Shares of the IVF cells probed, to show what recall each buys (the index's own is PROBE_SHARE).
-PROBE_SHARES = (1 / 64, 1 / 32, 1 / 16, 1 / 8)
+PROBE_SHARES = (1 / 16, 1 / 8, 1 / 4, 1 / 3)
 TRAIN_SECONDS = 180.0
+WINDOW = 50  # longest query window (the transformer's)
 
 console = Console(stderr=True)
 
@@ -278,6 +280,7 @@ def bench_ann(items: int, model_dir: Path, queries: int) -> dict[str, Any]:
     import faiss
     from scale_data import encode_catalog, text_catalog  # type: ignore[import-not-found]
 
+    from streamrec.models.retrieval import PROBE_SHARE
     from streamrec.models.text_encoder import TextEncoder
     from streamrec.models.transformer import TransformerRecommender
     from streamrec.types import Interaction, UserContext
@@ -292,64 +295,68 @@ def bench_ann(items: int, model_dir: Path, queries: int) -> dict[str, Any]:
     add_s = time.monotonic() - started
     rng = np.random.default_rng(5)
     ids = model.catalog.ids
+    windows = [rng.integers(0, len(ids), size=rng.integers(1, WINDOW + 1)).tolist() for _ in range(queries)]
     users = [
         UserContext(f"q{n}", tuple(Interaction(ids[i], "view", float(t)) for t, i in enumerate(window)))
-        for n, window in enumerate(rng.integers(0, len(ids), size=(queries, rng.integers(1, 50))).tolist())
+        for n, window in enumerate(windows)
     ]
     vectors = np.hstack([model.embed(users), np.ones((queries, 1), np.float32)])  # the boost dimension: 1
     rows = np.flatnonzero(index.available)
-    exact = faiss.IndexIDMap2(faiss.IndexFlatIP(index.dim))
-    exact.add_with_ids(index.vectors[rows], rows.astype(np.int64))
-    exact_ids, exact_qps = timed_search(exact, vectors)
+    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(index.dim))
+    flat.add_with_ids(index.vectors[rows], rows.astype(np.int64))
+    exact, exact_qps = timed_search(lambda q: flat.search(q, TOP), vectors)
     sweep = {}
     for share in PROBE_SHARES:
         index.index.nprobe = max(1, round(index.index.nlist * share))
-        found, qps = timed_search(index.index, vectors)
-        sweep[f"1/{round(1 / share)}"] = {
-            "nprobe": index.index.nprobe,
-            **recall(found, exact_ids),
-            "queries_per_s": qps,
-        }
-    from streamrec.models.retrieval import PROBE_SHARE
-
+        found, qps = timed_search(lambda q: index.nearest(q, TOP), vectors)
+        sweep[f"1/{round(1 / share)}"] = {"nprobe": index.index.nprobe, **recall(found, exact), "queries_per_s": qps}
     index.index.nprobe = max(1, round(index.index.nlist * PROBE_SHARE))
-    found, ann_qps = timed_search(index.index, vectors)
+    found, ann_qps = timed_search(lambda q: index.nearest(q, TOP), vectors)
     return {
         "items": len(index),
         "approximate": index.approximate,
         "nlist": index.index.nlist,
         "nprobe": index.index.nprobe,
         "add_items_s": round(add_s, 1),
-        **recall(found, exact_ids),
+        **recall(found, exact),
         "exact_queries_per_s": exact_qps,
         "ann_queries_per_s": ann_qps,
-        "boost_score_error": boost_error(index, vectors[:100]),
+        "score_error_vs_exact": score_error(found, exact),
         "probe_sweep": sweep,
         "load_avg": os.getloadavg(),
     }
 
 
-def timed_search(index: Any, vectors: np.ndarray) -> tuple[np.ndarray, float]:
-    """Top-`TOP` ids, one query at a time (as a worker's small batches do), and queries/s."""
+Found = tuple[np.ndarray, np.ndarray]  # (scores, rows), FAISS-style
+
+
+def timed_search(search: Callable[[np.ndarray], Found], vectors: np.ndarray) -> tuple[Found, float]:
+    """Top-`TOP` per query, one query at a time (as a worker's small batches do), and queries/s."""
     started = time.perf_counter()
-    found = np.vstack([index.search(vectors[i : i + 1], TOP)[1] for i in range(len(vectors))])
-    return found, round(len(vectors) / (time.perf_counter() - started), 1)
+    results = [search(vectors[i : i + 1]) for i in range(len(vectors))]
+    qps = round(len(vectors) / (time.perf_counter() - started), 1)
+    return (np.vstack([s for s, _ in results]), np.vstack([r for _, r in results])), qps
 
 
-def recall(found: np.ndarray, exact: np.ndarray) -> dict[str, float]:
+def recall(found: Found, exact: Found) -> dict[str, float]:
     """Mean and 5th-percentile recall@`TOP` of ``found`` against ``exact``."""
-    per_query = np.array([len(set(f) & set(e)) / TOP for f, e in zip(found.tolist(), exact.tolist(), strict=True)])
+    pairs = zip(found[1].tolist(), exact[1].tolist(), strict=True)
+    per_query = np.array([len(set(f) & set(e)) / TOP for f, e in pairs])
     return {
         "recall_at_100": round(float(per_query.mean()), 4),
         "recall_p5": round(float(np.percentile(per_query, 5)), 4),
     }
 
 
-def boost_error(index: Any, vectors: np.ndarray) -> float:
-    """Largest difference between an IVF score and the exact inner product (boost included)."""
-    scores, rows = index.index.search(vectors, TOP)
-    exact = np.einsum("qd,qkd->qk", vectors, index.vectors[np.maximum(rows, 0)])
-    return float(np.abs(np.where(rows >= 0, scores - exact, 0)).max())
+def score_error(found: Found, exact: Found) -> float:
+    """Largest difference between the IVF's score of an item and the flat index's (boost included)."""
+    worst = 0.0
+    for f_scores, f_rows, e_scores, e_rows in zip(*found, *exact, strict=True):
+        truth = dict(zip(e_rows.tolist(), e_scores.tolist(), strict=True))
+        worst = max(
+            [worst, *(abs(s - truth[r]) for s, r in zip(f_scores.tolist(), f_rows.tolist(), strict=True) if r in truth)]
+        )
+    return worst
 
 
 # -- output
