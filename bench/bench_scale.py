@@ -92,9 +92,10 @@ def wait_for(what: str, done: Any, timeout_s: float) -> float:
     return time.monotonic() - started
 
 
-def memory(sampler: Sampler, name: str) -> dict[str, Any]:
+def memory(sampler: Sampler, name: str, until: float | None = None) -> dict[str, Any]:
+    """The RSS series of ``name``, and its plateau figures up to ``until`` (s) if given."""
     series = sampler.series.get(name, [])
-    return {"rss_mb": plateau(series), "rss_series": series}
+    return {"rss_mb": plateau([(t, mb) for t, mb in series if until is None or t <= until]), "rss_series": series}
 
 
 # -- worker
@@ -123,6 +124,7 @@ def bench_worker(users: int, items: int, events: int, recommender: str) -> dict[
         produced_s = time.monotonic() - started
         wait_for("events", lambda: scrape(url)["streamrec_worker_events_applied_total"] >= events, DRAIN_TIMEOUT_S)
         wall = time.monotonic() - started
+        streamed_at = sampler.elapsed()
         state = folder_bytes(Path(stack.settings.data_dir) / "workers")
         restart_s = restart_worker(stack, sampler)
         reload_s = hot_reload(stack, model_dir, catalog)
@@ -139,7 +141,7 @@ def bench_worker(users: int, items: int, events: int, recommender: str) -> dict[
         "restart_s": round(restart_s, 1),
         "hot_reload_s": round(reload_s, 1),
         "load_avg": os.getloadavg(),
-        **memory(sampler, "worker"),
+        **memory(sampler, "worker", until=streamed_at),  # the series goes on through restart and reload
     }
 
 

@@ -70,6 +70,10 @@ class Sampler:
         self.pids[name] = pid
         self.series.setdefault(name, [])
 
+    def elapsed(self) -> float:
+        """Seconds since the sampler was made: the time axis of its series."""
+        return time.monotonic() - self._t0
+
     def __enter__(self) -> Sampler:
         self._thread.start()
         return self
@@ -83,7 +87,7 @@ class Sampler:
             for name, pid in list(self.pids.items()):
                 mb = rss_mb(pid)
                 if mb is not None:
-                    self.series[name].append((round(time.monotonic() - self._t0, 1), round(mb, 1)))
+                    self.series[name].append((round(self.elapsed(), 1), round(mb, 1)))
 
 
 def spark(values: list[float]) -> str:
