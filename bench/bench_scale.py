@@ -210,7 +210,7 @@ def bench_serving(users: int, items: int, wrk_seconds: float, connections: int, 
         restart_s = time.monotonic() - started
         sampler.watch("server", stack.processes["server"].pid)
         after = httpx.get(f"{stack.http_url}/healthz", timeout=5).json()
-        load = run_wrk(stack.http_url, users, wrk_seconds, connections, threads=2)
+        load = run_wrk(stack.http_url, users, wrk_seconds, connections, 2, stack.processes["server"].pid)
         before = baseline_load(stack.settings, baseline, users, wrk_seconds, connections) if baseline else None
     return {
         "users": users,
@@ -247,7 +247,7 @@ def baseline_load(settings: Settings, python: str, users: int, seconds: float, c
         wait_for("baseline server", lambda: serves(url, users), DRAIN_TIMEOUT_S)
         ready_s = time.monotonic() - started
         rss = rss_mb(process.pid)
-        load = run_wrk(url, users, seconds, connections, threads=2)
+        load = run_wrk(url, users, seconds, connections, 2, process.pid)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)

@@ -51,6 +51,12 @@ def rss_mb(pid: int) -> float | None:
     return None if kb is None else kb / PAGE_KB  # a zombie has no VmRSS
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
@@ -122,8 +128,11 @@ def parse_wrk(text: str) -> dict[str, float]:
     return out
 
 
-def run_wrk(url: str, users: int, seconds: float, connections: int, threads: int, key: str = "") -> dict[str, Any]:
-    """wrk against random users' lists at ``url``; its figures, or why it could not run."""
+def run_wrk(
+    url: str, users: int, seconds: float, connections: int, threads: int, server: int, key: str = ""
+) -> dict[str, Any]:
+    """wrk against random users' lists at ``url``; its figures, with the CPU time the
+    ``server`` process spent: requests per CPU-second hardly depend on what else runs."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install -y wrk)")
     header = f', {{["Authorization"] = "Bearer {key}"}}' if key else ""
@@ -131,7 +140,17 @@ def run_wrk(url: str, users: int, seconds: float, connections: int, threads: int
         script.write(WRK_SCRIPT % (users - 1, header))
     try:
         command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", script.name, url]
+        cpu = cpu_seconds(server)
         done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
+        cpu = cpu_seconds(server) - cpu
     finally:
         os.unlink(script.name)
-    return parse_wrk(done.stdout) | {"connections": connections, "threads": threads, "seconds": seconds}
+    figures = parse_wrk(done.stdout)
+    served = figures["requests_per_s"] * seconds
+    return figures | {
+        "server_cpu_s": round(cpu, 1),
+        "requests_per_cpu_s": round(served / cpu, 1) if cpu else 0.0,
+        "connections": connections,
+        "threads": threads,
+        "seconds": seconds,
+    }
