@@ -144,7 +144,9 @@ def create_app(
         running["intake"].close()
         lists.close()
 
-    app = FastAPI(title="streamrec", lifespan=lifespan)
+    # Off: the server exports Prometheus metrics itself, and FastAPI's OpenTelemetry hooks
+    # cost ~50 µs a request looking for providers nobody configured (a third of a list answer).
+    app = FastAPI(title="streamrec", lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False})
     errors.install(app)
 
     async def publish(events: list[Event]) -> list[Outcome]:

@@ -60,6 +60,8 @@ def in_category(catalog: Catalog, item_id: str, category: str) -> bool:
 
 def well_formed(query: bytes, max_k: int) -> tuple[int, str | None] | None:
     """``(k, category)`` of a query this route answers itself, else None (the app will)."""
+    if not query:
+        return DEFAULT_K, None
     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
     given = dict(pairs)
     if len(given) < len(pairs) or not set(given) <= {"k", "category"}:
