@@ -23,8 +23,8 @@ transformer's vectors), so the cells are built for Euclidean distance on vectors
 to one common norm ``M`` (the largest at training), which turns the largest inner product
 into the nearest neighbour:
 
-.. math:: \tilde v = (v, \sqrt{M^2 - \|v\|^2}),\ \tilde q = (q, 0):\quad
-          \|\tilde q - \tilde v\|^2 = \|q\|^2 + M^2 - 2\, q \cdot v
+.. math:: \\tilde v = (v, \\sqrt{M^2 - \\|v\\|^2}),\\ \\tilde q = (q, 0):\\quad
+          \\|\\tilde q - \\tilde v\\|^2 = \\|q\\|^2 + M^2 - 2\\, q \\cdot v
 
 The candidates found are rescored with their stored vectors, so scores are exact inner
 products (the new-item boost dimension of `streamrec.models.transformer` adds exactly as
