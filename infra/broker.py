@@ -176,6 +176,11 @@ def create_topics(
                 raise RuntimeError(f"could not create topic {name}: {exc}") from exc
 
 
+# The HTTP server's own state under data_dir (its lists, `streamrec serve`).
+SERVER_STATE = "serving"
+
+
 def wipe_state(data_dir: str | Path) -> None:
-    """Delete local Faust state: the embedded broker forgot every offset it matched."""
+    """Delete local Faust state and the server's lists: the embedded broker forgot every offset they match."""
     shutil.rmtree(Path(data_dir) / "workers", ignore_errors=True)
+    shutil.rmtree(Path(data_dir) / SERVER_STATE, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""Exact top-n retrieval over item vectors with FAISS (inner product), by item id.
+"""Top-n retrieval over item vectors with FAISS (inner product), by item id: exact for a
+catalog below `ANN_MIN_ITEMS` items, approximate (IVF) above.
 
 Only available items are in the FAISS index; every vector is also kept in a dense table,
 so an item taken off the catalog and put back costs one add, not a re-encode. A query
@@ -13,6 +14,23 @@ results (catalog permitting) whatever ``X`` holds:
 [[('b', 0.5), ('c', 0.1...)]]
 >>> index.set_available("b", False); index.search(np.array([[1, 0.1]], np.float32), 2)  # doctest: +ELLIPSIS
 [[('a', 1.0), ('c', 0.1...)]]
+
+Above `ANN_MIN_ITEMS` available items the flat index becomes an inverted file
+(``IndexIVFFlat``) of ``nlist = LISTS_PER_SQRT_N · √N`` k-means cells, of which a query
+scans the ``nprobe = nlist · PROBE_SHARE`` nearest. Inner-product cells fit vectors of
+unequal norms badly (a few large centroids take most items: recall@100 was 0.25 on the
+transformer's vectors), so the cells are built for Euclidean distance on vectors lifted
+to one common norm ``M`` (the largest at training), which turns the largest inner product
+into the nearest neighbour:
+
+.. math:: \\tilde v = (v, \\sqrt{M^2 - \\|v\\|^2}),\\ \\tilde q = (q, 0):\\quad
+          \\|\\tilde q - \\tilde v\\|^2 = \\|q\\|^2 + M^2 - 2\\, q \\cdot v
+
+The candidates found are rescored with their stored vectors, so scores are exact inner
+products (the new-item boost dimension of `streamrec.models.transformer` adds exactly as
+before); only which items are scanned is approximate. The cells are retrained when the
+catalog has doubled since. Adds, availability and exclusions behave as in the flat index
+(IVF removes by id).
 """
 
 from __future__ import annotations
@@ -27,16 +45,41 @@ from streamrec.types import Ranked
 
 faiss.omp_set_num_threads(1)
 
+# Below this many items exact search is fast enough: a flat top-100 scan costs ~N·d flops,
+# ~1.3k queries/s at 100k items (d=64, 1 thread) but ≥ 6k/s at 20k; above it, the inverted
+# file answers several times faster at recall@100 ≥ 0.95 (bench/bench_scale.py --parts ann).
+ANN_MIN_ITEMS = 20_000
+# k-means cells per √N: √N cells of √N items. More cells cost k-means time at every start and
+# hot reload (∝ cells²); FAISS's usual 4√N took minutes at 100k items on one loaded core.
+LISTS_PER_SQRT_N = 1
+# Share of the cells a query scans: the smallest of 1/16, 1/8, 1/4, 1/3 that kept recall@100
+# ≥ 0.95 against exact search on a trained transformer's vectors (bench/bench_scale.py --parts ann).
+PROBE_SHARE = 1 / 4
+# Vectors per cell used to train the k-means: FAISS wants at least 39 and samples down to 256.
+MIN_TRAIN_PER_LIST, TRAIN_PER_LIST = 39, 256
+# k-means passes: cells for assignment settle in ~10 (FAISS's default 25 costs 2.5x the time).
+TRAIN_ITERATIONS = 10
+# Retrain the cells when the catalog has grown by this factor since they were trained.
+RETRAIN_GROWTH = 2.0
+
 
 class ItemIndex:
-    """Item-id-addressed ``IndexFlatIP`` with availability and per-query exclusions."""
+    """Item-id-addressed FAISS index with availability and per-query exclusions: flat
+    (exact) below ``ann_min_items`` available items, IVF above."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, ann_min_items: int = ANN_MIN_ITEMS) -> None:
         self.dim = dim
+        self.ann_min_items = ann_min_items
         self.vocab = ItemVocab()
         self.vectors = np.zeros((0, dim), dtype=np.float32)
         self.available = np.zeros(0, dtype=bool)
-        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.trained_on = 0  # items the IVF cells were trained on; 0 = exact search
+        self.max_norm2 = 0.0  # M² of the lifted vectors (IVF only)
+
+    @property
+    def approximate(self) -> bool:
+        return self.trained_on > 0
 
     def __len__(self) -> int:
         """Number of searchable (available) items."""
@@ -53,7 +96,9 @@ class ItemIndex:
         self.vectors[rows] = vectors
         self._unindex(rows[self.available[rows]])
         self.available[rows] = True
-        self.index.add_with_ids(self.vectors[rows], rows)
+        self._index(rows)
+        if len(self) >= max(self.ann_min_items, RETRAIN_GROWTH * self.trained_on):
+            self._train_cells()
 
     def set_available(self, item_id: str, available: bool) -> None:
         """Take a known item off the index, or put it back; unknown ids are ignored."""
@@ -63,7 +108,7 @@ class ItemIndex:
         self.available[row] = available
         rows = np.array([row], dtype=np.int64)
         if available:
-            self.index.add_with_ids(self.vectors[rows], rows)
+            self._index(rows)
         else:
             self._unindex(rows)
 
@@ -82,7 +127,7 @@ class ItemIndex:
         fetch = min(len(self), n + max((len(x) for x in exclude), default=0))
         if fetch == 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]
-        scores, rows = self.index.search(queries, fetch)
+        scores, rows = self.nearest(queries, fetch)
         out = []
         ids = self.vocab.ids
         # tolist: Python numbers made in C, not one numpy scalar per result (fusion fetches 100s per user).
@@ -90,6 +135,41 @@ class ItemIndex:
             ranked = [(ids[r], s) for s, r in zip(row_scores, row_ids, strict=True) if r >= 0 and ids[r] not in banned]
             out.append(ranked[:n])
         return out
+
+    def nearest(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS-style ``(scores, rows)`` of the top ``n`` available items per query, best
+        first; rows of -1 (score -inf) where fewer were found."""
+        if not self.approximate:
+            return self.index.search(queries, n)
+        _, rows = self.index.search(np.hstack([queries, np.zeros((len(queries), 1), np.float32)]), n)
+        scores = np.einsum("qd,qkd->qk", queries, self.vectors[np.maximum(rows, 0)])
+        scores[rows < 0] = -np.inf
+        order = np.argsort(-scores, axis=1, kind="stable")
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1)
+
+    def _lifted(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of ``rows`` as the IVF holds them: one more coordinate, to norm ``M``
+        (0 for a vector longer than ``M``, which the next retraining takes in)."""
+        vectors = self.vectors[rows]
+        rest = np.maximum(self.max_norm2 - (vectors**2).sum(axis=1), 0.0)
+        return np.hstack([vectors, np.sqrt(rest)[:, None]]).astype(np.float32)
+
+    def _index(self, rows: np.ndarray) -> None:
+        self.index.add_with_ids(self._lifted(rows) if self.approximate else self.vectors[rows], rows)
+
+    def _train_cells(self) -> None:
+        """Replace the index by an IVF over the available items, its cells trained on them."""
+        rows = np.flatnonzero(self.available).astype(np.int64)
+        nlist = min(int(LISTS_PER_SQRT_N * np.sqrt(len(rows))), len(rows) // MIN_TRAIN_PER_LIST)
+        sample = np.random.default_rng(0).choice(rows, min(len(rows), TRAIN_PER_LIST * nlist), replace=False)
+        self.max_norm2 = float((self.vectors[rows] ** 2).sum(axis=1).max())
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(self.dim + 1), self.dim + 1, nlist, faiss.METRIC_L2)
+        index.cp.niter = TRAIN_ITERATIONS
+        index.train(self._lifted(np.sort(sample)))
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # remove by id without a scan
+        index.nprobe = max(1, round(nlist * PROBE_SHARE))
+        self.index, self.trained_on = index, len(rows)
+        self._index(rows)
 
     def _unindex(self, rows: np.ndarray) -> None:
         # faiss wraps remove_ids on every index class to take an id array; its stub lists that

@@ -1,6 +1,8 @@
 """The HTTP face: serves the lists the workers published; never computes them itself.
 
-- ``GET /v1/users/{user_id}/recommendations?k=10``: the latest list (404 if none yet)
+- ``GET /v1/users/{user_id}/recommendations?k=10``: the latest list (404 if none yet; 421 if
+  this server does not follow the user's partition, see ``serving_partitions``); answered
+  from the stored canonical JSON (`streamrec.serving.list_route`)
 - ``POST /v1/events``: validate, produce to ``events`` keyed by user; 202 only once the
   broker acknowledged it (503 if not within ``http_ack_timeout_s``)
 - ``POST /v1/events/batch``: ``{"events": [...]}``, each validated; 202 with counts once
@@ -38,6 +40,7 @@ from streamrec.serving.errors import ApiError, ErrorBody
 from streamrec.serving.experiments import Board
 from streamrec.serving.intake import Intake, Outcome
 from streamrec.serving.limits import BodyLimit
+from streamrec.serving.list_route import LIST_PATH, ListRoute, served_list
 from streamrec.serving.lists import LatestLists
 from streamrec.serving.responses import (
     Accepted,
@@ -51,10 +54,12 @@ from streamrec.serving.responses import (
     SimilarItems,
 )
 from streamrec.serving.semantic import NoModel, SemanticIndex
+from streamrec.serving.timing import Timed
 from streamrec.settings import Settings
 from streamrec.streams.broadcast import TopicReader
 from streamrec.streams.catalog import Catalog
 from streamrec.streams.contracts import EventMessage, InvalidEvent, RecommendedItem, validate_event
+from streamrec.streams.kafka import partition_for
 from streamrec.streams.metrics import ServerMetrics
 from streamrec.types import Event
 
@@ -64,7 +69,7 @@ DASHBOARD_PAGE = resources.files("streamrec.serving").joinpath("dashboard.html")
 # Seconds a client should wait before retrying an unacknowledged event.
 RETRY_AFTER_S = 1
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 404, 413, 415, 422, 503)
+    status: {"model": ErrorBody} for status in (400, 401, 404, 413, 415, 421, 422, 503)
 }
 
 
@@ -90,9 +95,17 @@ Follow = Callable[[Settings, LatestLists, Catalog], list[Reader]]
 
 
 def follow_topics(settings: Settings, lists: LatestLists, catalog: Catalog) -> list[Reader]:
-    """Start the readers a server needs: the published lists and the catalog."""
+    """Start the readers a server needs: the published lists (its partitions, from the offsets
+    its store reached) and the catalog."""
     return [
-        TopicReader(settings.bootstrap_servers, settings.topic_recommendations, lists.on_records, "serving").start(),
+        TopicReader(
+            settings.bootstrap_servers,
+            settings.topic_recommendations,
+            lists.on_records,
+            "serving",
+            partitions=settings.served_partitions,
+            start=lists.offsets(),
+        ).start(),
         catalog.follow(settings.bootstrap_servers, settings.topic_items, "serving"),
     ]
 
@@ -118,7 +131,8 @@ def create_app(
     keys = api_keys(settings)
     check_exposure(settings, keys)
     board = Board(settings)
-    lists, catalog = LatestLists(board.on_message), Catalog()
+    lists = LatestLists(settings.lists_dir or None, settings.lists_cache_users, board.on_message)
+    catalog = Catalog()
     semantic = SemanticIndex(settings, catalog)
     metrics = ServerMetrics(lists)
     dashboard = Dashboard(
@@ -135,21 +149,12 @@ def create_app(
             reader.stop()
         dashboard.stop()
         running["intake"].close()
+        lists.close()
 
-    app = FastAPI(title="streamrec", lifespan=lifespan)
+    # Off: the server exports Prometheus metrics itself, and FastAPI's OpenTelemetry hooks
+    # cost ~50 µs a request looking for providers nobody configured (a third of a list answer).
+    app = FastAPI(title="streamrec", lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False})
     errors.install(app)
-    # Middleware added later wraps what came before: the key check runs before the body
-    # is read, and the counter (below) sees every answer, 401s included.
-    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
-    app.add_middleware(ApiKeyAuth, keys=keys)
-
-    @app.middleware("http")
-    async def count(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.answered(route.path if route else "unmatched", response.status_code, time.perf_counter() - started)
-        return response
 
     async def publish(events: list[Event]) -> list[Outcome]:
         outcomes = await running["intake"].publish(events)
@@ -157,18 +162,32 @@ def create_app(
             metrics.events.labels("accepted" if outcome is None else "unacknowledged").inc()
         return outcomes
 
-    @app.get("/v1/users/{user_id}/recommendations", response_model=ServedList, responses=ERRORS)
-    def recommendations(
-        user_id: str, k: int = Query(10, ge=1, le=MAX_K), category: str | None = Query(None, max_length=200)
-    ) -> ServedList:
-        message = lists.get(user_id)
-        if message is None:
+    followed = settings.served_partitions
+
+    def answer_list(user_id: str, k: int, category: str | None) -> bytes:
+        raw = lists.get(user_id)
+        if raw is None:
+            if (
+                followed is not None
+                and (partition := partition_for(user_id.encode(), settings.partitions)) not in followed
+            ):
+                raise ApiError(
+                    421,
+                    "misdirected",
+                    f"user {user_id!r} is on partition {partition}, not followed here",
+                    details={"partition": partition, "followed": sorted(followed)},
+                )
             raise ApiError(404, "not_found", f"no recommendations for user {user_id!r} yet")
-        metrics.list_age.observe(max(0.0, time.time() - message.generated_at))
-        entries = message.items
-        if category:
-            entries = [e for e in entries if _in_category(catalog, e.item_id, category)]
-        return ServedList(**{**dict(message), "items": _titled(catalog, entries[:k])})
+        body, generated_at = served_list(raw, catalog, k, category)
+        metrics.list_age.observe(max(0.0, time.time() - generated_at))
+        return body
+
+    @app.get(LIST_PATH, response_model=ServedList, responses=ERRORS)
+    async def recommendations(
+        user_id: str, k: int = Query(10, ge=1, le=MAX_K), category: str | None = Query(None, max_length=200)
+    ) -> Response:
+        """Answered by `ListRoute` unless the query is unusual; same answer either way."""
+        return Response(answer_list(user_id, k, category), media_type="application/json")
 
     @app.get("/v1/search", response_model=SearchResult, responses=ERRORS)
     def search(q: str = Query(..., min_length=1, max_length=500), k: int = Query(10, ge=1, le=MAX_K)) -> SearchResult:
@@ -250,6 +269,13 @@ def create_app(
     def dashboard_stats(user: str | None = Query(None, min_length=1, max_length=200)) -> dict[str, Any]:
         return dashboard.stats(user)
 
+    # Middleware added later wraps what came before: the list route answers behind the key
+    # check, the key check runs before the body is read, and `Timed` sees every answer.
+    route = next(r for r in app.routes if getattr(r, "path", None) == LIST_PATH)
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
+    app.add_middleware(ListRoute, answer=answer_list, route=route, max_k=MAX_K)
+    app.add_middleware(ApiKeyAuth, keys=keys)
+    app.add_middleware(Timed, record=metrics.answered)
     return app
 
 
@@ -295,13 +321,6 @@ def _titled(catalog: Catalog, entries: Sequence[RecommendedItem] | list[tuple[st
 def _catalog_size(catalog: Catalog) -> int:
     catalog.refresh()
     return len(catalog)
-
-
-def _in_category(catalog: Catalog, item_id: str, category: str) -> bool:
-    """Case-insensitive match against one of the item's comma-separated categories."""
-    item = catalog.items.get(item_id)
-    wanted = category.strip().lower()
-    return item is not None and any(c.strip().lower() == wanted for c in item.category.split(","))
 
 
 def _semantic(answer: Callable[[], list[tuple[str, float]]]) -> list[tuple[str, float]]:

@@ -116,6 +116,17 @@ class Settings:
     # A local `Stack` gives each of its workers a free port instead (`streamrec up` prints them).
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9400
+    # Where the HTTP server keeps each user's latest list (RocksDB) with the offsets it read them
+    # to, so a restart resumes there; "" = a temporary folder, deleted at exit (the server then
+    # re-reads the topic). `streamrec serve` uses <data_dir>/serving/lists unless this is set.
+    lists_dir: str = ""
+    # Lists the server keeps in memory (least recently asked for goes first): ~0.5 KB each for
+    # 10 items, so 100k ≈ 50 MB; the others are one RocksDB read (~10-20 µs) away.
+    lists_cache_users: int = 100_000
+    # Partitions of `recommendations` this server follows, comma-separated ("" = all). A
+    # user's lists are on partition_for(user_id, partitions) (streams/kafka.py), as are their
+    # events: a router sends each user to a server that follows it; others answer 421.
+    serving_partitions: str = ""
     # The workers' metrics endpoints the HTTP server reads for /dashboard, comma-separated
     # (``http://127.0.0.1:9400/metrics,...``); `Stack` sets it for the server it starts.
     worker_metrics_urls: str = ""
@@ -139,6 +150,10 @@ class Settings:
         for name in ("partitions", "k", "window", "batch_max"):
             if getattr(self, name) < 1:
                 raise ValueError(f"setting {name}={getattr(self, name)} must be at least 1")
+        if not (self.served_partitions or set()) <= set(range(self.partitions)):
+            raise ValueError(
+                f"setting serving_partitions={self.serving_partitions!r} names a partition beyond 0-{self.partitions - 1}"
+            )
         if self.broker != EMBEDDED and not self.broker.startswith("kafka://"):
             raise ValueError(f"setting broker={self.broker!r} is neither {EMBEDDED!r} nor kafka://host:port")
 
@@ -146,6 +161,18 @@ class Settings:
     def bootstrap_servers(self) -> str:
         """``host:port`` form for confluent-kafka clients."""
         return self.broker.removeprefix("kafka://")
+
+    @property
+    def served_partitions(self) -> frozenset[int] | None:
+        """The partitions of ``recommendations`` a server follows (`serving_partitions`); None = all.
+
+        >>> Settings(serving_partitions="0, 2").served_partitions, Settings().served_partitions
+        (frozenset({0, 2}), None)
+        """
+        parts = [p for p in self.serving_partitions.replace(" ", "").split(",") if p]
+        if not all(p.isdigit() for p in parts):
+            raise ValueError(f"setting serving_partitions={self.serving_partitions!r} is not a list of partitions")
+        return frozenset(map(int, parts)) if parts else None
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with ``changes``; a default `model_dir` follows a new `data_dir`.

@@ -2,7 +2,8 @@
 
 Used where each process needs the whole topic: the catalog (``items``) in every worker,
 and the latest list per user (``recommendations``) in every serving replica. A group
-consumer would split partitions between replicas; this reader does not.
+consumer would split partitions between replicas; this reader does not (a replica may
+still choose its partitions, and resume each from an offset it stored).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -66,9 +67,20 @@ class TopicReader:
     >>> reader.start(); reader.wait_caught_up(10); reader.stop()  # doctest: +SKIP
     """
 
-    def __init__(self, bootstrap: str, topic: str, handler: Handler, name: str = "reader") -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        handler: Handler,
+        name: str = "reader",
+        partitions: Collection[int] | None = None,
+        start: Mapping[int, int] | None = None,
+    ) -> None:
+        """Read ``partitions`` (None: all), each from its offset in ``start`` (default: the beginning)."""
         self.topic = topic
         self.handler = handler
+        self.partitions = partitions
+        self.start_offsets = start or {}
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -98,7 +110,13 @@ class TopicReader:
         meta = self._consumer.list_topics(self.topic, timeout=10).topics[self.topic]
         if meta.error is not None:
             raise RuntimeError(f"topic {self.topic}: {meta.error}")
-        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        missing = set(self.partitions or ()) - set(meta.partitions)
+        if missing:
+            raise RuntimeError(f"topic {self.topic} has no partition {sorted(missing)}")
+        read = sorted(meta.partitions if self.partitions is None else self.partitions)
+        self._consumer.assign(
+            [TopicPartition(self.topic, p, self.start_offsets.get(p, OFFSET_BEGINNING)) for p in read]
+        )
         self._thread.start()
         return self
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import click
 
+from streamrec.infra.broker import SERVER_STATE
 from streamrec.infra.commands.options import (
     connected,
     dataset_option,
@@ -87,7 +89,17 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
 
     given = {"http_host": host, "http_port": port}
     settings = connected(settings).with_(**{name: value for name, value in given.items() if value is not None})
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+    settings = settings.with_(lists_dir=settings.lists_dir or str(Path(settings.data_dir) / SERVER_STATE / "lists"))
+    # httptools + uvloop and no access log: 2-3x the requests/s of the pure-Python defaults.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+    )
 
 
 @click.command("replay")
