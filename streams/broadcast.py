@@ -271,6 +271,11 @@ class UpdateLog(Generic[T]):
         with self._lock:
             return self._pending.qsize() + self._base + len(self._log) - cursor  # positions are absolute
 
+    def start_offsets(self) -> dict[int, int]:
+        """Partition -> the offset to start reading at; default: none, every partition from
+        its beginning."""
+        return {}
+
     def follow(self, bootstrap: str, topic: str, name: str) -> TopicReader:
-        """Start tailing ``topic`` into this log."""
-        return TopicReader(bootstrap, topic, self.on_records, name=name).start()
+        """Start tailing ``topic`` into this log (from `start_offsets`)."""
+        return TopicReader(bootstrap, topic, self.on_records, name=name, start=self.start_offsets()).start()

@@ -176,6 +176,15 @@ class LearningLog(UpdateLog[Learned]):
         self.skip_below = resume.record if resume else 0
         self.redelivered = 0
 
+    def start_offsets(self) -> dict[int, int]:
+        """A resumed log starts reading at its checkpoint's record: a restart reads only the
+        tail. (The learning topic has one partition, `streams.topics`, so one offset.)
+
+        >>> LearningLog(resume=Position(record=40)).start_offsets(), LearningLog().start_offsets()
+        ({0: 40}, {})
+        """
+        return {0: self.skip_below} if self.skip_below else {}
+
     def parse(self, record: Record) -> list[Learned]:
         if record.offset < self.skip_below:
             return []
