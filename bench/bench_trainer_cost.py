@@ -112,7 +112,9 @@ def main(events: int, rate: float, history: int, niceness: int | None) -> None:
     for row in (alone, during):
         table.add_row(row["phase"], *(f"{row[k]:.1f}" for k in ("p50_ms", "p99_ms", "events_per_s", "wall_s")))
     console.print(table)
-    console.print(f"round ({kind}, history {history}, nice {niceness}): {round_s:.1f} s wall, {round_cpu_s:.1f} s CPU; {reason}")
+    console.print(
+        f"round ({kind}, history {history}, nice {niceness}): {round_s:.1f} s wall, {round_cpu_s:.1f} s CPU; {reason}"
+    )
 
 
 if __name__ == "__main__":
