@@ -96,6 +96,7 @@ def row(name: str, outcomes: list[Outcome], seconds: float) -> str:
 @click.option("--variants/--no-variants", default=True, show_default=True, help="Also the frozen model's variants.")
 @click.option("--frozen-dir", type=click.Path(file_okay=False), help="Reuse (or save) the frozen model here.")
 @click.option("--patience", type=int, help="Warm-start patience (default: continual.FINE_TUNE's).")
+@click.option("--batch", type=int, help="Warm-start batch size (default: continual.FINE_TUNE's).")
 def main(
     dataset: str,
     every: int,
@@ -105,18 +106,18 @@ def main(
     variants: bool,
     frozen_dir: str | None,
     patience: int | None,
+    batch: int | None,
 ) -> None:
     """Frozen vs continually trained transformer vs co-occurrence, replayed offline (docs/trainer.md)."""
     events, releases, cut = load(dataset)
     encoder = TextEncoder(cache_dir=".streamrec/text_cache")
     print(f"{dataset}: {len(events):,} events, scored from {cut:,} ({len(events) - cut:,} scored)\n")
     full = dataclasses.replace(continual.FULL, max_seconds=max_seconds)
-    fine_tune = dataclasses.replace(continual.FINE_TUNE, max_seconds=max_seconds)
-    config = TrainerConfig(
-        history=history,
-        full=full,
-        fine_tune=dataclasses.replace(fine_tune, patience=patience) if patience else fine_tune,
+    tuned = {"patience": patience, "batch_size": batch}
+    fine_tune = dataclasses.replace(
+        continual.FINE_TUNE, max_seconds=max_seconds, **{k: v for k, v in tuned.items() if v is not None}
     )
+    config = TrainerConfig(history=history, full=full, fine_tune=fine_tune)
     print("| model | NDCG@10 | HR@10 | NDCG@10 over 8 time windows | s |\n|---|---|---|---|---|")
     started = time.monotonic()
     print(row("cooccurrence", simulate(CoOccurrence(), events, releases, cut), time.monotonic() - started))
