@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+
 from streamrec.models.challenger import WAIT, Referee
 from streamrec.settings import Settings
 from streamrec.streams.broadcast import Record, TopicReader
