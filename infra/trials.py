@@ -52,14 +52,14 @@ class Trials:
         """Whether a trial runs (re-reads the trial file)."""
         return self.referee.refresh() is not None
 
-    def tick(self, now: float, catalog_size: int) -> bool:
-        """Tally the queued outcomes and, when a check is due, decide; True if a trial ended."""
+    def drain(self) -> None:
+        """Hand the queued lists' outcomes to the referee (after re-reading the trial file)."""
         self.referee.refresh()
         while True:
             try:
                 value = self._queue.get_nowait()
             except queue.Empty:
-                break
+                return
             try:
                 message = parse_recommendation(value)
             except InvalidEvent:
@@ -67,6 +67,10 @@ class Trials:
             if message.experiment is not None and message.arm is not None and message.outcome is not None:
                 outcome = message.outcome
                 self.referee.add(message.experiment, message.arm, message.user_id, outcome.seen, outcome.items)
+
+    def tick(self, now: float, catalog_size: int) -> bool:
+        """`drain` and, when a check is due, decide; True if a trial ended."""
+        self.drain()
         if now < self._next_check:
             return False
         self._next_check = now + self.check_every_s
