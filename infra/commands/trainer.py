@@ -13,6 +13,10 @@ nor more than the 5 newest window entries, and the transformer trains on whole u
 sequences. The trainer applies what the worker applies: valid events of catalog items,
 duplicates (same ``event_id``) dropped.
 
+With ``trainer_challenger_share`` > 0 a gated candidate goes on trial instead
+(`streamrec.models.challenger`): a share of the traffic, promoted or retired on its online
+NDCG@10 by `streamrec.infra.trials.Trials`; no round runs during a trial.
+
 ``rollback`` retires the current version (`streamrec.models.promotion.rollback`).
 """
 
