@@ -130,3 +130,12 @@ def test_a_worker_serves_both_arms_during_a_trial_and_the_winner_after(tmp_path:
     assert asyncio.run(host.reload_if_newer())
     assert host.recommender.version == f"fusion@{trial.challenger}" and host.version == trial.challenger
     assert host.trial is None and host.stats["model_reloads"] == 2
+
+
+def test_with_a_challenger_share_the_degrade_hook_acts_after_the_gate(tmp_path: Path) -> None:
+    from streamrec.infra.commands.trainer import challenger_trials, trainer_config
+
+    plain = Settings.load(env={}, overrides={"data_dir": str(tmp_path), "trainer_degrade": 1})
+    trial = plain.with_(trainer_challenger_share=0.2)
+    assert trainer_config(plain).degrade and not trainer_config(trial).degrade
+    assert challenger_trials(plain, SimpleNamespace()) is None
