@@ -135,6 +135,10 @@ def load(path: str | Path) -> Artifact:
 
 
 def load_latest(model_dir: str | Path) -> Artifact | None:
+    """The newest version under ``model_dir``; or ``model_dir`` itself if it is one (holds a
+    manifest): so a factory given a version folder (a challenger's) loads that version."""
+    if (Path(model_dir) / MANIFEST).is_file():
+        return load(model_dir)
     version = latest_version(model_dir)
     return None if version is None else load(Path(model_dir) / version)
 

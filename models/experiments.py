@@ -219,10 +219,13 @@ class ArmedRecommender(Recommender):
             model.load_item_state(state[arm][1])
 
     def carry_over(self, previous: Recommender) -> None:
-        if isinstance(previous, ArmedRecommender):
-            for arm, model in self.arms.items():
-                if arm in previous.arms:
-                    model.carry_over(previous.arms[arm])
+        """Each arm from the same arm of ``previous``, or from ``previous`` itself if it is no
+        experiment (a champion/challenger trial starting, `models.challenger`)."""
+        for arm, model in self.arms.items():
+            if not isinstance(previous, ArmedRecommender):
+                model.carry_over(previous)
+            elif arm in previous.arms:
+                model.carry_over(previous.arms[arm])
 
     def _groups(self, users: Sequence[UserContext]) -> dict[str, list[int]]:
         groups: dict[str, list[int]] = {}

@@ -197,6 +197,8 @@ class Trainer:
         self.last_round: float | None = None
         self.stats: Counter[str] = Counter()
         self.refused: list[Decision] = []  # kept aside (the newest few), with their reasons
+        # Hook: how a promoted candidate is written (`models.challenger.publisher`: as a challenger).
+        self.publish = save
 
     def observe(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -221,7 +223,7 @@ class Trainer:
         if decision.promoted:
             history = list(self.history)
             refit_on = (history, items) if self.config.refit_fusion else None
-            path = save(decision, self.model_dir, self.encoder, live, refit_on)
+            path = self.publish(decision, self.model_dir, self.encoder, live, refit_on)
             self.stats["promoted"] += 1
             log.info("promoted %s (%s): %s", path.name, decision.kind, decision.verdict.reason)
         else:

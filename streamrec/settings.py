@@ -105,6 +105,10 @@ class Settings:
     trainer_history: int = 50000
     # Test hook: 1 shuffles every candidate's weights, so the promotion gate must refuse it.
     trainer_degrade: int = 0
+    # Champion/challenger (models/challenger.py): > 0 puts each gated candidate on this share
+    # of live traffic, promoted or retired on its online NDCG@10 (0: promoted at once). With
+    # it, `trainer_degrade` breaks the candidate after the offline gate, for the online rule.
+    trainer_challenger_share: float = 0.0
     # `streamrec up` starts the trainer as a child process (0: never; `up --no-trainer` too).
     trainer_enabled: int = 1
     # Events whose item is not in the catalog yet wait (parked, uncommitted) for it at most

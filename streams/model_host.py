@@ -15,10 +15,12 @@ them from a checkpoint (`streams.checkpoint`) and reads only the log's tail.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
 
 from streamrec.models.base import Recommender
+from streamrec.models.challenger import CHALLENGER, CHAMPION, Trial, challenger_path, read_trial
 from streamrec.models.experiments import ArmedRecommender, parse_experiment
 from streamrec.models.registry import RecommenderOptions, initial_recommender, make_recommender, uses_artifacts
 from streamrec.models.versions import latest_version
@@ -29,15 +31,21 @@ from streamrec.streams.learning import LearningLog, Position
 log = logging.getLogger(__name__)
 
 
-def build_recommender(settings: Settings, initial: bool = False) -> Recommender:
+def build_recommender(settings: Settings, initial: bool = False, trial: Trial | None = None) -> Recommender:
     """The recommender ``settings`` ask for: ``settings.recommender``, or, with an
-    ``experiment`` configured, its arms' (`models.experiments.ArmedRecommender`).
+    ``experiment`` configured, its arms' (`models.experiments.ArmedRecommender`), or,
+    during a champion/challenger ``trial`` (`models.challenger`), the recommender built
+    from the live version and from the challenger's as two arms.
     ``initial``: what a worker starts with (`models.registry.initial_recommender`)."""
     options = RecommenderOptions.of(settings)
     make = initial_recommender if initial else make_recommender
-    if not settings.experiment:
-        return make(settings.recommender, options)
-    return ArmedRecommender.build(parse_experiment(settings.experiment), lambda spec: make(spec, options))
+    if settings.experiment:
+        return ArmedRecommender.build(parse_experiment(settings.experiment), lambda spec: make(spec, options))
+    if trial is not None:
+        challenger = dataclasses.replace(options, model_dir=challenger_path(settings.model_dir, trial))
+        arms = {CHAMPION: make(settings.recommender, options), CHALLENGER: make(settings.recommender, challenger)}
+        return ArmedRecommender(trial.experiment(settings.recommender), arms)
+    return make(settings.recommender, options)
 
 
 def served(settings: Settings) -> str:
@@ -72,8 +80,11 @@ class ModelHost:
         self.stats: Counter[str] = Counter()
         self._catalog_cursor = 0
         self._learning_cursor = 0
-        # The artifact the current recommender was built from (None: none existed).
+        # The artifact the current recommender was built from (None: none existed), and the
+        # champion/challenger trial it serves (None: none; one already running is taken up
+        # at the first `reload_if_newer`).
         self.version = latest_version(settings.model_dir)
+        self.trial: Trial | None = None
 
     def follow(self) -> None:
         """Hand the recommender the catalog updates and every worker's applied events that
@@ -91,20 +102,32 @@ class ModelHost:
         self.learning.forget_before(learning_at)
 
     async def reload_if_newer(self) -> bool:
-        """Swap in a newer model artifact, if there is one; True if it did.
+        """Swap in a newer model artifact, or start or end a champion/challenger trial
+        (`models.challenger`), if there is one; True if it did.
 
         Loading the artifact and embedding the catalog run in a thread, so the stream
         keeps flowing on the old model; at the swap, between batches, the new model takes
         over the old one's item-side statistics (learned up to the host's cursor, and the
         exposure of every list served until then), and the next `follow` hands it the
-        catalog updates and events that arrived meanwhile.
+        catalog updates and events that arrived meanwhile. A trial's arms take them over
+        from the single model; when the trial ends, the model takes them from the champion.
         """
-        version = latest_version(self.settings.model_dir)
-        if version == self.version or not artifact_backed(self.settings):
+        if not artifact_backed(self.settings):
             return False
-        new, catalog_at = await asyncio.get_running_loop().run_in_executor(None, self._fresh_model)
-        new.carry_over(self.recommender)
-        self.recommender, self.version = new, version
+        version = latest_version(self.settings.model_dir)
+        trial = None if self.settings.experiment else read_trial(self.settings.model_dir)
+        if (version, trial) == (self.version, self.trial):
+            return False
+        try:
+            new, catalog_at = await asyncio.get_running_loop().run_in_executor(None, self._fresh_model, trial)
+        except FileNotFoundError as exc:  # a trial ended while its challenger was loading: next poll
+            log.warning("model not reloaded: %s", exc)
+            return False
+        previous = self.recommender
+        if self.trial is not None and trial is None and isinstance(previous, ArmedRecommender):
+            previous = previous.arms[CHAMPION]  # the trial ended: the champion's statistics
+        new.carry_over(previous)
+        self.recommender, self.version, self.trial = new, version, trial
         self._catalog_cursor = catalog_at
         log.info("model reloaded: %s", new.version)
         self.stats["model_reloads"] += 1
@@ -114,9 +137,9 @@ class ModelHost:
         """Learning-log entries read but not yet handed to the current model."""
         return self.learning.behind(self._learning_cursor)
 
-    def _fresh_model(self) -> tuple[Recommender, int]:
+    def _fresh_model(self, trial: Trial | None = None) -> tuple[Recommender, int]:
         """A new recommender brought up to the whole catalog (off the loop)."""
-        recommender = build_recommender(self.settings)
+        recommender = build_recommender(self.settings, trial=trial)
         items, catalog_at = self.catalog.updates_since(0)
         if items:
             recommender.update_items(items)

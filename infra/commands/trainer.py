@@ -13,6 +13,10 @@ nor more than the 5 newest window entries, and the transformer trains on whole u
 sequences. The trainer applies what the worker applies: valid events of catalog items,
 duplicates (same ``event_id``) dropped.
 
+With ``trainer_challenger_share`` > 0 a gated candidate goes on trial instead
+(`streamrec.models.challenger`): a share of the traffic, promoted or retired on its online
+NDCG@10 by `streamrec.infra.trials.Trials`; no round runs during a trial.
+
 ``rollback`` retires the current version (`streamrec.models.promotion.rollback`).
 """
 
@@ -111,19 +115,42 @@ def run(settings: Settings, max_rounds: int | None) -> None:
         log.warning("catalog still loading after %.0f s; starting anyway", CATALOG_WAIT_S)
     encoder = TextEncoder(cache_dir=Path(settings.data_dir) / "text_cache")
     loop = Trainer(settings.model_dir, encoder, trainer_config(settings))
+    trials = challenger_trials(settings, loop)  # None: candidates are promoted at once
+    decision = None
     try:
         while max_rounds is None or loop.stats["rounds"] < max_rounds:
             time.sleep(POLL_S)
             catalog.refresh()
             loop.observe(intake.drain(catalog.items))
-            if loop.due(time.time()):
+            ended = trials is not None and trials.tick(time.time(), len(catalog.items))
+            due = loop.due(time.time()) and (trials is None or not trials.running)  # no round during a trial
+            if due:
                 decision = loop.round(list(catalog.items.values()), time.time())
-                write_status(settings, loop.stats | {"rejected": intake.rejected}, decision)
+            if due or ended:
+                judged = trials.referee if trials is not None else None
+                stats = loop.stats | (judged.stats if judged else {}) | {"rejected": intake.rejected}
+                write_status(settings, stats, decision, judged.decisions if judged else None)
     except KeyboardInterrupt:
         pass
     finally:
-        for reader in readers:
+        for reader in [*readers, *([trials] if trials is not None else [])]:
             reader.stop()
+
+
+def challenger_trials(settings: Settings, loop):
+    """With ``trainer_challenger_share`` > 0: ``loop`` publishes candidates as challengers
+    (`streamrec.models.challenger`), and the returned `streamrec.infra.trials.Trials`
+    (started) decides on them; else None."""
+    if settings.trainer_challenger_share <= 0:
+        return None
+    from streamrec.infra.trials import Trials
+    from streamrec.models.challenger import publisher
+    from streamrec.models.continual import degrade
+    from streamrec.models.trainer import save
+
+    hook = degrade if settings.trainer_degrade else None
+    loop.publish = publisher(save, settings.trainer_challenger_share, hook)
+    return Trials(settings).start()
 
 
 def trainer_config(settings: Settings):
@@ -138,23 +165,26 @@ def trainer_config(settings: Settings):
         every_s=settings.trainer_every_s,
         stream=stream,
         new_item_boost=settings.new_item_boost,
-        degrade=bool(settings.trainer_degrade),
+        # With challengers, the online trial must catch a degraded one (`challenger_trials`).
+        degrade=bool(settings.trainer_degrade) and settings.trainer_challenger_share <= 0,
     )
 
 
-def write_status(settings: Settings, stats: dict, decision) -> None:
-    """Counters and the last decision, for operators and tests (replaced atomically)."""
-    v = decision.verdict
-    status = {
-        "stats": dict(stats),
-        "last": {
+def write_status(settings: Settings, stats: dict, decision, trials: list | None = None) -> None:
+    """Counters, the last round's decision and the ended trials' (with a challenger share),
+    for operators and tests (replaced atomically)."""
+    status: dict = {"stats": dict(stats)}
+    if decision is not None:
+        v = decision.verdict
+        status["last"] = {
             "kind": decision.kind,
             "promoted": v.promote,
             "reason": v.reason,
             "version": decision.version,
             "metrics": decision.candidate.metrics,
-        },
-    }
+        }
+    if trials is not None:
+        status["trials"] = trials
     path = Path(settings.data_dir) / STATUS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
