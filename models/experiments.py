@@ -182,8 +182,10 @@ class ArmedRecommender(Recommender):
         built: dict[str, Recommender] = {}
         specs = [a.recommender for a in experiment.arms]
         for spec in sorted(set(specs), key=lambda s: TAIL in s):  # bases first
-            base, tail, knob = spec.partition(TAIL + "@")
-            built[spec] = TailRerank(built[base], float(knob)) if tail and base in built else make(spec)
+            name, pin, version = spec.partition(registry.PIN)
+            base, tail, knob = name.partition(TAIL + "@")
+            shared = base + pin + version  # the arm of the same model version, if any
+            built[spec] = TailRerank(built[shared], float(knob)) if tail and shared in built else make(spec)
         return cls(experiment, {a.name: built[a.recommender] for a in experiment.arms})
 
     @property

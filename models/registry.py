@@ -11,6 +11,16 @@ Traceback (most recent call last):
 FileNotFoundError: no model artifact under /nowhere: run `streamrec train` first
 >>> initial_recommender("transformer", RecommenderOptions("/nowhere")).name  # until one is trained
 'cooccurrence'
+
+A name may pin a model version: ``<name>#<version>`` is built from that version folder
+instead of the newest (an experiment's arm comparing two versions of one model):
+
+>>> known("fusion+tail@0.5#20261202T155149554439Z-00"), known("cooccurrence#20261202T155149554439Z-00")
+(True, False)
+>>> make_recommender("transformer#20261202T155149554439Z-00", RecommenderOptions("/nowhere"))
+Traceback (most recent call last):
+...
+FileNotFoundError: no model artifact under /nowhere/20261202T155149554439Z-00: run `streamrec train` first
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.popularity import Popularity
 from streamrec.models.rerank import TAIL, TAIL_KNOB, TailRerank, is_knob
 from streamrec.models.trending import Trending
+from streamrec.models.versions import is_version
 from streamrec.types import EVENT_WEIGHTS, parse_event_weights
 
 if TYPE_CHECKING:
@@ -34,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRANSFORMER = "transformer"
+# ``<name>#<version>``: ``name`` built from that model version rather than the newest.
+PIN = "#"
 
 
 class RecommenderSettings(Protocol):
@@ -109,15 +122,25 @@ FACTORIES: dict[str, Callable[[RecommenderOptions], Recommender]] = {
 
 
 def known(name: str) -> bool:
-    """A name `make_recommender` accepts: a factory, or ``<factory>@<knob>`` for ``+tail`` ones."""
+    """A name `make_recommender` accepts: a factory, ``<factory>@<knob>`` for ``+tail``
+    ones, either pinned to a model version (``#<version>``) if it reads artifacts."""
+    name, pin, version = name.partition(PIN)
+    if pin and not (uses_artifacts(name) and is_version(version)):
+        return False
     base, at, knob = name.partition("@")
     return base in FACTORIES and (not at or (base.endswith(TAIL) and is_knob(knob)))
 
 
 def make_recommender(name: str, options: RecommenderOptions) -> Recommender:
-    """``fusion+tail@0.3`` = ``fusion+tail`` with ``tail_knob = 0.3``."""
+    """``fusion+tail@0.3`` = ``fusion+tail`` with ``tail_knob = 0.3``; ``...#<version>``
+    reads that version folder of ``options.model_dir``."""
     if not known(name):
-        raise ValueError(f"unknown recommender {name!r}; choose from {', '.join(FACTORIES)} (+tail@<knob>)")
+        raise ValueError(
+            f"unknown recommender {name!r}; choose from {', '.join(FACTORIES)} (+tail@<knob>, #<model version>)"
+        )
+    name, pin, version = name.partition(PIN)
+    if pin:
+        options = dataclasses.replace(options, model_dir=Path(options.model_dir) / version)
     base, at, knob = name.partition("@")
     return FACTORIES[base](dataclasses.replace(options, tail_knob=float(knob)) if at else options)
 
@@ -141,9 +164,9 @@ STREAMING_ONLY = frozenset({"popularity", "cooccurrence", "trending"})
 
 def uses_artifacts(name: str) -> bool:
     """Whether ``name`` must be rebuilt when a newer artifact appears (hot reload)."""
-    return name not in STREAMING_ONLY
+    return name.partition(PIN)[0] not in STREAMING_ONLY
 
 
 def needs_training(name: str) -> bool:
     """Whether ``name`` needs `streamrec train` output (content can encode texts itself)."""
-    return name.partition("@")[0] in {TRANSFORMER, "fusion", "fusion" + TAIL}
+    return name.partition(PIN)[0].partition("@")[0] in {TRANSFORMER, "fusion", "fusion" + TAIL}

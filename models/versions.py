@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+# What `free_version` names: UTC time to the microsecond, then a two-digit counter.
+VERSION_NAME = re.compile(r"\d{8}T\d{12}Z-\d{2}")
 
 
 class UnsupportedFormat(ValueError):
@@ -49,6 +52,15 @@ def check_format(path: str | Path, data: Mapping[str, Any], supported: int) -> N
     """Raise `UnsupportedFormat` unless ``data["format"]`` (read from ``path``) is ``supported``."""
     if data.get("format") != supported:
         raise UnsupportedFormat(path, data.get("format"), supported)
+
+
+def is_version(name: str) -> bool:
+    """Whether ``name`` is a version's folder name.
+
+    >>> is_version("20261202T155149554439Z-00"), is_version("../x"), is_version(".retired-20261202T155149554439Z-00")
+    (True, False, False)
+    """
+    return VERSION_NAME.fullmatch(name) is not None
 
 
 def latest_version(model_dir: str | Path) -> str | None:

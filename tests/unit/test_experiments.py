@@ -184,3 +184,21 @@ def test_armed_item_statistics_survive_a_checkpoint_and_refuse_other_arms() -> N
     with pytest.raises(ValueError, match="other arms' models"):
         other.load_item_state(armed.item_state())
     assert other.recommend(users, 3) == [[] for _ in users]  # nothing half-loaded
+
+
+def test_arms_may_pin_model_versions_and_a_tail_shares_only_its_own_version() -> None:
+    old, new = "20261201T000000000000Z-00", "20261202T000000000000Z-00"
+    e = parse_experiment(f"v=old:fusion#{old},new:fusion#{new},tail:fusion+tail@0.5#{new}")
+    made: list[str] = []
+
+    def make(spec: str) -> Popularity:
+        made.append(spec)
+        return Popularity()
+
+    armed = ArmedRecommender.build(e, make)
+    assert sorted(made) == [f"fusion#{old}", f"fusion#{new}"]
+    assert isinstance(armed.arms["tail"], TailRerank) and armed.arms["tail"].base is armed.arms["new"]
+    with pytest.raises(ValueError):
+        parse_experiment(f"v=a:cooccurrence#{old},b:cooccurrence")  # nothing to pin: no artifact
+    with pytest.raises(ValueError):
+        parse_experiment("v=a:transformer#../../etc,b:transformer")
