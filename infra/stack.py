@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -72,9 +72,12 @@ def require_free_port(host: str, port: int) -> None:
 
 
 @contextlib.contextmanager
-def stopping_on_signals() -> Iterator[None]:
-    """Turn SIGTERM (and SIGINT) into KeyboardInterrupt once, so a ``with Stack`` inside stops
-    every child; a second signal during that shutdown is ignored rather than cutting it short.
+def stopping_on_signals(on_stop: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Turn SIGTERM (and SIGINT, SIGHUP) into KeyboardInterrupt once, so a ``with Stack``
+    inside stops every child; a second signal during that shutdown is ignored rather than
+    cutting it short. The interrupt ends here: ``on_stop`` is called and the block exits
+    normally (exit status 0), also when the signal cut a C call short and Python reported
+    it as a SystemError caused by the KeyboardInterrupt.
 
     Only the main thread may install handlers; the previous ones come back on exit.
     """
@@ -88,6 +91,11 @@ def stopping_on_signals() -> Iterator[None]:
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
+    except (KeyboardInterrupt, SystemError) as exc:
+        cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__ or exc.__context__
+        if not (received and isinstance(cause, KeyboardInterrupt)):
+            raise
+        on_stop()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -144,18 +144,15 @@ def up(ctx: click.Context, workers: int, recommender: str | None, train_seconds:
     ensure_model(ctx, settings, train_seconds)
     logging.basicConfig(level=logging.INFO)
     trainer = bool(settings.trainer_enabled) and not no_trainer
-    with stopping_on_signals():
-        try:
-            with Stack(settings, workers=workers, serve=True, trainer=trainer) as stack:
-                for line in [*stack.urls(), f"logs: {stack.log_dir}"]:
-                    click.echo(line)
-                click.echo(
-                    "feed it: streamrec items load --dataset ml-100k && streamrec replay --dataset ml-100k --rate 500"
-                )
-                while True:
-                    time.sleep(1)
-        except KeyboardInterrupt:
-            click.echo("stopped")
+    with (
+        stopping_on_signals(lambda: click.echo("stopped")),
+        Stack(settings, workers=workers, serve=True, trainer=trainer) as stack,
+    ):
+        for line in [*stack.urls(), f"logs: {stack.log_dir}"]:
+            click.echo(line)
+        click.echo("feed it: streamrec items load --dataset ml-100k && streamrec replay --dataset ml-100k --rate 500")
+        while True:
+            time.sleep(1)
 
 
 @click.command()
@@ -171,8 +168,5 @@ def demo(ctx: click.Context, rate: float, limit: int | None, recommender: str | 
     settings = require_known_recommender(ctx.obj.with_(recommender=recommender or ctx.obj.recommender))
     require_free_port(settings.http_host, settings.http_port)
     ensure_model(ctx, settings, train_seconds)
-    with stopping_on_signals():
-        try:
-            run_demo(settings, rate, limit)
-        except KeyboardInterrupt:
-            click.echo("stopped")
+    with stopping_on_signals(lambda: click.echo("stopped")):
+        run_demo(settings, rate, limit)
