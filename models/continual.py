@@ -161,7 +161,7 @@ def retrain(
 ) -> Fitted:
     """From scratch on ``seqs`` (`models.training.train`, each user's newest event for validation)."""
     train_seqs, valid = hold_last(seqs)
-    result = training.train(train_seqs, valid, items, item_text, model_config, config)
+    result = training.train(train_seqs, valid, items, item_text, model_config, config, trained_only=True)
     m = result.metrics
     capped = m["train_seconds"] > config.max_seconds and m["epochs"] - m["best_epoch"] < config.patience
     return Fitted(

@@ -85,20 +85,23 @@ def train(
     item_text: np.ndarray,
     model_config: Mapping[str, Any] | None = None,
     config: TrainConfig = TrainConfig(),
+    trained_only: bool = False,
 ) -> TrainResult:
     """Fit a `SequenceEncoder` on ``train_seqs``; early-stop on ``valid`` (NDCG@10).
 
-    The vocabulary is the items of ``train_seqs``: those of ``items`` first, in order
-    (``item_text[k]`` is the text vector of ``items[k]``), then any without catalog text
-    (empty text vector). A catalog item nobody interacted with gets **no** ID row: under
-    the softmax such a row would only ever be a negative, pushed away from every user
-    (an item released after the training cut would start buried); without one it is
-    served as a new item, by its text and the new-item boost (`models.transformer`).
+    The vocabulary is ``items`` (in order; ``item_text[k]`` is the text vector of
+    ``items[k]``) plus any item seen in training without catalog text (empty text vector);
+    with ``trained_only``, only the items of ``train_seqs`` (`trained_vocabulary`). The
+    trainer's rounds use the latter, `streamrec train` the former: on ml-100k the catalog
+    vocabulary is what the published figures were measured with, and on the drift log,
+    trained to convergence, it scored higher in the stream; on the trainer's small
+    histories the trained vocabulary learns where the catalog's never-seen rows, only
+    ever negatives, hold it back (docs/trainer.md, "the pipeline gap").
     """
     torch.set_num_threads(1)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    vocab, text = trained_vocabulary(train_seqs, items, item_text)
+    vocab, text = (trained_vocabulary if trained_only else catalog_vocabulary)(train_seqs, items, item_text)
     model = SequenceEncoder(SequenceConfig(n_items=len(vocab), text_dim=text.shape[1], **dict(model_config or {})))
     seqs = [encode_events(evs, vocab) for evs in train_seqs.values()]
     val_users = [u for u in valid if valid[u].item_id in vocab]
@@ -131,6 +134,25 @@ def train(
         "train_seconds": round(time.monotonic() - started, 1),
     }
     return TrainResult(model, vocab, text, metrics)
+
+
+def catalog_vocabulary(
+    seqs: Mapping[str, list[Event]], items: Sequence[Item], item_text: np.ndarray
+) -> tuple[ItemVocab, np.ndarray]:
+    """Every catalog item, then items of ``seqs`` without catalog text; their text rows.
+
+    >>> seqs = {"u": [Event("u", "b", "view", 0.0), Event("u", "x", "view", 1.0)]}
+    >>> vocab, text = catalog_vocabulary(seqs, [Item("a", "A"), Item("b", "B")], np.eye(2, dtype=np.float32))
+    >>> list(vocab.ids), text.tolist()
+    (['a', 'b', 'x'], [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    """
+    vocab = ItemVocab(item.item_id for item in items)
+    for evs in seqs.values():
+        for e in evs:
+            vocab.add(e.item_id)
+    text = np.zeros((len(vocab) + 1, item_text.shape[1]), dtype=np.float32)
+    text[1 : len(items) + 1] = item_text
+    return vocab, text
 
 
 def trained_vocabulary(
