@@ -20,7 +20,7 @@ EVENTS, EVERY, DEGRADED_ROUND = 6000, 300, 2
 # the gate to tell a degraded candidate from it (a 3-epoch model is no better than a
 # shuffled one), and leave rounds something to learn from 300 new events (a converged
 # one often is not improved by them, and rightly keeps serving).
-TRAIN_EPOCHS = 30
+TRAIN_EPOCHS = 10
 # Budgets measured on the shared 2-core machine, with headroom: stack start-up and warm-up
 # per run, training the first model, one round (warm start, gate, save) and its reload.
 RUN_S, TRAIN_S, ROUND_S = 120.0, 300.0, 120.0
