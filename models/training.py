@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -146,13 +146,8 @@ def catalog_vocabulary(
     >>> list(vocab.ids), text.tolist()
     (['a', 'b', 'x'], [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
     """
-    vocab = ItemVocab(item.item_id for item in items)
-    for evs in seqs.values():
-        for e in evs:
-            vocab.add(e.item_id)
-    text = np.zeros((len(vocab) + 1, item_text.shape[1]), dtype=np.float32)
-    text[1 : len(items) + 1] = item_text
-    return vocab, text
+    seen = [e.item_id for evs in seqs.values() for e in evs]
+    return _vocabulary(items, item_text, range(len(items)), seen)
 
 
 def trained_vocabulary(
@@ -167,11 +162,18 @@ def trained_vocabulary(
     """
     seen = {e.item_id for evs in seqs.values() for e in evs}
     keep = [n for n, item in enumerate(items) if item.item_id in seen]
+    return _vocabulary(items, item_text, keep, sorted(seen - {items[n].item_id for n in keep}))
+
+
+def _vocabulary(
+    items: Sequence[Item], item_text: np.ndarray, keep: Sequence[int], others: Iterable[str]
+) -> tuple[ItemVocab, np.ndarray]:
+    """Catalog items ``keep`` (with their text rows), then ``others`` (empty text rows)."""
     vocab = ItemVocab(items[n].item_id for n in keep)
-    for item_id in sorted(seen - set(vocab.ids)):
+    for item_id in others:
         vocab.add(item_id)
     text = np.zeros((len(vocab) + 1, item_text.shape[1]), dtype=np.float32)
-    text[1 : len(keep) + 1] = item_text[keep]
+    text[1 : len(keep) + 1] = item_text[list(keep)]
     return vocab, text
 
 
