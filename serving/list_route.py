@@ -17,17 +17,19 @@ the error answers do not change). Installed inside the API-key check, it is neve
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streamrec.serving.errors import ApiError, error_response
 from streamrec.streams.catalog import Catalog
+
+log = logging.getLogger(__name__)
 
 LIST_PATH = "/v1/users/{user_id}/recommendations"
 # Starlette's {user_id} matches one path segment of the decoded path: so does this.
@@ -79,7 +81,9 @@ class ListRoute:
     """ASGI middleware: answers well-formed list requests with ``answer``, passes the rest on.
 
     ``route`` (the app's own route for the path) is set in the scope as the router would,
-    so the request is counted under the route's path.
+    so the request is counted under the route's path. It sits outside the framework's
+    middleware stack (each layer costs a call per request), so an unexpected failure of
+    ``answer`` hands the request to the app as well, whose error handling answers it.
     """
 
     def __init__(self, app: ASGIApp, answer: Answer, route: Any, max_k: int) -> None:
@@ -91,9 +95,22 @@ class ListRoute:
             if query is not None:
                 scope["route"] = self.route
                 try:
-                    response = Response(self.answer(match[1], *query), media_type="application/json")
+                    body = self.answer(match[1], *query)
                 except ApiError as exc:
-                    response = error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
-                await response(scope, receive, send)
-                return
+                    await error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)(
+                        scope, receive, send
+                    )
+                    return
+                except Exception:
+                    log.exception("the list route failed; the app answers instead")
+                else:
+                    await send_json(send, body)
+                    return
         await self.app(scope, receive, send)
+
+
+async def send_json(send: Send, body: bytes) -> None:
+    """A 200 with a JSON ``body``, as two ASGI messages (what `Response` sends, without building one)."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
