@@ -51,7 +51,7 @@ from streamrec.models import intervals, metrics, promotion, registry
 from streamrec.models.base import Recommender
 from streamrec.models.intervals import Interval, Statistic
 from streamrec.models.rerank import TAIL, TailRerank
-from streamrec.types import Explanation, Interaction, Item, Ranked, UserContext
+from streamrec.types import MAX_ID_CHARS, Explanation, Interaction, Item, Ranked, UserContext
 
 K = 10
 ACCURACY = ("hr@10", "ndcg@10", "mrr@10")
@@ -60,6 +60,13 @@ METRICS = (*ACCURACY, *EXPOSURE)
 GAINS: dict[str, Callable[[float, int], float]] = {"hr@10": metrics.hr, "ndcg@10": metrics.ndcg, "mrr@10": metrics.mrr}
 # Shares are given as weights (50/50, 0.9/0.1) and normalised; they must sum to about this.
 SHARE_TOLERANCE = 1e-9
+# Arms per experiment: each one costs a bootstrap per summary (`serving.experiments`) and
+# splits the traffic further; beyond a handful no arm gets enough users to decide on.
+MIN_ARMS, MAX_ARMS = 2, 16
+IDENTIFIER = f"1 to {MAX_ID_CHARS} printable characters, no surrounding spaces"
+JSON_SHAPE = '{"name": ..., "arms": [{"name": ..., "recommender": ..., "share": ... (optional)}, ...]}'
+# One arm as the setting gives it, before any check: (name, recommender spec, share or None).
+RawArm = tuple[Any, Any, Any]
 HASH_BYTES = 8
 # Champion/challenger (`decide`): the margin and minimum sample of the promotion gate
 # (`models.promotion`), applied online to the challenger arm's NDCG@10 difference.
@@ -99,52 +106,80 @@ class Experiment:
 def parse_experiment(text: str, known: Callable[[str], bool] = registry.known) -> Experiment:
     """An experiment from its setting: ``name=arm:spec[:share],arm:spec[:share],...``
     (shares default to equal) or the JSON of `Experiment.as_dict`; ``known`` checks specs
-    (default: `models.registry.known`).
+    (default: `models.registry.known`). Anything else is a `ValueError` saying what is wrong.
 
     >>> parse_experiment("x=a:popularity", known=lambda s: True)
     Traceback (most recent call last):
     ...
-    ValueError: experiment 'x' needs at least two arms, got 1
+    ValueError: experiment 'x' needs 2 to 16 arms, got 1
     """
     text = text.strip()
     if text.startswith("{"):
-        data = orjson.loads(text)
-        name, raw = str(data["name"]), [(a["name"], a["recommender"], a.get("share")) for a in data["arms"]]
+        name, raw = _from_json(text)
     else:
         name, sep, arms_text = text.partition("=")
         if not sep:
-            raise ValueError(f"experiment {text!r}: expected name=arm:recommender[:share],...")
-        raw = [_arm_parts(part) for part in arms_text.split(",") if part.strip()]
-    return _validated(name.strip(), raw, known)
+            raise ValueError(f"experiment {text!r:.80}: expected name=arm:recommender[:share],...")
+        name, raw = name.strip(), [_arm_parts(part) for part in arms_text.split(",") if part.strip()]
+    return _validated(name, raw, known)
 
 
-def _arm_parts(part: str) -> tuple[str, str, float | None]:
+def _from_json(text: str) -> tuple[Any, list[RawArm]]:
+    """The name and arms of the JSON form, as given (`_validated` checks their types)."""
+    try:
+        data = orjson.loads(text)
+        return data["name"], [(a["name"], a["recommender"], a.get("share")) for a in data["arms"]]
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"experiment: not valid JSON ({exc})") from None
+    except (KeyError, TypeError, AttributeError):
+        raise ValueError(f"experiment: expected JSON {JSON_SHAPE}") from None
+
+
+def _arm_parts(part: str) -> RawArm:
     """``arm:spec[:share]`` (a spec never holds a colon)."""
     pieces = [p.strip() for p in part.split(":")]
     if len(pieces) not in (2, 3):
-        raise ValueError(f"experiment arm {part!r}: expected arm:recommender[:share]")
-    return pieces[0], pieces[1], float(pieces[2]) if len(pieces) == 3 else None
+        raise ValueError(f"experiment arm {part!r:.80}: expected arm:recommender[:share]")
+    if len(pieces) == 2:
+        return pieces[0], pieces[1], None
+    try:
+        return pieces[0], pieces[1], float(pieces[2])
+    except ValueError:
+        raise ValueError(f"experiment arm {part!r:.80}: share {pieces[2]!r:.40} is not a number") from None
 
 
-def _validated(name: str, raw: Sequence[tuple[str, str, float | None]], known: Callable[[str], bool]) -> Experiment:
-    if not name:
-        raise ValueError("an experiment needs a name")
-    if len(raw) < 2:
-        raise ValueError(f"experiment {name!r} needs at least two arms, got {len(raw)}")
+def _validated(name: Any, raw: Sequence[RawArm], known: Callable[[str], bool]) -> Experiment:
+    """An `Experiment` of ``raw`` arms, or a `ValueError`: names and arms travel on every list
+    (`streams.contracts`), so they must be identifiers a reader accepts unchanged."""
+    if not is_identifier(name):
+        raise ValueError(f"experiment name {name!r:.80}: {IDENTIFIER}")
+    if not MIN_ARMS <= len(raw) <= MAX_ARMS:
+        raise ValueError(f"experiment {name!r} needs {MIN_ARMS} to {MAX_ARMS} arms, got {len(raw)}")
     names = [arm for arm, _, _ in raw]
-    if len(set(names)) != len(names) or not all(names):
-        raise ValueError(f"experiment {name!r}: arm names must be distinct and non-empty, got {names}")
+    if not all(map(is_identifier, names)) or len(set(names)) != len(names):
+        raise ValueError(f"experiment {name!r}: arm names must be distinct, each {IDENTIFIER}; got {names!r:.200}")
     for arm, spec, _ in raw:
-        if not known(spec):
-            raise ValueError(f"experiment {name!r}, arm {arm!r}: unknown recommender {spec!r}")
+        if not isinstance(spec, str) or not known(spec):
+            raise ValueError(f"experiment {name!r}, arm {arm!r}: unknown recommender {spec!r:.80}")
     given = [share for _, _, share in raw]
     if any(s is None for s in given) and any(s is not None for s in given):
         raise ValueError(f"experiment {name!r}: give every arm a share, or none")
-    shares = [1.0 if s is None else float(s) for s in given]
-    if any(not np.isfinite(s) or s <= 0 for s in shares):
-        raise ValueError(f"experiment {name!r}: shares must be positive numbers, got {shares}")
+    shares = [1.0 if s is None else s for s in given]
+    if not all(isinstance(s, int | float) and not isinstance(s, bool) and np.isfinite(s) and s > 0 for s in shares):
+        raise ValueError(f"experiment {name!r}: shares must be positive numbers, got {shares!r:.200}")
     total = sum(shares)
+    if not np.isfinite(total) or min(shares) / total <= 0:  # 1e308s overflow; 1e-300 of 1e300 is 0
+        raise ValueError(f"experiment {name!r}: shares out of range, got {shares}")
     return Experiment(name, tuple(Arm(a, spec, s / total) for (a, spec, _), s in zip(raw, shares, strict=True)))
+
+
+def is_identifier(name: Any) -> bool:
+    """Whether ``name`` is usable as an experiment's or arm's name (see `IDENTIFIER`).
+
+    >>> is_identifier("tail-test"), is_identifier(" a"), is_identifier("x" * 300), is_identifier(3)
+    (True, False, False, False)
+    """
+    return isinstance(name, str) and 0 < len(name) <= MAX_ID_CHARS and name.strip() == name and name.isprintable()
 
 
 def unit_hash(*parts: str) -> float:

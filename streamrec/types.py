@@ -27,6 +27,8 @@ EVENT_TYPE_INDEX = {name: i for i, name in enumerate(EVENT_TYPES)}
 EVENT_WEIGHTS: Mapping[str, float] = {"view": 1.0, "click": 2.0, "purchase": 4.0}
 # Length of a user's recent-event window, the sequence the models read (a setting overrides it).
 WINDOW = 50
+# Longest identifier (user, item, experiment, arm) a message may carry (`streams.contracts`).
+MAX_ID_CHARS = 256
 
 # A ranked list: (item_id, score) pairs, best first.
 Ranked = list[tuple[str, float]]

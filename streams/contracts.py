@@ -57,9 +57,8 @@ import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from streamrec.types import EVENT_TYPE_INDEX, EVENT_TYPES, Event, Explanation, Item
+from streamrec.types import EVENT_TYPE_INDEX, EVENT_TYPES, MAX_ID_CHARS, Event, Explanation, Item
 
-MAX_ID_CHARS = 256
 # Events further than this in the future are clock bugs, not data.
 MAX_FUTURE_S = 24 * 3600.0
 # A rejected value is quoted in the reason up to this many characters.

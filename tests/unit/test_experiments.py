@@ -23,8 +23,9 @@ from streamrec.models.experiments import (
 from streamrec.models.online_eval import Outcome, simulate
 from streamrec.models.popularity import Popularity
 from streamrec.models.rerank import TailRerank
+from streamrec.streams.contracts import parse_recommendation, recommendation_message
 from streamrec.streams.sources import movielens_events, movielens_items
-from streamrec.types import Interaction, UserContext
+from streamrec.types import MAX_ID_CHARS, Event, Interaction, UserContext
 
 # A bounded slice of ml-100k: its last 30k events, the newest 10k scored (~170 users): ~2 s.
 SLICE_FROM, SCORED_FROM = 70_000, 20_000
@@ -63,13 +64,46 @@ def test_the_json_form_and_the_compact_form_agree() -> None:
         ("t=a:fusion,a:popularity", "distinct"),
         ("t=a:fusion:1,b:popularity", "every arm a share"),
         ("t=a:fusion:1,b:popularity:-1", "positive"),
-        ("t=a:fusion", "at least two arms"),
+        ("t=a:fusion", "2 to 16 arms"),
         ("a:fusion,b:popularity", "expected name="),
+        ("t=a:fusion:abc,b:popularity:1", "share 'abc' is not a number"),
+        ("t=a:fusion:nan,b:popularity:1", "positive"),
+        ("t=a:fusion:inf,b:popularity:1", "positive"),
+        ("t=a:fusion:1e308,b:popularity:1e308", "out of range"),  # the sum overflows: every share 0
+        ("t=" + ",".join(f"a{n}:popularity" for n in range(17)), "2 to 16 arms"),
+        ("x" * 257 + "=a:fusion,b:popularity", "experiment name"),
+        ('{"name": "t"}', "expected JSON"),
+        ('{"name": "t", "arms": "ab"}', "expected JSON"),
+        ('{"name": "t", "arms": [', "not valid JSON"),
+        ('{"name": "t", "arms": [{"name": "a", "recommender": 5}, {"name": "b", "recommender": "popularity"}]}', "5"),
+        (
+            '{"name": "t", "arms": [{"name": 1, "recommender": "fusion"}, {"name": 2, "recommender": "fusion"}]}',
+            "arm names",
+        ),
+        (
+            '{"name": "t", "arms": [{"name": " a", "recommender": "fusion"}, {"name": "b", "recommender": "fusion"}]}',
+            "arm names",
+        ),
+        (
+            '{"name": "t", "arms": [{"name": "a", "recommender": "fusion", "share": true},'
+            ' {"name": "b", "recommender": "fusion", "share": [1]}]}',
+            "positive numbers",
+        ),
     ],
 )
 def test_bad_experiments_are_refused_with_the_reason(text: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         parse_experiment(text)
+
+
+def test_names_an_experiment_accepts_are_ones_every_list_reader_accepts() -> None:
+    """The worker puts the names on every list; one the contract refused would lose them all."""
+    longest = "x" * MAX_ID_CHARS
+    e = parse_experiment(f"{longest}=é:popularity,{longest[:-1]}y:cooccurrence")
+    for arm in e.arms:
+        message = recommendation_message("u1", [], Event("u1", "i1", "view", 1.0), "m", 1, 2.0, None,
+                                         {"experiment": e.name, "arm": arm.name})  # fmt: skip
+        assert (parse_recommendation(message).experiment, parse_recommendation(message).arm) == (e.name, arm.name)
 
 
 @cache
