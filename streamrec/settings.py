@@ -11,6 +11,7 @@ Precedence, lowest to highest: defaults < config file (TOML, ``STREAMREC_CONFIG`
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -23,6 +24,13 @@ EMBEDDED = "embedded"
 HIDDEN = "<hidden>"
 MODELS_SUBDIR = "models"
 MAX_PORT = 65535
+# Float settings and their range [low, high): checked at start-up, not where first used (a
+# challenger share of 1 would fail only after the trainer's first round; NaN never fails).
+BOUNDED = {
+    "trainer_challenger_share": (0.0, 1.0),
+    "tail_knob": (0.0, math.inf),
+    "new_item_boost": (0.0, math.inf),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +166,9 @@ class Settings:
             raise ValueError(
                 f"setting serving_partitions={self.serving_partitions!r} names a partition beyond 0-{self.partitions - 1}"
             )
+        for name, (low, high) in BOUNDED.items():
+            if not low <= getattr(self, name) < high:  # NaN fails both
+                raise ValueError(f"setting {name}={getattr(self, name)} must be in [{low}, {high})")
         if self.broker != EMBEDDED and not self.broker.startswith("kafka://"):
             raise ValueError(f"setting broker={self.broker!r} is neither {EMBEDDED!r} nor kafka://host:port")
 

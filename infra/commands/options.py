@@ -48,10 +48,19 @@ def check_recommender(ctx: click.Context, param: click.Parameter, value: str | N
     return value
 
 
-def require_known_recommender(settings: Settings) -> Settings:
-    """The settings, if their recommender (from a file or STREAMREC_RECOMMENDER) is a known name."""
+def require_known_models(settings: Settings) -> Settings:
+    """The settings, if their recommender (from a file or STREAMREC_RECOMMENDER) is a known
+    name and their experiment, if any, one `models.experiments.parse_experiment` accepts:
+    checked in the command, so a bad one is one line before a worker or server starts."""
+    from streamrec.models.experiments import parse_experiment
+
     if not known(settings.recommender):
         raise click.UsageError(f"recommender {settings.recommender!r} is not one of {RECOMMENDERS_HELP}")
+    if settings.experiment:
+        try:
+            parse_experiment(settings.experiment)
+        except ValueError as exc:
+            raise click.UsageError(f"setting experiment: {exc}") from None
     return settings
 
 

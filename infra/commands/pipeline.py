@@ -14,7 +14,7 @@ from streamrec.infra.commands.options import (
     dataset_option,
     log_source,
     recommender_option,
-    require_known_recommender,
+    require_known_models,
 )
 from streamrec.infra.stack import Stack, require_free_port, stopping_on_signals
 from streamrec.settings import Settings
@@ -73,8 +73,8 @@ def worker(settings: Settings, name: str, recommender: str | None, loglevel: str
     """Run one stream worker (Faust + RocksDB) until stopped."""
     from streamrec.streams.worker import run
 
-    settings = connected(settings)
-    run(settings.with_(recommender=recommender or settings.recommender), name, loglevel)
+    settings = connected(require_known_models(settings.with_(recommender=recommender or settings.recommender)))
+    run(settings, name, loglevel)
 
 
 @click.command()
@@ -88,7 +88,9 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
     from streamrec.serving.app import create_app
 
     given = {"http_host": host, "http_port": port}
-    settings = connected(settings).with_(**{name: value for name, value in given.items() if value is not None})
+    settings = connected(require_known_models(settings)).with_(
+        **{name: value for name, value in given.items() if value is not None}
+    )
     settings = settings.with_(lists_dir=settings.lists_dir or str(Path(settings.data_dir) / SERVER_STATE / "lists"))
     # httptools + uvloop and no access log: 2-3x the requests/s of the pure-Python defaults.
     uvicorn.run(
@@ -139,7 +141,7 @@ def replay_command(
 @click.pass_context
 def up(ctx: click.Context, workers: int, recommender: str | None, train_seconds: float, no_trainer: bool) -> None:
     """Start broker, workers, HTTP server and continual trainer; keep them running until Ctrl-C or SIGTERM."""
-    settings = require_known_recommender(ctx.obj.with_(recommender=recommender or ctx.obj.recommender))
+    settings = require_known_models(ctx.obj.with_(recommender=recommender or ctx.obj.recommender))
     require_free_port(settings.http_host, settings.http_port)
     ensure_model(ctx, settings, train_seconds)
     logging.basicConfig(level=logging.INFO)
@@ -165,7 +167,7 @@ def demo(ctx: click.Context, rate: float, limit: int | None, recommender: str | 
     """Replay MovieLens-100K through the whole stack and print what came out."""
     from streamrec.infra.demo import run_demo
 
-    settings = require_known_recommender(ctx.obj.with_(recommender=recommender or ctx.obj.recommender))
+    settings = require_known_models(ctx.obj.with_(recommender=recommender or ctx.obj.recommender))
     require_free_port(settings.http_host, settings.http_port)
     ensure_model(ctx, settings, train_seconds)
     with stopping_on_signals(lambda: click.echo("stopped")):

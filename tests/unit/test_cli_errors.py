@@ -49,6 +49,9 @@ def busy_port() -> Iterator[int]:
         ("STREAMREC_HTTP_PORT", "70000", "not a port"),
         ("STREAMREC_PARTITIONS", "0", "must be at least 1"),
         ("STREAMREC_BROKER", "localhost:9092", "kafka://host:port"),
+        ("STREAMREC_TRAINER_CHALLENGER_SHARE", "1", "must be in [0.0, 1.0)"),
+        ("STREAMREC_TAIL_KNOB", "nan", "must be in [0.0, inf)"),
+        ("STREAMREC_NEW_ITEM_BOOST", "-1", "must be in [0.0, inf)"),
     ],
 )
 def test_bad_setting_is_one_line(env: dict[str, str], name: str, value: str, expected: str) -> None:
@@ -85,6 +88,25 @@ def test_busy_http_port_stops_up_before_anything_starts(env: dict[str, str], bus
 def test_unknown_recommender_in_settings_stops_up(env: dict[str, str]) -> None:
     result = run(["up"], {**env, "STREAMREC_RECOMMENDER": "nonesuch", "STREAMREC_HTTP_PORT": str(free_port())})
     assert "nonesuch" in one_line_error(result)
+
+
+@pytest.mark.parametrize("command", [["up"], ["worker"], ["serve"]])
+@pytest.mark.parametrize(
+    ("experiment", "expected"),
+    [
+        ('{"name": "x"}', "expected JSON"),
+        ("x=a:popularity,b:nonesuch", "nonesuch"),
+        ("x=a:popularity:0,b:trending:1", "positive"),
+    ],
+)
+def test_a_bad_experiment_setting_stops_the_command_before_anything_starts(
+    env: dict[str, str], command: list[str], experiment: str, expected: str
+) -> None:
+    """Not a traceback in a worker or server log after a broker has started."""
+    settings = {"STREAMREC_EXPERIMENT": experiment, "STREAMREC_HTTP_PORT": str(free_port())}
+    result = run([*command, "--recommender", "popularity"] if command != ["serve"] else command, {**env, **settings})
+    assert expected in one_line_error(result)
+    assert not (Path(env["STREAMREC_DATA_DIR"]) / "logs").exists()
 
 
 def test_model_dir_follows_data_dir() -> None:
