@@ -24,12 +24,13 @@ an arm from a folder that has moved. Nothing is deleted.
 
 >>> import tempfile
 >>> root = Path(tempfile.mkdtemp())
->>> (root / TRIAL_DIR / "v2").mkdir(parents=True)
->>> trial = start(root, Trial.of("v1", "v2", 0.5))
->>> read_trial(root) == trial, trial.experiment("fusion").arms[1]
-(True, Arm(name='challenger', recommender='fusion#v2', share=0.5))
+>>> v1, v2 = "20261202T100000000000Z-00", "20261202T110000000000Z-00"
+>>> (root / TRIAL_DIR / v2).mkdir(parents=True)
+>>> trial = start(root, Trial.of(v1, v2, 0.5))
+>>> read_trial(root) == trial, trial.experiment("fusion").arms[1].recommender
+(True, 'fusion#20261202T110000000000Z-00')
 >>> act(root, trial, "retire").name, read_trial(root)
-('.retired-v2', None)
+('.retired-20261202T110000000000Z-00', None)
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from typing import Any
 
 import orjson
 
-from streamrec.models.experiments import Arm, Experiment, Tally
+from streamrec.models.experiments import Arm, Experiment, Tally, is_identifier
 from streamrec.models.promotion import RETIRED
+from streamrec.models.versions import is_version
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +69,13 @@ class Trial:
     challenger: str
     share: float
 
+    def __post_init__(self) -> None:
+        if isinstance(self.share, bool) or not isinstance(self.share, int | float) or not 0.0 < self.share < 1.0:
+            raise ValueError(f"challenger share must be a number in (0, 1), got {self.share!r:.40}")
+
     @classmethod
     def of(cls, champion: str, challenger: str, share: float) -> Trial:
         """A trial named for its challenger, so each trial assigns users afresh."""
-        if not 0.0 < share < 1.0:
-            raise ValueError(f"challenger share must be in (0, 1), got {share}")
         return cls(f"challenger-{challenger}", champion, challenger, share)
 
     def experiment(self, recommender: str) -> Experiment:
@@ -106,15 +110,30 @@ def start(model_dir: str | Path, trial: Trial) -> Trial:
 
 
 def read_trial(model_dir: str | Path) -> Trial | None:
-    """The running trial, or None (no file, or one this code cannot read: logged)."""
+    """The running trial, or None: no file, or one this code cannot read or use (logged:
+    workers then serve the champion alone, the trainer decides nothing)."""
     path = Path(model_dir) / TRIAL_FILE
     try:
-        return Trial(**orjson.loads(path.read_bytes()))
+        return _trial_of(orjson.loads(path.read_bytes()))
     except FileNotFoundError:
         return None
-    except (orjson.JSONDecodeError, TypeError) as exc:
-        log.warning("unreadable trial file %s: %s", path, exc)
+    except (OSError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
+        log.warning("trial file %s ignored: %s", path, exc)
         return None
+
+
+def _trial_of(data: Any) -> Trial:
+    """The `Trial` a trial file holds; `ValueError` unless it has exactly its fields, a name
+    lists can carry and two version names (they become paths under ``model_dir``: no ``..``)."""
+    names = [f.name for f in dataclasses.fields(Trial)]
+    if not isinstance(data, dict) or sorted(data) != sorted(names):
+        raise ValueError(f"expected an object with exactly the fields {names}")
+    if not is_identifier(data["name"]):
+        raise ValueError(f"name {data['name']!r:.80} is not an experiment name")
+    for field in ("champion", "challenger"):
+        if not isinstance(data[field], str) or not is_version(data[field]):
+            raise ValueError(f"{field} {data[field]!r:.80} is not a version name")
+    return Trial(**data)
 
 
 def act(model_dir: str | Path, trial: Trial, action: str) -> Path:

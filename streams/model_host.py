@@ -85,6 +85,8 @@ class ModelHost:
         # at the first `reload_if_newer`).
         self.version = latest_version(settings.model_dir)
         self.trial: Trial | None = None
+        # The (version, trial) whose model could not be built: not tried again until either changes.
+        self._unbuildable: tuple[str | None, Trial | None] | None = None
 
     def follow(self) -> None:
         """Hand the recommender the catalog updates and every worker's applied events that
@@ -116,12 +118,17 @@ class ModelHost:
             return False
         version = latest_version(self.settings.model_dir)
         trial = None if self.settings.experiment else read_trial(self.settings.model_dir)
-        if (version, trial) == (self.version, self.trial):
+        if (version, trial) in ((self.version, self.trial), self._unbuildable):
             return False
         try:
             new, catalog_at = await asyncio.get_running_loop().run_in_executor(None, self._fresh_model, trial)
         except FileNotFoundError as exc:  # a trial ended while its challenger was loading: next poll
             log.warning("model not reloaded: %s", exc)
+            return False
+        except Exception:  # a corrupt version or challenger folder: the current model serves on
+            current = self.recommender.version
+            log.warning("model %s (trial %s) cannot be built; still serving %s", version, trial, current, exc_info=True)
+            self._unbuildable = (version, trial)
             return False
         previous = self.recommender
         if self.trial is not None and trial is None and isinstance(previous, ArmedRecommender):

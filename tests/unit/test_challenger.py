@@ -139,3 +139,56 @@ def test_with_a_challenger_share_the_degrade_hook_acts_after_the_gate(tmp_path: 
     trial = plain.with_(trainer_challenger_share=0.2)
     assert trainer_config(plain).degrade and not trainer_config(trial).degrade
     assert challenger_trials(plain, SimpleNamespace()) is None
+
+
+def _host_on(tmp_path: Path) -> tuple[ModelHost, Path, str]:
+    """A fusion worker's model host on a toy champion, and the champion's version."""
+    models = tmp_path / "models"
+    champion = save_toy_artifact(models)
+    settings = Settings.load(
+        env={}, overrides={"data_dir": str(tmp_path / "data"), "model_dir": str(models), "recommender": "fusion"}
+    )
+    return ModelHost(settings, build_recommender(settings), Catalog(), LearningLog()), models, champion
+
+
+BAD_TRIAL_FILES = {
+    "empty": b"",
+    "truncated": b'{"name": "challenger-x", "champion": ',
+    "a list": b"[1, 2]",
+    "share as text": b'{"name": "t", "champion": "%(v)s", "challenger": "%(c)s", "share": "0.5"}',
+    "share out of range": b'{"name": "t", "champion": "%(v)s", "challenger": "%(c)s", "share": 5}',
+    "share true": b'{"name": "t", "champion": "%(v)s", "challenger": "%(c)s", "share": true}',
+    "champion traversal": b'{"name": "t", "champion": "../../etc", "challenger": "%(c)s", "share": 0.5}',
+    "challenger traversal": b'{"name": "t", "champion": "%(v)s", "challenger": "../%(v)s", "share": 0.5}',
+    "version a number": b'{"name": "t", "champion": 7, "challenger": "%(c)s", "share": 0.5}',
+    "name a list": b'{"name": ["t"], "champion": "%(v)s", "challenger": "%(c)s", "share": 0.5}',
+    "missing challenger folder": b'{"name": "t", "champion": "%(v)s", "challenger": "20990101T000000000000Z-00", "share": 0.5}',
+}
+
+
+@pytest.mark.parametrize("content", BAD_TRIAL_FILES.values(), ids=BAD_TRIAL_FILES.keys())
+def test_a_bad_trial_file_is_ignored_with_a_reason_and_the_champion_serves(
+    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, models, champion = _host_on(tmp_path)
+    contender = save_toy_artifact(trial_dir(models))
+    (models / challenger.TRIAL_FILE).write_bytes(content % {b"v": champion.encode(), b"c": contender.encode()})
+    for _ in range(2):  # every poll: no crash, no swap
+        assert not asyncio.run(host.reload_if_newer())
+    assert host.recommender.version == f"fusion@{champion}" and host.trial is None
+    assert "trial" in caplog.text or "challenger" in caplog.text
+
+
+def test_a_trial_file_that_is_a_folder_or_a_corrupt_challenger_keeps_the_champion(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, models, champion = _host_on(tmp_path)
+    (models / challenger.TRIAL_FILE).mkdir()
+    assert not asyncio.run(host.reload_if_newer()) and "challenger.json" in caplog.text
+    (models / challenger.TRIAL_FILE).rmdir()
+    broken = trial_dir(models) / save_toy_artifact(trial_dir(models))
+    (broken / MANIFEST).write_text('{"format": 1}')  # a manifest without the fields a load needs
+    start(models, Trial.of(champion, broken.name, 0.5))
+    assert not asyncio.run(host.reload_if_newer())
+    assert host.recommender.version == f"fusion@{champion}" and host.trial is None
+    assert broken.name in caplog.text
