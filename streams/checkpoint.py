@@ -6,8 +6,14 @@ offsets learned, and the ``events.learning`` record to read again from) into one
 in its data dir, written atomically (temporary file, fsync, rename). A worker that
 starts gives the statistics to its fresh recommender, and its learning log skips every
 record before the position: a restart reads only the log's tail, and each applied event
-is still learned exactly once (`streams.learning`). A file of another format or written
-for another recommender is ignored: the worker then learns the whole log, as without one.
+is still learned exactly once (`streams.learning`). A file that cannot be used (of another
+format or recommender, truncated, or hand-made with other types) is ignored with its reason,
+and the recommender keeps its fresh statistics: the worker then learns the whole log, as
+without one, instead of failing at every restart.
+
+**Trust.** Unpickling runs whatever code the file names: the data dir must be writable by
+the worker's user alone (as its RocksDB state next to it, which it trusts just as much).
+Never point ``data_dir`` at a folder others can write to.
 
 >>> import tempfile
 >>> from streamrec.models.popularity import Popularity
@@ -26,10 +32,12 @@ import asyncio
 import logging
 import os
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from streamrec.models.base import Recommender
-from streamrec.streams.learning import Position
+from streamrec.streams.learning import Offsets, Position
 
 log = logging.getLogger(__name__)
 
@@ -78,23 +86,68 @@ async def save_off_loop(folder: str | Path, name: str, recommender: Recommender,
 
 def load(folder: str | Path, name: str, recommender: Recommender) -> Position | None:
     """Give ``recommender`` the statistics saved in ``folder``; the position they reflect,
-    or None if there is no usable checkpoint (nothing is loaded then)."""
+    or None if there is no usable checkpoint (nothing is loaded then: all or nothing)."""
     path = Path(folder) / FILE
     if not path.is_file():
         return None
+    fresh = recommender.item_state()
     try:
-        data = pickle.loads(path.read_bytes())  # the worker's own file, in its own data dir
-    except Exception:
-        log.warning("unreadable checkpoint %s: learning the whole log", path, exc_info=True)
+        position = _restore(path, name, recommender, fresh)
+    except Exception as exc:  # whatever a foreign or damaged file raises: never a crash loop
+        recommender.load_item_state(fresh)
+        log.warning("checkpoint %s not used (%s): learning the whole log", path, exc, exc_info=True)
         return None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("kind") != kind(name, recommender):
-        log.warning("checkpoint %s is not for %s: learning the whole log", path, kind(name, recommender))
-        return None
-    try:
-        recommender.load_item_state(data["state"])
-    except ValueError as exc:  # statistics of differently built models (an experiment's arms)
-        log.warning("checkpoint %s does not fit: %s; learning the whole log", path, exc)
-        return None
-    position: Position = data["position"]
     log.info("item statistics restored from %s: reading events.learning from offset %d", path, position.record)
     return position
+
+
+def _restore(path: Path, name: str, recommender: Recommender, fresh: Mapping[str, Any]) -> Position:
+    """Load the checkpoint at ``path`` into ``recommender``; `ValueError` if it does not fit."""
+    data = pickle.loads(path.read_bytes())  # the worker's own file, in its own data dir (see Trust)
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("kind") != kind(name, recommender):
+        raise ValueError(f"not a checkpoint of {kind(name, recommender)}")
+    if not fits(fresh, data.get("state")):
+        raise ValueError("its statistics are not shaped as this model's")
+    position = data.get("position")
+    if not is_position(position):
+        raise ValueError(f"position {position!r:.80} is not a learning-log position")
+    recommender.load_item_state(data["state"])
+    return position
+
+
+def fits(fresh: Any, saved: Any) -> bool:
+    """Whether ``saved`` has the shape of ``fresh``, a fresh model's `item_state`: the same
+    type at every level, and through state mappings (plain dicts a fresh model fills:
+    statistic names, sources, arms) and tuples the same keys and lengths. A fresh value of
+    None (a time not seen yet) takes anything; a fresh model's data dicts are empty.
+
+    >>> fresh = {"items": {}, "clock": None, "base": {"n": 0}}
+    >>> fits(fresh, {"items": {"a": 1}, "clock": 5.0, "base": {"n": 3}}), fits(fresh, {"items": {}, "clock": 1})
+    (True, False)
+    >>> fits(fresh, {"items": "garbage", "clock": None, "base": {"n": 3}})
+    False
+    """
+    if fresh is None:
+        return True
+    if type(saved) is not type(fresh):
+        return False
+    if type(fresh) is dict and fresh:
+        return saved.keys() == fresh.keys() and all(fits(fresh[key], saved[key]) for key in fresh)
+    if type(fresh) is tuple:
+        return len(saved) == len(fresh) and all(map(fits, fresh, saved))
+    return True
+
+
+def is_position(position: Any) -> bool:
+    """Whether ``position`` is a `Position` as `Position.took` builds them.
+
+    >>> is_position(Position(record=3)), is_position(Position(record=-1)), is_position({"record": 3})
+    (True, False, False)
+    """
+    return (
+        isinstance(position, Position)
+        and type(position.record) is int
+        and position.record >= 0
+        and isinstance(position.learned, dict)
+        and all(type(p) is int and isinstance(o, Offsets) for p, o in position.learned.items())
+    )

@@ -127,3 +127,38 @@ def test_a_hot_reload_takes_the_statistics_over_instead_of_replaying_the_log(tmp
     assert host.learning_lag() == 0 and host.learning.updates_since(host._learning_cursor) == ([], EVENTS)
     with pytest.raises(ValueError, match="forgotten"):  # nothing kept to replay
         host.learning.updates_since(0)
+
+
+def _checkpoint_bytes(state: object = None, position: object = None, kind: str = "popularity:Popularity") -> bytes:
+    good = checkpoint.dumps("popularity", Popularity(), host_for("/nowhere", Popularity(), LearningLog()).position)
+    data = pickle.loads(good)
+    data.update(kind=kind)
+    if state is not None:
+        data.update(state=state)
+    if position is not None:
+        data.update(position=position)
+    return pickle.dumps(data)
+
+
+BAD_CHECKPOINTS = {
+    "empty": lambda: b"",
+    "truncated": lambda: _checkpoint_bytes()[:-7],
+    "a list": lambda: pickle.dumps([1, 2]),
+    "statistics missing": lambda: _checkpoint_bytes(state={}),
+    "statistics of another type": lambda: _checkpoint_bytes(state={"items": "garbage"}),
+    "position a dict": lambda: _checkpoint_bytes(position={"record": 3}),
+    "position negative": lambda: _checkpoint_bytes(position=checkpoint.Position(record=-1)),
+}
+
+
+@pytest.mark.parametrize("content", BAD_CHECKPOINTS.values(), ids=BAD_CHECKPOINTS.keys())
+def test_a_damaged_or_hand_made_checkpoint_is_ignored_and_the_model_stays_fresh(
+    tmp_path, content, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / checkpoint.FILE).write_bytes(content())
+    model = Popularity()
+    assert checkpoint.load(tmp_path, "popularity", model) is None
+    assert "not used" in caplog.text
+    assert leaves(model.item_state()) == leaves(Popularity().item_state())
+    model.learn(UserContext("u"), Interaction("a", "view", 0.0))  # and it still learns and serves
+    assert model.recommend([UserContext("v")], 1) == [[("a", 1.0)]]
