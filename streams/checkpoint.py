@@ -34,7 +34,7 @@ import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from streamrec.models.base import Recommender
 from streamrec.streams.learning import Offsets, Position
@@ -138,7 +138,7 @@ def fits(fresh: Any, saved: Any) -> bool:
     return True
 
 
-def is_position(position: Any) -> bool:
+def is_position(position: Any) -> TypeGuard[Position]:
     """Whether ``position`` is a `Position` as `Position.took` builds them.
 
     >>> is_position(Position(record=3)), is_position(Position(record=-1)), is_position({"record": 3})
