@@ -13,6 +13,12 @@ to read per partition and the user count, so a restarted server resumes where it
 (least recently asked for goes first) besides RocksDB's own bounded buffers. With no
 ``path`` the store is a temporary folder, deleted on `close`.
 
+A store the server cannot use never stops it: one RocksDB cannot open (corrupt, another
+layout, a file in its place) is moved aside to ``<path>.unusable-<time>`` (kept for a
+look, nothing deleted) and a new one re-reads the topic; unreadable offsets or user count
+are dropped, so the topic is re-read (latest wins: nothing doubles) and users recounted.
+Only a store another process holds open is an error.
+
 >>> from streamrec.streams.broadcast import Record
 >>> lists = LatestLists()
 >>> lists.on_records([Record(b"u1", b'{"user_id": ["u1"], "items": []}', 0, 0, 0)])
@@ -31,6 +37,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +56,9 @@ CACHE_USERS = 100_000
 META = "meta"  # column family: offsets and the user count, written with the lists they describe
 USERS_KEY = b"users"
 OFFSET_PREFIX = b"offset:"
+# What RocksDB's error says when another process holds the store's lock.
+LOCKED = "LOCK"
+UNUSABLE = ".unusable-"
 
 
 def _options() -> Options:
@@ -56,6 +66,30 @@ def _options() -> Options:
     options.create_if_missing(True)
     options.create_missing_column_families(True)
     return options
+
+
+def _open(path: Path) -> Rdict:
+    """The store at ``path``, or a new one there if what is there cannot be opened (moved aside)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return Rdict(str(path), options=_options(), column_families={META: _options()})
+    except Exception as exc:  # rocksdict raises plain Exception: corruption, another layout...
+        if LOCKED in str(exc):
+            raise RuntimeError(f"list store {path} is open in another process (set lists_dir per server)") from None
+        aside = path.with_name(f"{path.name}{UNUSABLE}{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+        log.warning("list store %s cannot be opened (%s): moved to %s, re-reading the topic", path, exc, aside)
+        path.rename(aside)
+        path.mkdir(parents=True)
+        return Rdict(str(path), options=_options(), column_families={META: _options()})
+
+
+def _offsets_of(stored: dict[bytes, bytes]) -> dict[int, int]:
+    """Partition -> next offset from the meta column; `ValueError` unless all are counts
+    (a negative one would read as a special offset: -1 is the end)."""
+    offsets = {int(k.removeprefix(OFFSET_PREFIX)): int(v) for k, v in stored.items() if k.startswith(OFFSET_PREFIX)}
+    if any(p < 0 or o < 0 for p, o in offsets.items()):
+        raise ValueError(f"negative offsets {offsets}")
+    return offsets
 
 
 class LatestLists:
@@ -76,8 +110,7 @@ class LatestLists:
         self.on_message = on_message
         self._temporary = path is None
         self.path = Path(tempfile.mkdtemp(prefix="streamrec-lists-") if path is None else path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(self.path), options=_options(), column_families={META: _options()})
+        self._db = _open(self.path)
         self._meta = self._db.get_column_family_handle(META)
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_users = cache_users
@@ -85,12 +118,11 @@ class LatestLists:
         column = self._db.get_column_family(META)
         stored = cast(dict[bytes, bytes], dict(column.items()))  # raw mode: bytes both ways
         del column  # a column family's handle pins the database open
-        self._offsets = {
-            int(key.removeprefix(OFFSET_PREFIX)): int(value)
-            for key, value in stored.items()
-            if key.startswith(OFFSET_PREFIX)
-        }
-        self._users = int(stored.get(USERS_KEY) or 0)
+        try:
+            self._offsets, self._users = _offsets_of(stored), int(stored.get(USERS_KEY) or 0)
+        except ValueError as exc:
+            log.warning("list store %s: unreadable offsets or user count (%s); re-reading the topic", self.path, exc)
+            self._offsets, self._users = {}, sum(1 for _ in self._db.keys())  # noqa: SIM118 (an Rdict is no dict)
         self.consumed = 0
         self.malformed = 0
 
