@@ -84,19 +84,38 @@ def check_experiment(ctx: click.Context, param: click.Parameter, value: str) -> 
 @click.pass_obj
 def experiments(settings: Settings, url: str | None, report_file: str | None) -> None:
     """Show the running A/B experiment: each arm's metrics with 95% intervals."""
-    body = _replayed(report_file) if report_file else _live(settings, url)
-    if not body["experiments"]:
+    found = _replayed(report_file) if report_file else _live(settings, url)
+    if not found:
         click.echo("no experiment is running (set STREAMREC_EXPERIMENT for the workers)")
     console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
-    for name, summary in body["experiments"].items():
-        console.print(experiments_table(name, summary))
+    for table in _tables(found, report_file or "the server's answer"):
+        console.print(table)
+
+
+def _tables(found: Mapping[str, Any], source: str) -> list[Table]:
+    """One table per experiment; a one-line error if ``source`` held something else."""
+    try:
+        return [experiments_table(name, summary) for name, summary in found.items()]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # JSON of another shape
+        raise click.ClickException(f"{source}: not an experiment summary ({type(exc).__name__}: {exc})") from None
+
+
+def _experiments_of(body: Any, source: str) -> dict[str, Any]:
+    """The ``experiments`` object of a report or an answer, or a one-line error."""
+    found = body.get("experiments") if isinstance(body, dict) else None
+    if not isinstance(found, dict):
+        raise click.ClickException(f"{source} holds no experiments (a report of `streamrec backtest --experiment`)")
+    return found
 
 
 def _replayed(path: str) -> dict[str, Any]:
     import orjson
 
-    with open(path, "rb") as report:
-        return {"experiments": orjson.loads(report.read()).get("experiments", {})}
+    try:
+        with open(path, "rb") as report:
+            return _experiments_of(orjson.loads(report.read()), path)
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise click.ClickException(f"cannot read {path}: {exc}") from None
 
 
 def _live(settings: Settings, url: str | None) -> dict[str, Any]:
@@ -108,7 +127,7 @@ def _live(settings: Settings, url: str | None) -> dict[str, Any]:
     try:
         response = httpx.get(f"{base}/v1/experiments", headers=headers, timeout=TIMEOUT_S)
         response.raise_for_status()
-    except httpx.HTTPError as exc:
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:  # ValueError: an answer that is no JSON
         raise click.ClickException(f"cannot read {base}/v1/experiments: {exc}") from None
-    body: dict[str, Any] = response.json()
-    return body
+    return _experiments_of(body, f"{base}/v1/experiments")

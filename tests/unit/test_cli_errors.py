@@ -3,7 +3,9 @@ and it comes before anything has started."""
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,6 +109,45 @@ def test_a_bad_experiment_setting_stops_the_command_before_anything_starts(
     result = run([*command, "--recommender", "popularity"] if command != ["serve"] else command, {**env, **settings})
     assert expected in one_line_error(result)
     assert not (Path(env["STREAMREC_DATA_DIR"]) / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"{oops", "cannot read"),
+        (b"", "cannot read"),
+        (b"[1, 2]", "holds no experiments"),
+        (b'{"rows": []}', "holds no experiments"),
+        (b'{"experiments": {"e": {"arms": 5}}}', "not an experiment summary"),
+        (
+            b'{"experiments": {"e": {"arms": {"a": {"recommender": "p", "share": "half"}}}}}',
+            "not an experiment summary",
+        ),
+    ],
+)
+def test_a_corrupt_or_foreign_report_is_one_line(
+    env: dict[str, str], tmp_path: Path, content: bytes, expected: str
+) -> None:
+    report = tmp_path / "report.json"
+    report.write_bytes(content)
+    assert expected in one_line_error(run(["experiments", "--report", str(report)], env))
+
+
+def test_a_server_answering_something_else_is_one_line(env: dict[str, str]) -> None:
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<html>not streamrec</html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        result = run(["experiments", "--url", f"http://127.0.0.1:{server.server_address[1]}"], env)
+        server.shutdown()
+    assert "cannot read" in one_line_error(result)
 
 
 def test_model_dir_follows_data_dir() -> None:
