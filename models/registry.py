@@ -131,6 +131,15 @@ def known(name: str) -> bool:
     return base in FACTORIES and (not at or (base.endswith(TAIL) and is_knob(knob)))
 
 
+def pinned_version(name: str) -> str | None:
+    """The model version ``name`` is pinned to (``<name>#<version>``), if any.
+
+    >>> pinned_version("fusion+tail@0.5#20261202T155149554439Z-00"), pinned_version("fusion")
+    ('20261202T155149554439Z-00', None)
+    """
+    return name.partition(PIN)[2] or None
+
+
 def make_recommender(name: str, options: RecommenderOptions) -> Recommender:
     """``fusion+tail@0.3`` = ``fusion+tail`` with ``tail_knob = 0.3``; ``...#<version>``
     reads that version folder of ``options.model_dir``."""

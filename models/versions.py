@@ -63,6 +63,15 @@ def is_version(name: str) -> bool:
     return VERSION_NAME.fullmatch(name) is not None
 
 
+def has_version(model_dir: str | Path, version: str) -> bool:
+    """Whether ``version`` names a complete version under ``model_dir`` (never a path elsewhere).
+
+    >>> has_version("/nowhere", "20261202T155149554439Z-00"), has_version("/", "../etc")
+    (False, False)
+    """
+    return is_version(version) and (Path(model_dir) / version / MANIFEST).is_file()
+
+
 def latest_version(model_dir: str | Path) -> str | None:
     """Greatest complete version under ``model_dir`` (None if there is none)."""
     root = Path(model_dir)

@@ -9,8 +9,9 @@ from rich.table import Table
 
 from streamrec.infra import backtest, report
 from streamrec.infra.commands.experiments import check_experiment, experiments_table
-from streamrec.infra.commands.options import RECOMMENDERS_HELP, check_recommenders, log_source
+from streamrec.infra.commands.options import RECOMMENDERS_HELP, check_recommenders, log_source, require_pinned_versions
 from streamrec.infra.retraining import SUFFIX
+from streamrec.models.experiments import parse_experiment
 from streamrec.settings import Settings
 from streamrec.streams.sources import DATASETS, LogSource
 
@@ -133,6 +134,8 @@ def backtest_command(
     """
     if not dataset and not (events_file and items_file):
         raise click.UsageError("give --events FILE and --items FILE (or --dataset)")
+    arms = [a.recommender for a in parse_experiment(experiment).arms] if experiment else []
+    require_pinned_versions([*recommenders, *arms], model_dir)
     source = log_source(dataset, events_file, items_file, limit)
     cut = train_until if train_until is not None else _scored_tail_start(source)
     if retrain_every:

@@ -6,12 +6,14 @@ before anything (a broker, a worker, training) has started.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
 
 from streamrec.infra.stack import running_broker
-from streamrec.models.registry import FACTORIES, known
+from streamrec.models.registry import FACTORIES, known, pinned_version
+from streamrec.models.versions import has_version
 from streamrec.settings import Settings
 from streamrec.streams.sources import DATASETS, LogSource
 
@@ -62,6 +64,33 @@ def require_known_models(settings: Settings) -> Settings:
         except ValueError as exc:
             raise click.UsageError(f"setting experiment: {exc}") from None
     return settings
+
+
+def require_servable(settings: Settings) -> Settings:
+    """`require_known_models`, and every pinned model version there: what a worker checks."""
+    require_pinned_versions(served_specs(require_known_models(settings)), settings.model_dir)
+    return settings
+
+
+def require_pinned_versions(specs: Iterable[str], model_dir: str | None) -> None:
+    """Every ``<name>#<version>`` of ``specs`` names a complete version under ``model_dir``
+    (None: there is none yet), so a missing one stops the command before anything starts."""
+    for spec in specs:
+        version = pinned_version(spec)
+        if version is not None and (model_dir is None or not has_version(model_dir, version)):
+            where = f"under {model_dir}" if model_dir else "without --model-dir (a backtest trains its own)"
+            raise click.UsageError(f"recommender {spec!r}: no model version {version} {where}")
+
+
+def served_specs(settings: Settings) -> list[str]:
+    """The recommender specs ``settings`` serve: the experiment's arms', else the recommender."""
+    from streamrec.models.experiments import parse_experiment
+
+    return (
+        [a.recommender for a in parse_experiment(settings.experiment).arms]
+        if settings.experiment
+        else [settings.recommender]
+    )
 
 
 def check_recommenders(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from streamrec.infra.commands.options import (
     log_source,
     recommender_option,
     require_known_models,
+    require_servable,
 )
 from streamrec.infra.stack import Stack, require_free_port, stopping_on_signals
 from streamrec.settings import Settings
@@ -73,7 +74,7 @@ def worker(settings: Settings, name: str, recommender: str | None, loglevel: str
     """Run one stream worker (Faust + RocksDB) until stopped."""
     from streamrec.streams.worker import run
 
-    settings = connected(require_known_models(settings.with_(recommender=recommender or settings.recommender)))
+    settings = connected(require_servable(settings.with_(recommender=recommender or settings.recommender)))
     run(settings, name, loglevel)
 
 
@@ -141,7 +142,7 @@ def replay_command(
 @click.pass_context
 def up(ctx: click.Context, workers: int, recommender: str | None, train_seconds: float, no_trainer: bool) -> None:
     """Start broker, workers, HTTP server and continual trainer; keep them running until Ctrl-C or SIGTERM."""
-    settings = require_known_models(ctx.obj.with_(recommender=recommender or ctx.obj.recommender))
+    settings = require_servable(ctx.obj.with_(recommender=recommender or ctx.obj.recommender))
     require_free_port(settings.http_host, settings.http_port)
     ensure_model(ctx, settings, train_seconds)
     logging.basicConfig(level=logging.INFO)
@@ -167,7 +168,7 @@ def demo(ctx: click.Context, rate: float, limit: int | None, recommender: str | 
     """Replay MovieLens-100K through the whole stack and print what came out."""
     from streamrec.infra.demo import run_demo
 
-    settings = require_known_models(ctx.obj.with_(recommender=recommender or ctx.obj.recommender))
+    settings = require_servable(ctx.obj.with_(recommender=recommender or ctx.obj.recommender))
     require_free_port(settings.http_host, settings.http_port)
     ensure_model(ctx, settings, train_seconds)
     with stopping_on_signals(lambda: click.echo("stopped")):

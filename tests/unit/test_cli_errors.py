@@ -150,6 +150,27 @@ def test_a_server_answering_something_else_is_one_line(env: dict[str, str]) -> N
     assert "cannot read" in one_line_error(result)
 
 
+MISSING = "20990101T000000000000Z-00"
+
+
+@pytest.mark.parametrize(
+    ("command", "settings"),
+    [
+        (["worker"], {"STREAMREC_RECOMMENDER": f"transformer#{MISSING}"}),
+        (["up"], {"STREAMREC_EXPERIMENT": f"t=a:fusion#{MISSING},b:popularity"}),
+        (["backtest", "--dataset", "ml-100k", "--experiment", f"t=a:transformer#{MISSING},b:popularity"], {}),
+    ],
+    ids=["worker", "up", "backtest"],
+)
+def test_a_pinned_version_that_does_not_exist_stops_the_command_at_once(
+    env: dict[str, str], command: list[str], settings: dict[str, str]
+) -> None:
+    """Not after the backtest trained a model or a worker started, in its log."""
+    result = run(command, {**env, **settings, "STREAMREC_HTTP_PORT": str(free_port())})
+    assert f"no model version {MISSING}" in one_line_error(result)
+    assert not (Path(env["STREAMREC_DATA_DIR"]) / "logs").exists()
+
+
 def test_model_dir_follows_data_dir() -> None:
     assert Settings.load(env={"STREAMREC_DATA_DIR": "/srv/rec"}).model_dir == "/srv/rec/models"
     assert Settings.load(env={"STREAMREC_DATA_DIR": "/srv/rec", "STREAMREC_MODEL_DIR": "/m"}).model_dir == "/m"
