@@ -183,7 +183,11 @@ class Referee:
         decision["users"] = {arm: row["users"] for arm, row in arms.items()}
         self.stats[f"trial_{decision['action']}"] += 1
         if decision["action"] != WAIT:
-            act(self.model_dir, trial, decision["action"])
+            try:
+                act(self.model_dir, trial, decision["action"])
+            except FileNotFoundError as exc:  # its folder was removed by hand: the trial ends all the same
+                log.warning("challenger %s not %sd: %s", trial.challenger, decision["action"], exc)
+                decision["failed"] = str(exc)
             log.info("challenger %s: %s (%s)", trial.challenger, decision["action"], decision["reason"])
             self.decisions.append(decision)
             self.trial, self.tally = None, Tally()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -78,6 +79,16 @@ def test_a_worse_challenger_is_retired_and_the_champion_stays(tmp_path: Path) ->
     assert decision is not None and decision["action"] == "retire", decision
     assert latest_version(tmp_path) == trial.champion and read_trial(tmp_path) is None
     assert (tmp_path / f"{RETIRED}{trial.challenger}" / MANIFEST).is_file()
+
+
+def test_a_challenger_folder_removed_by_hand_ends_the_trial_without_stopping_the_referee(tmp_path: Path) -> None:
+    trial = _on_trial(tmp_path)
+    referee = _referee(tmp_path, challenger_hits=True)
+    shutil.rmtree(challenger.challenger_path(tmp_path, trial))
+    decision = referee.check(catalog_size=3)
+    assert decision is not None and "failed" in decision
+    assert read_trial(tmp_path) is None and latest_version(tmp_path) == trial.champion
+    assert referee.check(catalog_size=3) is None
 
 
 def test_a_small_sample_waits_and_a_new_trial_starts_a_fresh_tally(tmp_path: Path) -> None:
