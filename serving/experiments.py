@@ -25,7 +25,7 @@ import time
 from collections import deque
 from typing import Any
 
-from streamrec.models.experiments import Arm, Experiment, Tally, parse_experiment
+from streamrec.models.experiments import MAX_ARMS, Arm, Experiment, Tally, parse_experiment
 from streamrec.settings import Settings
 from streamrec.streams.contracts import RecommendationMessage
 
@@ -38,6 +38,9 @@ BUSY_FACTOR = 10.0
 HISTORY = 720
 # Resamples per summary: 500 keeps interval ends within ~0.15 standard errors, at half the cost.
 RESAMPLES = 500
+# Experiments tallied at once, the configured one always among them: each champion/challenger
+# trial is a new one, and so is any name a list carries; the least recently listed goes first.
+MAX_EXPERIMENTS = 8
 # What the history keeps per arm (the full summary is in the latest one).
 CHARTED = ("ndcg@10", "hr@10", "coverage@10")
 
@@ -47,7 +50,8 @@ class Board:
 
     def __init__(self, settings: Settings) -> None:
         self.configured = parse_experiment(settings.experiment) if settings.experiment else None
-        self.tallies: dict[str, Tally] = {}
+        self.tallies: dict[str, Tally] = {}  # least recently listed first
+        self.ignored = 0  # lists of arms no experiment here can have
         self.models: dict[str, dict[str, str]] = {}  # experiment -> arm -> model named by its lists
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self._latest: dict[str, Any] | None = None
@@ -55,13 +59,27 @@ class Board:
         self._lock = threading.Lock()
 
     def on_message(self, message: RecommendationMessage) -> None:
-        """Tally a list's outcome, if it carries one."""
+        """Tally a list's outcome, if it carries one an experiment can have (`_admits`)."""
         if message.experiment is None or message.arm is None or message.outcome is None:
             return
+        name, arm = message.experiment, message.arm
         with self._lock:
-            self.models.setdefault(message.experiment, {}).setdefault(message.arm, message.model)
-            tally = self.tallies.setdefault(message.experiment, Tally())
-            tally.add(message.arm, message.user_id, message.outcome.seen, message.outcome.items)
+            if not self._admits(name, arm):
+                self.ignored += 1
+                return
+            self.models.setdefault(name, {}).setdefault(arm, message.model)
+            tally = self.tallies[name] = self.tallies.pop(name, None) or Tally()  # newest last
+            tally.add(arm, message.user_id, message.outcome.seen, message.outcome.items)
+            if len(self.tallies) > MAX_EXPERIMENTS:
+                oldest = next(n for n in self.tallies if self.configured is None or n != self.configured.name)
+                del self.tallies[oldest], self.models[oldest]
+
+    def _admits(self, name: str, arm: str) -> bool:
+        """The configured experiment's own arms; at most `MAX_ARMS` of another (its first lists')."""
+        if self.configured is not None and name == self.configured.name:
+            return any(a.name == arm for a in self.configured.arms)
+        arms = self.models.get(name, {})
+        return arm in arms or len(arms) < MAX_ARMS
 
     def experiment(self, name: str) -> Experiment:
         if self.configured is not None and self.configured.name == name:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 from streamrec.infra.commands.experiments import experiments_table
-from streamrec.models.experiments import Tally, arm_of, parse_experiment
+from streamrec.models.experiments import MAX_ARMS, Tally, arm_of, parse_experiment
+from streamrec.serving.experiments import MAX_EXPERIMENTS, Board
 from streamrec.settings import Settings
+from streamrec.streams.contracts import parse_recommendation
 from tests.unit.test_http_api import Server, serve
 
 SPEC = "ab=control:popularity,treat:cooccurrence"
@@ -63,3 +66,20 @@ def test_the_cli_table_shows_arms_and_the_difference() -> None:
     table = experiments_table("ab", tally.summary(EXPERIMENT, catalog_size=5, resamples=50))
     assert [c.header for c in table.columns][:2] == ["arm", "recommender"]
     assert table.row_count == 3  # two arms and one difference
+
+
+def test_lists_of_ever_new_experiments_and_arms_keep_the_board_bounded() -> None:
+    """Each trial is a new experiment, and any producer of lists can name more: the board
+    keeps the configured one and the most recently listed, each with the arms it can have."""
+    board = Board(Settings(experiment=SPEC))
+    board.on_message(parse_recommendation(orjson.dumps(_list("u0", ["i1"], ["i1"]))))
+    for n in range(3 * MAX_EXPERIMENTS):
+        for arm in range(MAX_ARMS + 5):
+            message = _list(f"u{arm}", ["i1"], ["i1"]) | {"experiment": f"trial-{n}", "arm": f"arm-{arm}"}
+            board.on_message(parse_recommendation(orjson.dumps(message)))
+    board.on_message(parse_recommendation(orjson.dumps(_list("u1", ["i1"], ["i1"]) | {"arm": "forged"})))
+    names = list(board.summary(catalog_size=10, now=0.0)["experiments"])
+    assert len(names) == MAX_EXPERIMENTS and "ab" in names and f"trial-{3 * MAX_EXPERIMENTS - 1}" in names
+    assert all(len(arms) <= MAX_ARMS for arms in board.models.values())
+    assert set(board.tallies["ab"].arms) <= {"control", "treat"}
+    assert board.ignored == 3 * MAX_EXPERIMENTS * 5 + 1
