@@ -68,7 +68,7 @@ class Board:
                 self.ignored += 1
                 return
             self.models.setdefault(name, {}).setdefault(arm, message.model)
-            tally = self.tallies[name] = self.tallies.pop(name, None) or Tally()  # newest last
+            tally = self.tallies[name] = self.tallies.pop(name) if name in self.tallies else Tally()  # newest last
             tally.add(arm, message.user_id, message.outcome.seen, message.outcome.items)
             if len(self.tallies) > MAX_EXPERIMENTS:
                 oldest = next(n for n in self.tallies if self.configured is None or n != self.configured.name)
