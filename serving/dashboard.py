@@ -43,6 +43,9 @@ LATEST_REASONS = 10
 USER_EVENTS = 20
 USER_LISTS = 5
 MAX_USERS = 10_000
+# Models counted in lists (each hot reload names a new version, any producer of lists can
+# name more): the least recently listed forgotten first.
+MAX_MODELS = 20
 # One snapshot per this interval at most: polling pages share it, workers are scraped once.
 SNAPSHOT_EVERY_S = 1.0
 # Chart history: this many snapshots (5 minutes at one per second).
@@ -160,7 +163,9 @@ class Feed:
             with self._lock:
                 self.lists.add(record.timestamp_ms / 1000.0)
                 self.recent.append(tuple(i.item_id for i in message.items))
-                self.models[message.model] += 1
+                self.models[message.model] = self.models.pop(message.model, 0) + 1  # newest last
+                if len(self.models) > MAX_MODELS:
+                    del self.models[next(iter(self.models))]
                 self._user(message.user_id).lists.appendleft(
                     {
                         "generated_at": message.generated_at,

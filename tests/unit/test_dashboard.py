@@ -154,6 +154,15 @@ def test_stats_need_a_key_when_keys_are_set() -> None:
         assert answer.status_code == 200
 
 
+def test_feed_counts_at_most_max_models_the_least_recently_listed_forgotten() -> None:
+    feed = Feed()
+    for n in (*range(3 * dash.MAX_MODELS), 0):
+        message = {"user_id": "u", "items": [], "generated_at": NOW, "source_event_ts": NOW, "source_event_id": None}
+        feed.on_lists([Record(b"u", orjson.dumps(message | {"model": f"m{n}", "user_events": 1}), 0, 0, n)])
+    models = feed.snapshot(None, 0, NOW)["models_in_lists"]
+    assert len(models) == dash.MAX_MODELS and models["m0"] == 1 and f"m{3 * dash.MAX_MODELS - 1}" in models
+
+
 def test_feed_forgets_the_least_recently_active_users(monkeypatch) -> None:
     monkeypatch.setattr(dash, "MAX_USERS", 2)
     feed = Feed()
