@@ -31,6 +31,7 @@ huge offset is learned once at most and cannot make later genuine entries look o
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -51,6 +52,8 @@ CONTEXT = 5
 MAX_GAPS = 65_536
 
 Entry = tuple[int, Interaction, Sequence[Interaction]]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +190,7 @@ class LearningLog(UpdateLog[Learned]):
 
     def parse(self, record: Record) -> list[Learned]:
         if record.offset < self.skip_below:
-            return []
+            self._behind_resume(record.offset)
         partition, entries = decode_batch(record.value, self.partitions)
         seen = self.learned.setdefault(partition, Offsets())
         fresh = [
@@ -197,6 +200,20 @@ class LearningLog(UpdateLog[Learned]):
         ]
         self.redelivered += len(entries) - len(fresh)
         return fresh
+
+    def _behind_resume(self, offset: int) -> None:
+        """A record before the checkpoint's: the reader starts at that one, so the topic had
+        fewer records than the checkpoint names and the client reset the start (the topic was
+        recreated or truncated). Skipping records up to the checkpoint's would drop events
+        never learned; the learned offsets alone now keep each event learned once."""
+        log.warning(
+            "%s has a record at %d, before the checkpoint's %d: the log is not the one the checkpoint "
+            "saw; learning every record again (events already learned are still dropped)",
+            "events.learning",
+            offset,
+            self.skip_below,
+        )
+        self.skip_below = 0
 
 
 @dataclass

@@ -18,7 +18,7 @@ from streamrec.streams import checkpoint
 from streamrec.streams.broadcast import Record
 from streamrec.streams.catalog import Catalog
 from streamrec.streams.contracts import encode_item
-from streamrec.streams.learning import LearningLog, encode_batch
+from streamrec.streams.learning import Learned, LearningLog, encode_batch
 from streamrec.streams.model_host import ModelHost
 from streamrec.streams.sources import synthetic_catalog, synthetic_events
 from streamrec.types import Interaction, UserContext
@@ -162,3 +162,16 @@ def test_a_damaged_or_hand_made_checkpoint_is_ignored_and_the_model_stays_fresh(
     assert leaves(model.item_state()) == leaves(Popularity().item_state())
     model.learn(UserContext("u"), Interaction("a", "view", 0.0))  # and it still learns and serves
     assert model.recommend([UserContext("v")], 1) == [[("a", 1.0)]]
+
+
+def test_a_log_shorter_than_the_checkpoint_says_is_learned_not_skipped(tmp_path, caplog) -> None:
+    """The topic was recreated: its records sit before the checkpoint's, and skipping up to it
+    would drop them all; the learned source offsets still drop what was learned before."""
+    position = checkpoint.Position()
+    position.took([Learned(UserContext(""), Interaction("a", "view", 0.0), 0, offset, 39) for offset in range(5)])
+    log = LearningLog(resume=position)
+    entries = [(offset, Interaction("b", "view", 1.0), []) for offset in range(10)]
+    log.on_records([Record(b"0", encode_batch(0, entries), 0, 0, 3)])
+    learned, _ = log.updates_since(0)
+    assert [u.offset for u in learned] == [5, 6, 7, 8, 9] and log.redelivered == 5
+    assert "before the checkpoint's 39" in caplog.text
