@@ -5,11 +5,13 @@ inside; tests/unit/test_faust_compat.py checks those internals still have the sh
 patched here, so an upgrade that changes them fails a fast test, not a running worker.
 
 - `use_fetch_wait`: Faust hard-codes the consumer's ``fetch_max_wait_ms=1500``.
-- `set_current_event`: ``take_events`` yields batches outside Faust's per-event
-  context, which is where table writes take their partition from.
-- `hold` / `settle`: ``take_events`` acks every event of a batch once the loop body
-  returns *or raises*, and Faust commits every contiguously acked offset. Holding an
-  extra reference keeps an event uncommitted until streamrec is done with it.
+- `set_current_event`: the worker processes batches outside Faust's per-event context
+  (streams/batching.py), which is where table writes take their partition from.
+- `hold` / `settle`: the stream acks each event once the agent's loop body moves on,
+  and Faust commits every contiguously acked offset. Holding an extra reference keeps an
+  event uncommitted until streamrec is done with it (it is processed later, in a batch).
+- `current`: events read ahead are processed after a rebalance may have started a new
+  consumer generation; Faust's stream skips stale ones, and so does the worker.
 - `consumer_lags`: Faust keeps the last offset it read per partition in a private map.
 - `guard_fetch_holes`: Faust asks aiokafka for the records of its *live* set of active
   partitions, which table recovery empties for a moment, and aiokafka reads an empty
@@ -67,13 +69,26 @@ def set_current_event(event: EventT) -> None:
 
 
 def hold(event: EventT) -> None:
-    """Keep ``event`` from being committed by the ack ``take_events`` gives it."""
+    """Keep ``event`` from being committed by the ack the stream gives it."""
     event.message.incref()
 
 
 def settle(event: EventT) -> None:
-    """Release a `hold`: the offset may now be committed (once all before it are)."""
-    event.ack()
+    """Release a `hold`: the offset may now be committed (once all before it are).
+
+    Not for an event read before the consumer's current generation (a rebalance came
+    between read and settle): the new generation reads it again from the committed
+    offset, and Faust commits the first run of acked offsets it holds, so a stale ack
+    could commit past events this generation has not processed yet.
+    """
+    if current(event):
+        event.ack()
+
+
+def current(event: EventT) -> bool:
+    """Whether ``event`` was read in the consumer's current generation (Faust's own
+    stream skips the others, see ``Stream._py_aiter``)."""
+    return event.message.generation_id == event.app.consumer_generation_id
 
 
 def consumer_lags(app: Any, topic: str) -> dict[int, int]:

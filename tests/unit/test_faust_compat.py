@@ -54,11 +54,10 @@ def test_current_event_is_a_context_variable_of_weak_references() -> None:
     assert "eventref()" in inspect.getsource(streams.current_event)
 
 
-def test_take_events_acks_each_event_of_a_batch_once_after_the_loop_body() -> None:
-    source = inspect.getsource(streams.Stream.take_events)
-    assert "self.enable_acks = False" in source
-    finally_block = source[source.index("yield list(events)") :]
-    assert "for event in events:\n                            await self.ack(event)" in finally_block
+def test_the_stream_acks_each_event_once_the_loop_body_moves_on() -> None:
+    source = inspect.getsource(streams.Stream._py_aiter)
+    after_yield = source[source.index("yield value") :]
+    assert "finally:" in after_yield and "last_stream_to_ack = event.ack()" in after_yield
 
 
 @pytest.mark.parametrize("holds", [0, 1])
@@ -70,16 +69,43 @@ def test_a_held_message_is_acked_only_when_settled(holds: int) -> None:
             acked.append(message.offset)
             return True
 
-    message = ConsumerMessage("events", 0, 7, 0.0, 0, None, b"k", b"v", None)
+    message = ConsumerMessage("events", 0, 7, 0.0, 0, None, b"k", b"v", None, generation_id=3)
     message.incref()  # the one reference the stream takes
-    event = Event(type("App", (), {"consumer": Consumer()})(), b"k", b"v", None, message)
+    app = type("App", (), {"consumer": Consumer(), "consumer_generation_id": 3})()
+    event = Event(app, b"k", b"v", None, message)
     for _ in range(holds):
         faust_compat.hold(event)
-    event.ack()  # what take_events does after the loop body
+    event.ack()  # what the stream does once the loop body moves on
     assert acked == ([] if holds else [7])
     if holds:
         faust_compat.settle(event)
         assert acked == [7]
+
+
+def test_an_event_of_an_earlier_generation_is_neither_processed_nor_acked() -> None:
+    acked = []
+
+    class Consumer:
+        def ack(self, message: ConsumerMessage) -> bool:
+            acked.append(message.offset)
+            return True
+
+    message = ConsumerMessage("events", 0, 7, 0.0, 0, None, b"k", b"v", None, generation_id=3)
+    message.incref()
+    app = type("App", (), {"consumer": Consumer(), "consumer_generation_id": 3})()
+    event = Event(app, b"k", b"v", None, message)
+    faust_compat.hold(event)
+    event.ack()
+    assert faust_compat.current(event)
+    app.consumer_generation_id = 4  # a rebalance between read and settle
+    assert not faust_compat.current(event)
+    faust_compat.settle(event)
+    assert acked == []
+
+
+def test_faust_streams_skip_messages_of_an_earlier_generation_too() -> None:
+    source = inspect.getsource(streams.Stream._py_aiter)
+    assert "message.generation_id != self.app.consumer_generation_id" in source
 
 
 def test_aiokafka_reads_an_empty_partition_set_as_all_and_faust_passes_its_live_set() -> None:
