@@ -88,6 +88,10 @@ class TopicReader:
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": FETCH_WAIT_MS,
                 "fetch.min.bytes": 1,
+                # A start offset the broker no longer has (retention, a recreated topic)
+                # re-reads what is retained: every reader here is idempotent, and the
+                # client's default ("latest") would skip every retained record.
+                "auto.offset.reset": "earliest",
             }
         )
         self._stop = threading.Event()
