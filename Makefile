@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip --quiet --disable-pip-version-check
 # Extra pytest arguments for `make test`, e.g. PYTEST_ARGS="-k backtest".
 PYTEST_ARGS ?=
 
-.PHONY: setup demo up test test-unit test-integration test-e2e lint bench evaluate backtest clean
+.PHONY: setup tools demo up test test-unit test-integration test-e2e lint bench evaluate backtest clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --no-deps recbole==1.2.1
 	touch $(STAMP)
 
+# Chromium and kafka-console for the browser and foreign-client tests (best effort here;
+# `.ci/run` requires them).
+tools:
+	infra/test-tools.sh
+
 demo: setup
 	$(VENV)/bin/streamrec demo
 
@@ -28,7 +33,7 @@ up: setup
 	$(VENV)/bin/streamrec up
 
 # Everything CI runs: lint, then every test (unit, integration, e2e).
-test: lint
+test: tools lint
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; exit $$status
 
