@@ -157,7 +157,7 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
     )
     metrics.model_swapped(host.recommender.version, host.version)
 
-    batches = Batches[EventT](settings.batch_max, settings.batch_max * BUFFERED_BATCHES)
+    batches = Batches[EventT](settings.batch_max, settings.batch_max * BUFFERED_BATCHES, settings.batch_linger_s)
 
     @app.agent(topics["events"])
     async def read(stream: faust.StreamT) -> None:

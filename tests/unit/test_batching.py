@@ -63,3 +63,30 @@ def test_drop_removes_what_is_rejected_and_frees_room() -> None:
 def test_sizes_are_checked(max_size: int, capacity: int) -> None:
     with pytest.raises(ValueError, match="max_size"):
         Batches[int](max_size=max_size, capacity=capacity)
+
+
+def test_an_idle_taker_lingers_for_more_a_busy_one_does_not() -> None:
+    async def run() -> tuple[list[int], list[int]]:
+        batches = Batches[int](max_size=8, capacity=16, linger_s=0.2)
+        taker = asyncio.create_task(batches.take())  # idle: waits for the first event
+        await asyncio.sleep(0)
+        await batches.put(1)
+        await asyncio.sleep(0.01)
+        await batches.put(2)  # arrives while the idle taker lingers
+        lingered = await asyncio.wait_for(taker, timeout=5)
+        await batches.put(3)  # buffered before take: taken at once
+        return lingered, await asyncio.wait_for(batches.take(), timeout=0.1)
+
+    assert asyncio.run(run()) == ([1, 2], [3])
+
+
+def test_a_full_batch_ends_the_linger() -> None:
+    async def run() -> list[int]:
+        batches = Batches[int](max_size=2, capacity=4, linger_s=30.0)
+        taker = asyncio.create_task(batches.take())
+        await asyncio.sleep(0)
+        await batches.put(1)
+        await batches.put(2)
+        return await asyncio.wait_for(taker, timeout=5)
+
+    assert asyncio.run(run()) == [1, 2]
