@@ -60,9 +60,9 @@ def test_the_stream_acks_each_event_once_the_loop_body_moves_on() -> None:
     assert "finally:" in after_yield and "last_stream_to_ack = event.ack()" in after_yield
 
 
-@pytest.mark.parametrize("holds", [0, 1])
-def test_a_held_message_is_acked_only_when_settled(holds: int) -> None:
-    acked = []
+def streamed_event(acked: list[int]) -> Event:
+    """An event at offset 7 of consumer generation 3, as the stream hands it over; the
+    consumer records the offsets it is told are done in ``acked``."""
 
     class Consumer:
         def ack(self, message: ConsumerMessage) -> bool:
@@ -72,7 +72,13 @@ def test_a_held_message_is_acked_only_when_settled(holds: int) -> None:
     message = ConsumerMessage("events", 0, 7, 0.0, 0, None, b"k", b"v", None, generation_id=3)
     message.incref()  # the one reference the stream takes
     app = type("App", (), {"consumer": Consumer(), "consumer_generation_id": 3})()
-    event = Event(app, b"k", b"v", None, message)
+    return Event(app, b"k", b"v", None, message)
+
+
+@pytest.mark.parametrize("holds", [0, 1])
+def test_a_held_message_is_acked_only_when_settled(holds: int) -> None:
+    acked: list[int] = []
+    event = streamed_event(acked)
     for _ in range(holds):
         faust_compat.hold(event)
     event.ack()  # what the stream does once the loop body moves on
@@ -83,21 +89,12 @@ def test_a_held_message_is_acked_only_when_settled(holds: int) -> None:
 
 
 def test_an_event_of_an_earlier_generation_is_neither_processed_nor_acked() -> None:
-    acked = []
-
-    class Consumer:
-        def ack(self, message: ConsumerMessage) -> bool:
-            acked.append(message.offset)
-            return True
-
-    message = ConsumerMessage("events", 0, 7, 0.0, 0, None, b"k", b"v", None, generation_id=3)
-    message.incref()
-    app = type("App", (), {"consumer": Consumer(), "consumer_generation_id": 3})()
-    event = Event(app, b"k", b"v", None, message)
+    acked: list[int] = []
+    event = streamed_event(acked)
     faust_compat.hold(event)
     event.ack()
     assert faust_compat.current(event)
-    app.consumer_generation_id = 4  # a rebalance between read and settle
+    event.app.consumer_generation_id = 4  # a rebalance between read and settle
     assert not faust_compat.current(event)
     faust_compat.settle(event)
     assert acked == []
