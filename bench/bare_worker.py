@@ -1,9 +1,8 @@
 """The framework alone: a Faust agent on ``events`` that writes one table entry per event.
 
 Same app factory (`streamrec.streams.worker.create_app`: fetch wait, session, RocksDB
-store) and topics as the real worker, read the way Faust's documentation writes an agent
-(``async for event in stream.events()``), and nothing else: no decoding, no batching, no
-model, no output topic. Each write goes to the
+store), same topics and ``take_events(batch_max, batch_window_s)`` as the real worker,
+and nothing else: no decoding, no model, no output topic. Each write goes to the
 table's changelog topic (`CHANGELOG`), where bench/bench_pipeline.py reads it as the
 bare "list": key = user_id, value = how many events (JSON) of that user were written, so
 freshness and throughput are matched exactly as for a real worker's lists.
@@ -19,6 +18,7 @@ from collections import Counter
 import faust
 
 from streamrec.settings import Settings
+from streamrec.streams.faust_compat import set_current_event
 from streamrec.streams.workdir import ready_marker
 from streamrec.streams.worker import APP_ID, create_app
 
@@ -35,10 +35,12 @@ def build(settings: Settings) -> faust.App:
 
     @app.agent(events)
     async def bare(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            user_id = event.key.decode()
-            written[user_id] += 1
-            table[user_id] = written[user_id]
+        async for batch in stream.take_events(settings.batch_max, settings.batch_window_s):  # type: ignore[attr-defined]
+            for event in batch:
+                set_current_event(event)  # the write's partition, as in the worker
+                user_id = event.key.decode()
+                written[user_id] += 1
+                table[user_id] = written[user_id]
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def mark_ready(sender: faust.App, **_: object) -> None:

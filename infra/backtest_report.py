@@ -159,7 +159,7 @@ def _described(event: Produced, titles: dict[str, str]) -> dict[str, Any]:
 
 
 def _settings_used(settings: Settings) -> dict[str, Any]:
-    keep = ("partitions", "window", "fetch_wait_ms", "batch_max", "batch_linger_s", "model_dir")
+    keep = ("partitions", "window", "fetch_wait_ms", "batch_max", "batch_window_s", "model_dir")
     return {name: getattr(settings, name) for name in keep}
 
 

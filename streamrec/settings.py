@@ -73,10 +73,9 @@ class Settings:
     model_dir: str = ""
     # Consumer fetch wait (ms); Faust hard-codes 1500 ms, which caps freshness at ~1 s.
     fetch_wait_ms: int = 10
-    # Micro-batch: at most this many events; an idle worker waits up to batch_linger_s
-    # for more after the first (streams/batching.py).
+    # Micro-batch: at most this many events, waiting at most this long for them.
     batch_max: int = 256
-    batch_linger_s: float = 0.01
+    batch_window_s: float = 0.01
     max_event_bytes: int = 4096
     # Faust's check that a table's changelog matches the broker's end offsets after a
     # restart. Off on the embedded broker, which reports end offsets wrong.

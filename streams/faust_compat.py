@@ -5,13 +5,13 @@ inside; tests/unit/test_faust_compat.py checks those internals still have the sh
 patched here, so an upgrade that changes them fails a fast test, not a running worker.
 
 - `use_fetch_wait`: Faust hard-codes the consumer's ``fetch_max_wait_ms=1500``.
-- `set_current_event`: the worker processes batches outside Faust's per-event context
-  (streams/batching.py), which is where table writes take their partition from.
-- `hold` / `settle`: the stream acks each event once the agent's loop body moves on,
-  and Faust commits every contiguously acked offset. Holding an extra reference keeps an
-  event uncommitted until streamrec is done with it (it is processed later, in a batch).
-- `current`: events read ahead are processed after a rebalance may have started a new
-  consumer generation; Faust's stream skips stale ones, and so does the worker.
+- `set_current_event`: ``take_events`` yields batches outside Faust's per-event
+  context, which is where table writes take their partition from.
+- `hold` / `settle`: ``take_events`` acks every event of a batch once the loop body
+  returns *or raises*, and Faust commits every contiguously acked offset. Holding an
+  extra reference keeps an event uncommitted until streamrec is done with it.
+- `current`: a parked or in-flight event may be settled after a rebalance started a new
+  consumer generation; Faust's stream skips stale messages, and `settle` does not ack them.
 - `consumer_lags`: Faust keeps the last offset it read per partition in a private map.
 - `guard_fetch_holes`: Faust asks aiokafka for the records of its *live* set of active
   partitions, which table recovery empties for a moment, and aiokafka reads an empty
@@ -69,7 +69,7 @@ def set_current_event(event: EventT) -> None:
 
 
 def hold(event: EventT) -> None:
-    """Keep ``event`` from being committed by the ack the stream gives it."""
+    """Keep ``event`` from being committed by the ack ``take_events`` gives it."""
     event.message.incref()
 
 

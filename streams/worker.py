@@ -19,11 +19,9 @@ from faust.types import EventT
 
 from streamrec.settings import Settings
 from streamrec.streams import checkpoint
-from streamrec.streams.batching import Batches
 from streamrec.streams.catalog import Catalog
 from streamrec.streams.faust_compat import (
     consumer_lags,
-    current,
     guard_fetch_holes,
     hold,
     set_current_event,
@@ -56,9 +54,6 @@ CATCH_UP_WAIT_S = 30.0
 FAULT_ENV = "STREAMREC_INJECT_FAULT"
 # EX_SOFTWARE: processing failed in a way dead-lettering could not contain.
 EXIT_FATAL = 70
-# Events read ahead of the processor, in batches: enough to fill the next batch while one
-# is processed, few enough that a revoke or a crash re-reads little.
-BUFFERED_BATCHES = 2
 
 
 class FaustPort:
@@ -157,20 +152,12 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
     )
     metrics.model_swapped(host.recommender.version, host.version)
 
-    batches = Batches[EventT](settings.batch_max, settings.batch_max * BUFFERED_BATCHES, settings.batch_linger_s)
-
     @app.agent(topics["events"])
-    async def read(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            hold(event)  # committed when the processor settles it, not when the loop moves on
-            await batches.put(event)
-
-    @app.task
-    async def process() -> None:
-        while True:
-            batch = [event for event in await batches.take() if current(event)]
-            if not batch:
-                continue
+    async def process(stream: faust.StreamT) -> None:
+        # take_events is Stream's, missing from Faust's StreamT interface.
+        async for batch in stream.take_events(settings.batch_max, settings.batch_window_s):  # type: ignore[attr-defined]
+            for event in batch:
+                hold(event)  # committed when the processor settles it, not when the loop moves on
             with metrics.batch(len(batch)):
                 await or_exit(processor.handle([delivery(event) for event in batch]))
 
@@ -195,10 +182,7 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
     # Faust's receivers also get `signal=`, which `**_` takes; its type stub wants it named.
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: faust.App, revoked: set[Any], **_: Any) -> None:
-        partitions = {tp.partition for tp in revoked if tp.topic == settings.topic_events}
-        # Unsettled, so the new owner reads them again from the committed offset.
-        batches.drop(lambda event: event.message.partition not in partitions)
-        processor.revoke(partitions)
+        processor.revoke({tp.partition for tp in revoked if tp.topic == settings.topic_events})
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def mark_ready(sender: faust.App, **_: Any) -> None:

@@ -20,7 +20,7 @@ def test_bad_values_and_unknown_settings_are_clear_errors(tmp_path) -> None:
 
 
 def test_as_env_reproduces_the_settings() -> None:
-    settings = Settings.load(env={}, overrides={"broker": "kafka://h:1", "batch_max": 64})
+    settings = Settings.load(env={}, overrides={"broker": "kafka://h:1", "batch_window_s": 0.5})
     assert Settings.load(env=settings.as_env()) == settings
     assert settings.bootstrap_servers == "h:1"
 

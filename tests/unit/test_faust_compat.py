@@ -54,10 +54,11 @@ def test_current_event_is_a_context_variable_of_weak_references() -> None:
     assert "eventref()" in inspect.getsource(streams.current_event)
 
 
-def test_the_stream_acks_each_event_once_the_loop_body_moves_on() -> None:
-    source = inspect.getsource(streams.Stream._py_aiter)
-    after_yield = source[source.index("yield value") :]
-    assert "finally:" in after_yield and "last_stream_to_ack = event.ack()" in after_yield
+def test_take_events_acks_each_event_of_a_batch_once_after_the_loop_body() -> None:
+    source = inspect.getsource(streams.Stream.take_events)
+    assert "self.enable_acks = False" in source
+    finally_block = source[source.index("yield list(events)") :]
+    assert "for event in events:\n                            await self.ack(event)" in finally_block
 
 
 def streamed_event(acked: list[int]) -> Event:
@@ -81,14 +82,14 @@ def test_a_held_message_is_acked_only_when_settled(holds: int) -> None:
     event = streamed_event(acked)
     for _ in range(holds):
         faust_compat.hold(event)
-    event.ack()  # what the stream does once the loop body moves on
+    event.ack()  # what take_events does after the loop body
     assert acked == ([] if holds else [7])
     if holds:
         faust_compat.settle(event)
         assert acked == [7]
 
 
-def test_an_event_of_an_earlier_generation_is_neither_processed_nor_acked() -> None:
+def test_an_event_of_an_earlier_generation_is_not_acked() -> None:
     acked: list[int] = []
     event = streamed_event(acked)
     faust_compat.hold(event)
