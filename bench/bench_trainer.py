@@ -97,6 +97,7 @@ def row(name: str, outcomes: list[Outcome], seconds: float) -> str:
 @click.option("--frozen-dir", type=click.Path(file_okay=False), help="Reuse (or save) the frozen model here.")
 @click.option("--patience", type=int, help="Warm-start patience (default: continual.FINE_TUNE's).")
 @click.option("--batch", type=int, help="Warm-start batch size (default: continual.FINE_TUNE's).")
+@click.option("--lr", type=float, help="Warm-start learning rate (default: continual.FINE_TUNE's).")
 def main(
     dataset: str,
     every: int,
@@ -107,13 +108,14 @@ def main(
     frozen_dir: str | None,
     patience: int | None,
     batch: int | None,
+    lr: float | None,
 ) -> None:
     """Frozen vs continually trained transformer vs co-occurrence, replayed offline (docs/trainer.md)."""
     events, releases, cut = load(dataset)
     encoder = TextEncoder(cache_dir=".streamrec/text_cache")
     print(f"{dataset}: {len(events):,} events, scored from {cut:,} ({len(events) - cut:,} scored)\n")
     full = dataclasses.replace(continual.FULL, max_seconds=max_seconds)
-    tuned = {"patience": patience, "batch_size": batch}
+    tuned = {"patience": patience, "batch_size": batch, "lr": lr}
     fine_tune = dataclasses.replace(
         continual.FINE_TUNE, max_seconds=max_seconds, **{k: v for k, v in tuned.items() if v is not None}
     )
@@ -140,15 +142,17 @@ def main(
         print(row(name, results[name], time.monotonic() - started))
     if with_rounds:
         started = time.monotonic()
-        outcomes, decisions = rounds(events, releases, cut, art, encoder, config, every)
+        outcomes, decisions, rows = rounds(events, releases, cut, art, encoder, config, every)
+        results[f"rounds every {every}"] = outcomes
         print(row(f"rounds every {every}", outcomes, time.monotonic() - started))
-        print("\n| round at | kind | promoted | reason | epochs | train s | time cap hit |")
-        print("|---|---|---|---|---|---|---|")
+        print("\n| round at | kind | promoted | reason | epochs | train s | time cap hit | catch-up best epoch, s |")
+        print("|---|---|---|---|---|---|---|---|")
         for at, d in decisions:
             m = d.candidate.metrics
             print(
                 f"| {at} | {d.kind} | {d.promoted} | {d.verdict.reason} | {m.get('epochs')}"
-                f" | {m.get('train_seconds')} | {d.candidate.capped} |"
+                f" | {m.get('train_seconds')} | {d.candidate.capped}"
+                f" | {m.get('catch_up_best_epoch', '-')}, {m.get('catch_up_seconds', '-')} |"
             )
     print(f"\nfrozen training: {train_s:.0f} s, {art.metrics}")
     vocab = set(art.item_ids)
@@ -157,8 +161,16 @@ def main(
     print(f"\nscored targets unknown to the frozen vocabulary: {len(unknown) / len(results['frozen']):.3f}")
     for name, part in (("known", known), ("unknown", unknown)):
         print(f"frozen NDCG@10 on {name} targets: {ndcg(part):.4f} ({len(part)})")
-    co_unknown = [o for o in simulate(CoOccurrence(), events, releases, cut) if o.item_id not in vocab]
-    print(f"cooccurrence NDCG@10 on those unknown targets: {ndcg(co_unknown):.4f}")
+    results["cooccurrence"] = simulate(CoOccurrence(), events, releases, cut)
+    for name, outcomes in results.items():
+        print(f"{name} NDCG@10 on those unknown targets: {ndcg([o for o in outcomes if o.item_id not in vocab]):.4f}")
+    if with_rounds:
+        # New items once they have interactions: unknown to the frozen model (text + boost)
+        # but learned (an ID row) by the round that scored them; the outcomes align by event.
+        learned = [n for n, o in enumerate(outcomes) if rows[n] and o.item_id not in vocab]
+        print(f"\nnew items with an ID row from a round ({len(learned)} targets), NDCG@10:")
+        for name in ("frozen", f"rounds every {every}", "cooccurrence"):
+            print(f"  {name}: {ndcg([results[name][n] for n in learned]):.4f}")
 
 
 def frozen_model(
@@ -187,9 +199,12 @@ def rounds(
     encoder: TextEncoder,
     config: TrainerConfig,
     every: int,
-) -> tuple[list[Outcome], list]:
-    """Score each span of ``every`` events with the live model, then run a round on all before the next span."""
-    outcomes, decisions = [], []
+) -> tuple[list[Outcome], list, list[bool]]:
+    """Score each span of ``every`` events with the live model, then run a round on all before the next span.
+
+    Also, per outcome: whether its target had an ID row in the model that scored it.
+    """
+    outcomes, decisions, rows = [], [], []
     for start in range(cut, len(events), every):
         if start > cut:
             items = [item for at, item in releases if at <= events[start - 1].ts]
@@ -198,8 +213,11 @@ def rounds(
             if decision.promoted:
                 live = decision.candidate.artifact(encoder.model_name)
         model = TransformerRecommender(live, encoder)
-        outcomes += simulate(model, events[: start + every], releases, start)
-    return outcomes, decisions
+        span = simulate(model, events[: start + every], releases, start)
+        known = set(live.item_ids)
+        outcomes += span
+        rows += [o.item_id in known for o in span]
+    return outcomes, decisions, rows
 
 
 if __name__ == "__main__":

@@ -66,6 +66,12 @@ class Artifact:
     def metrics(self) -> dict[str, float]:
         return dict(self.manifest.get("metrics", {}))
 
+    @property
+    def young(self) -> dict[str, int]:
+        """Rows a warm start grew from zero, with the events each has learned from since
+        (until it matures: `models.transformer` fades their new-item boost)."""
+        return dict(self.manifest.get("young_rows", {}))
+
 
 def save(
     model_dir: str | Path,
@@ -114,9 +120,14 @@ def in_memory(
     item_text: np.ndarray,
     text_model: str,
     metrics: Mapping[str, float] | None = None,
+    young: Mapping[str, int] | None = None,
 ) -> Artifact:
-    """An unsaved artifact (for evaluation right after training); version ``"memory"``."""
+    """An unsaved artifact (for evaluation right after training); version ``"memory"``.
+
+    ``young``: rows grown from zero and the events each has learned from (`Artifact.young`)."""
     manifest = _manifest("memory", dt.datetime.now(dt.UTC), model, item_ids, text_model, metrics)
+    if young:
+        manifest["young_rows"] = {k: int(v) for k, v in young.items()}
     return Artifact(None, model.eval(), list(item_ids), np.asarray(item_text, dtype=np.float32), manifest)
 
 

@@ -2,16 +2,19 @@
 
 A **round** (`run_round`) on the events seen so far (a bounded history, oldest first):
 
-1. the newest ``holdout`` events (at most `MAX_HOLDOUT_SHARE` of the history; none when
-   there is no live model to compare with) are set aside; the candidate trains on the rest, by a
+1. the newest ``holdout`` events (at most `MAX_HOLDOUT_SHARE` of the history and half of
+   what the live version has not learned; none when there is no live model to compare
+   with: `held_out`) are set aside; the candidate trains on the rest, by a
    warm start from the live artifact (`models.continual.fine_tune` after `grow`) or, every
    ``full_every`` rounds and when there is no live model, a full retrain;
 2. a warm start that no epoch improved on validation is the live model again: kept
    aside unjudged. Otherwise candidate and live model are scored on the held-out events by the prequential
    simulation (`models.online_eval.simulate`, the worker's lists) and judged by
    `models.promotion.judge`;
-3. a promoted candidate becomes a new version (`models.artifact.save`), which workers
-   hot-reload; a refused one is kept aside, its reason logged and counted.
+3. a promoted candidate first catches up on the held-out events (`models.continual.catch_up`:
+   one more early-stopped warm start, which keeps the judged weights unless validation on
+   the users of those events improves), then becomes a new version (`models.artifact.save`),
+   which workers hot-reload; a refused one is kept aside, its reason logged and counted.
 
 The held-out events enter the next round's training. `Trainer` keeps the bounded
 history (a sliding window of the newest ``history`` events: the log is never replayed
@@ -78,6 +81,9 @@ class TrainerConfig:
     stream: online_eval.StreamConfig = online_eval.StreamConfig()
     min_users: int = promotion.MIN_USERS
     new_item_boost: float = NEW_ITEM_BOOST
+    # A promoted candidate catches up on the gate's held-out events before it is published
+    # (`models.continual.catch_up`): without it every version is a holdout behind the stream.
+    catch_up: bool = True
     # Test hook: shuffle every candidate's weights, so a test can watch the gate refuse it.
     degrade: bool = False
     # Fit the fusion weights for every promoted candidate (inside its version); off: carry
@@ -112,8 +118,7 @@ def run_round(
     Writes nothing: `Trainer.round` (or a replay loop) saves the candidate when promoted.
     """
     events = sorted(history, key=lambda e: e.ts)
-    held = 0 if live is None else min(config.holdout, int(len(events) * MAX_HOLDOUT_SHARE))
-    cut = len(events) - held
+    cut = len(events) - held_out(events, live, config)
     text = encoder.encode_items(items)
     seqs = user_sequences(events[:cut])
     if live is None or full:
@@ -131,7 +136,12 @@ def run_round(
         return Decision(kind, candidate, Verdict(False, "nothing learned: no epoch beat the live weights", 0))
     models = (candidate.artifact(encoder.model_name), live)
     ndcg, live_ndcg = (_held_out_ndcg(model, events, cut, items, encoder, config) for model in models)
-    return Decision(kind, candidate, promotion.judge(ndcg, live_ndcg, min_users=config.min_users))
+    verdict = promotion.judge(ndcg, live_ndcg, min_users=config.min_users)
+    if verdict.promote and config.catch_up and not config.degrade:
+        candidate = continual.catch_up(
+            candidate, user_sequences(events), items, text, encoder.model_name, config.fine_tune
+        )
+    return Decision(kind, candidate, verdict)
 
 
 def save(
@@ -231,6 +241,23 @@ class Trainer:
             self.refused = [*self.refused[-(KEEP_REFUSED - 1) :], decision]
             log.warning("candidate kept aside (%s): %s", decision.kind, decision.verdict.reason)
         return decision
+
+
+def held_out(events: Sequence[Event], live: Artifact | None, config: TrainerConfig) -> int:
+    """How many of the newest ``events`` the gate holds out (none without a live model).
+
+    At most ``holdout`` (and `MAX_HOLDOUT_SHARE` of the history), and at most half of the
+    events newer than the live version's ``trained_until``: the candidate must train on
+    the other half, or it has nothing new to learn. (A fixed 2,000 with rounds every 500
+    events trained every candidate on events the live model already knew: the drift
+    bench's warm starts "learned nothing", docs/trainer.md.) If the live version knows
+    every event of the history (a trainer restarted on an older log), the fixed bound.
+    """
+    if live is None:
+        return 0
+    since = live.metrics.get("trained_until")
+    fresh = len(events) if since is None else sum(e.ts > since for e in events)
+    return min(config.holdout, int(len(events) * MAX_HOLDOUT_SHARE), fresh // 2 if fresh else config.holdout)
 
 
 def _held_out_ndcg(

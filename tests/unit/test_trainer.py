@@ -21,7 +21,7 @@ from streamrec.models.fusion.weights import WEIGHTS_FILE, FusionWeights
 from streamrec.models.holdout import user_sequences
 from streamrec.models.online_eval import UserWindows
 from streamrec.models.text_encoder import TextEncoder
-from streamrec.models.trainer import FULL, WARM, Trainer, TrainerConfig
+from streamrec.models.trainer import FULL, WARM, Trainer, TrainerConfig, held_out
 from streamrec.models.training import TrainConfig
 from streamrec.models.versions import latest_version
 from streamrec.streams.broadcast import Record
@@ -78,6 +78,7 @@ def _live(trainer: Trainer) -> Artifact:
 
 def test_a_warm_start_round_is_judged_on_newer_events_and_promoted(first: Trainer, stream: DriftStream) -> None:
     before = _live_version(first)
+    first_vocabulary = set(_live(first).item_ids)
     (first.model_dir / before / WEIGHTS_FILE).write_text('{"fitted": "for the live model"}')
     first.observe(stream.events[2500:3500])
     assert first.due(now=0.0)
@@ -89,7 +90,13 @@ def test_a_warm_start_round_is_judged_on_newer_events_and_promoted(first: Traine
     assert first.stats["promoted"] == 2 and first.pending == 0
     saved = _live(first)
     assert saved.metrics["gate_users"] == decision.verdict.users
-    assert set(saved.item_ids) >= {e.item_id for e in stream.events[:2900]}  # grew with the history
+    # Caught up on the gate's held-out events (the newest 500): their items have ID rows,
+    # and the version was trained until the newest event, not a holdout behind it.
+    assert set(saved.item_ids) >= {e.item_id for e in stream.events[:3500]}
+    assert saved.metrics["trained_until"] == stream.events[3499].ts and "catch_up_best_epoch" in saved.metrics
+    # Rows grown by this round are young (a fading boost), and only those.
+    grown = set(saved.item_ids) - first_vocabulary
+    assert saved.young and set(saved.young) <= grown
     assert saved.path is not None
     fusion = FusionWeights.load(saved.path)  # refitted for the candidate, inside its version
     assert fusion is not None and fusion.meta["fitted"] and "transformer" in fusion.sources
@@ -121,6 +128,7 @@ def test_growing_the_vocabulary_changes_no_score(first: Trainer, stream: DriftSt
         text_only = grown.model.item_vectors(torch.zeros_like(ids), torch.from_numpy(grown.text))
     assert torch.allclose(new[: n + 1], old)
     assert torch.allclose(new[n + 1 :], text_only[n + 1 :])  # new items: what their text predicts
+    assert grown.young == live.young | dict.fromkeys(grown.item_ids[n:], 0)  # ... and keep the whole boost
 
 
 def test_history_is_a_bounded_sliding_window_and_rounds_fall_due(encoder: TextEncoder, tmp_path: Path) -> None:
@@ -168,3 +176,15 @@ def test_every_full_every_th_round_retrains_from_scratch_and_is_judged(first: Tr
     decision = trainer.round(_released(stream, 3000))
     assert decision.kind == FULL and decision.verdict.users >= CONFIG.min_users
     assert trainer.stats["promoted"] + trainer.stats["refused"] == 1
+
+
+def test_the_gate_holds_out_at_most_half_of_what_the_live_version_has_not_learned(
+    first: Trainer, stream: DriftStream
+) -> None:
+    live = _live(first)
+    events = stream.events[:3500]
+    learned_until = dataclasses.replace(live, manifest=live.manifest | {"metrics": {"trained_until": events[2999].ts}})
+    assert held_out(events, learned_until, CONFIG) == 250  # 500 new events: train on 250, judge on 250
+    knows_all = dataclasses.replace(live, manifest=live.manifest | {"metrics": {"trained_until": events[-1].ts}})
+    assert held_out(events, knows_all, CONFIG) == CONFIG.holdout  # an older log: the fixed bound
+    assert held_out(events, None, CONFIG) == 0  # no live model: nothing to judge against

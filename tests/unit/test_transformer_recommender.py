@@ -16,7 +16,7 @@ from streamrec.models.artifact import in_memory
 from streamrec.models.evaluation import cold_start
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.models.training import TrainConfig, TrainResult
-from streamrec.models.transformer import TransformerRecommender
+from streamrec.models.transformer import BOOST_FADE_EVENTS, TransformerRecommender, young_boost
 from streamrec.types import Interaction, Item, UserContext
 from tests.topics import NEW, PER_TOPIC, catalog, log, train_topic_model
 
@@ -89,6 +89,20 @@ def test_new_item_boost_adds_beta_times_the_id_contribution(recommender: Transfo
     assert after[NEW.item_id] == pytest.approx(before[NEW.item_id] + 2.5 * 0.4, abs=1e-4)
     assert all(after[i] == pytest.approx(s, abs=1e-5) for i, s in before.items() if i != NEW.item_id)
     assert plain.similar("space-0", 5) == boosted.similar("space-0", 5)  # similarity ignores the boost
+
+
+def test_a_row_grown_from_zero_keeps_a_fading_share_of_the_boost(recommender: TransformerRecommender) -> None:
+    user = _user("food", seen=2)
+    artifact = recommender.artifact
+    young = {"space-5": 0, "space-6": BOOST_FADE_EVENTS // 4, "space-7": BOOST_FADE_EVENTS}
+    manifest = {**artifact.manifest, "metrics": {"id_contribution": 0.4}, "young_rows": young}
+    grown = TransformerRecommender(dataclasses.replace(artifact, manifest=manifest), recommender.encoder, 2.0)
+    plain = TransformerRecommender(artifact, recommender.encoder)  # the module's may hold items added since
+    everything = len(plain.catalog.ids)
+    before, after = (dict(r.recommend([user], everything)[0]) for r in (plain, grown))
+    for item_id, events in young.items():  # 2.0 * 0.4 in full at birth, 3/4 of it, none when mature
+        assert after[item_id] == pytest.approx(before[item_id] + 0.8 * young_boost(events), abs=1e-4)
+    assert all(after[i] == pytest.approx(s, abs=1e-5) for i, s in before.items() if i not in young)
 
 
 def test_training_measures_the_id_contribution(trained: TrainResult) -> None:
