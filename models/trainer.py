@@ -194,14 +194,11 @@ def yield_to_workers(niceness: int = NICENESS) -> None:
     """Lower this process's priority and keep torch on one thread: a trainer shares the cores
     with the workers, so a round slows itself down rather than the stream's freshness.
 
-    Where the OS has it (Linux), the process also moves to ``SCHED_IDLE``: it runs only on
-    CPU time nothing else wants. A lower nice value alone still shares time slices; with a
-    round running, the worker's freshness p99 grew 2.4-2.7× at nice 10 or 19 and 1.9× at
-    ``SCHED_IDLE`` (`bench/bench_trainer_cost.py`, docs/trainer.md).
+    A nice value, not ``SCHED_IDLE``: under a sustained backlog the workers use every core,
+    and an idle-class trainer would then never finish a round; at nice 10 it still gets
+    a small share (`bench/bench_trainer_cost.py` measures what a round costs the worker).
     """
     os.nice(niceness)
-    if hasattr(os, "SCHED_IDLE"):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     torch.set_num_threads(1)
 
 
