@@ -122,7 +122,8 @@ def main(
     config = TrainerConfig(history=history, full=full, fine_tune=fine_tune)
     print("| model | NDCG@10 | HR@10 | NDCG@10 over 8 time windows | s |\n|---|---|---|---|---|")
     started = time.monotonic()
-    print(row("cooccurrence", simulate(CoOccurrence(), events, releases, cut), time.monotonic() - started))
+    cooccurrence = simulate(CoOccurrence(), events, releases, cut)
+    print(row("cooccurrence", cooccurrence, time.monotonic() - started))
     started = time.monotonic()
     art = frozen_model(
         events[:cut], [item for at, item in releases if at <= events[cut - 1].ts], encoder, full, frozen_dir
@@ -161,7 +162,7 @@ def main(
     print(f"\nscored targets unknown to the frozen vocabulary: {len(unknown) / len(results['frozen']):.3f}")
     for name, part in (("known", known), ("unknown", unknown)):
         print(f"frozen NDCG@10 on {name} targets: {ndcg(part):.4f} ({len(part)})")
-    results["cooccurrence"] = simulate(CoOccurrence(), events, releases, cut)
+    results["cooccurrence"] = cooccurrence
     for name, outcomes in results.items():
         print(f"{name} NDCG@10 on those unknown targets: {ndcg([o for o in outcomes if o.item_id not in vocab]):.4f}")
     if with_rounds:

@@ -15,8 +15,8 @@ import dataclasses
 import multiprocessing as mp
 import tempfile
 import time
+from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
-from typing import Any
 
 import click
 from bench_pipeline import ITEMS, USERS, Relay, follow_lists, run_phase  # type: ignore[import-not-found]  # a script beside this one
@@ -59,7 +59,7 @@ def first_model(model_dir: Path, history: int) -> None:
     save(decision, model_dir, encoder)
 
 
-def one_round(model_dir: str, history: int, niceness: int, results: mp.Queue, go: Any) -> None:
+def one_round(model_dir: str, history: int, niceness: int, results: mp.Queue, go: MpEvent) -> None:
     """A warm-start round against the live model, as the trainer process runs it (at its
     lowered priority, `yield_to_workers`); reports its times.
 
