@@ -57,16 +57,22 @@ class SequenceConfig:
     gap_buckets: int = GAP_BUCKETS
 
 
+# One user's window as arrays: (catalog index, event type + 1, ts), oldest first (`encode_events`).
+Window = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 def gap_buckets(ts: torch.Tensor, valid: torch.Tensor, n_buckets: int) -> torch.Tensor:
     """Log2 bucket of the gap to the previous valid event; 0 for the first event and padding.
 
     >>> gap_buckets(torch.tensor([[0.0, 5.0, 5.0, 1e9]]), torch.tensor([[False, True, True, True]]), 32)
     tensor([[ 0,  0,  1, 30]])
+    >>> gap_buckets(torch.tensor([[7.0]]), torch.tensor([[True]]), 32)  # one event: no gap
+    tensor([[0]])
     """
     gap = (ts[:, 1:] - ts[:, :-1]).clamp(min=0)
     bucket = 1 + torch.floor(torch.log2(1 + gap)).long().clamp(max=n_buckets - 2)
     bucket = torch.where(valid[:, 1:] & valid[:, :-1], bucket, 0)
-    return torch.cat([torch.zeros_like(bucket[:, :1]), bucket], dim=1)
+    return torch.cat([torch.zeros(len(ts), 1, dtype=bucket.dtype), bucket], dim=1)
 
 
 class Block(nn.Module):
@@ -80,12 +86,19 @@ class Block(nn.Module):
         self.ff = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Dropout(dropout), nn.Linear(d, d))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+        """``(B, L, d)`` -> ``(B, Q, d)``: the outputs at the last ``queries`` positions (all by default).
+
+        Every position still serves as key and value; only the newest ones are computed
+        as queries, which is all a user vector needs from the top block.
+        """
         b, n, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        keep = slice(n - (queries or n), n)
+        q, mask, x = q[:, :, keep], mask[:, :, keep], x[:, keep]
         p = self.dropout if self.training else 0.0
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, n, d)))
+        x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, q.shape[2], d)))
         return x + self.drop(self.ff(self.norm2(x)))
 
 
@@ -111,11 +124,15 @@ class SequenceEncoder(nn.Module):
         """``v(i) = E_id[i] + W text(i)``; ID index 0 means text alone."""
         return self.id_emb(ids) + self.text_proj(text)
 
-    def forward(self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
-        """``(B, L, d)`` item vectors `item_vectors` and ``(B, L)`` event types / gap buckets -> ``(B, L, d)``.
+    def forward(
+        self, items: torch.Tensor, types: torch.Tensor, gaps: torch.Tensor, last_only: bool = False
+    ) -> torch.Tensor:
+        """``(B, L, d)`` item vectors `item_vectors` and ``(B, L)`` event types / gap buckets -> ``(B, L, d)``
+        (``(B, 1, d)``, the newest position alone, with ``last_only``).
 
         Event types are ``EVENT_TYPE_INDEX + 1``; type 0 marks padding, which nobody
         attends (each position always attends itself, so no attention row is empty).
+        Positions count back from the newest event, so left padding changes no output.
         """
         n = types.shape[1]
         valid = types > 0
@@ -125,8 +142,8 @@ class SequenceEncoder(nn.Module):
         causal = torch.ones(n, n, dtype=torch.bool).tril()
         mask = (causal & valid[:, None, :]) | torch.eye(n, dtype=torch.bool)
         mask = mask.unsqueeze(1)  # (B, 1, L, L): same for every head
-        for block in self.blocks:
-            x = block(x, mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, 1 if last_only and i == len(self.blocks) - 1 else None)
         return self.norm(x)
 
 
@@ -151,17 +168,28 @@ def pack(windows: Sequence[tuple[np.ndarray, ...]], length: int) -> tuple[torch.
     return (*(f.long() for f in packed[:-1]), packed[-1])
 
 
-def encode_last(
-    model: SequenceEncoder, windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], items: torch.Tensor
-) -> torch.Tensor:
+def encode_last(model: SequenceEncoder, windows: Sequence[Window], items: torch.Tensor) -> torch.Tensor:
     """User vectors ``(B, d)``: the output at the newest position of each window.
 
     ``windows`` hold catalog indices into ``items``, the ``(n + 1, d)`` item-vector table
-    (row 0 = padding).
+    (row 0 = padding). They are padded to the longest of them, not to the model's window:
+    padding changes no output, and attention costs grow with the square of the length.
     """
-    idx, types, ts = pack(windows, model.config.window)
+    longest = min(max((len(w[0]) for w in windows), default=1), model.config.window)
+    idx, types, ts = pack(windows, max(longest, 1))
     gaps = gap_buckets(ts, types > 0, model.config.gap_buckets)
-    return model(items[idx], types, gaps)[:, -1]
+    return model(items[idx], types, gaps, last_only=True)[:, -1]
+
+
+def encode_users(model: SequenceEncoder, windows: Sequence[Window], items: torch.Tensor, batch: int) -> torch.Tensor:
+    """`encode_last` in chunks of ``batch`` windows of similar length (shortest first), in
+    the order given: a few long windows then pad no chunk but their own."""
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i][0]))
+    out = torch.zeros(len(windows), model.config.d)
+    for start in range(0, len(order), batch):
+        chunk = order[start : start + batch]
+        out[chunk] = encode_last(model, [windows[i] for i in chunk], items)
+    return out
 
 
 def encode_events(events: Sequence[Event | Interaction], vocab: ItemVocab) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -35,7 +35,15 @@ from torch.nn import functional as F
 
 from streamrec.models.base import ItemVocab
 from streamrec.models.metrics import accuracy, masked_ranks
-from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_events, encode_last, gap_buckets, pack
+from streamrec.models.sequence import (
+    SequenceConfig,
+    SequenceEncoder,
+    Window,
+    encode_events,
+    encode_users,
+    gap_buckets,
+    pack,
+)
 from streamrec.types import EVENT_TYPE_INDEX, Event, Item
 
 # Full softmax up to this catalog size; beyond it, sampled softmax with logQ correction.
@@ -45,7 +53,7 @@ NEGATIVES = 4096
 EVAL_BATCH = 256
 
 # Encoded event windows ``(items, types, ts)`` (`encode_events`), as the model reads them.
-Windows = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+Windows = list[Window]
 # Training windows ``(inputs, input types, targets, target types, ts)`` (`_windows`).
 TrainWindows = list[tuple[np.ndarray, ...]]
 
@@ -215,8 +223,7 @@ def user_states(model: SequenceEncoder, windows: Windows, text: torch.Tensor) ->
     model.eval()
     with torch.inference_mode():
         items = model.item_vectors(torch.arange(len(text)), text)
-        chunks = [encode_last(model, windows[s : s + EVAL_BATCH], items) for s in range(0, len(windows), EVAL_BATCH)]
-        return (torch.cat(chunks) if chunks else torch.zeros(0, model.config.d)), items
+        return encode_users(model, windows, items, EVAL_BATCH), items
 
 
 def _windows(seqs: Sequence[tuple[np.ndarray, ...]], length: int, span: int, rng: np.random.Generator) -> TrainWindows:

@@ -40,7 +40,7 @@ import torch
 from streamrec.models.artifact import Artifact, load_latest
 from streamrec.models.base import ItemVocab, Recommender
 from streamrec.models.retrieval import ItemIndex
-from streamrec.models.sequence import encode_events, encode_last
+from streamrec.models.sequence import encode_events, encode_users
 from streamrec.models.text_encoder import TextEncoder
 from streamrec.types import Item, Ranked, UserContext
 
@@ -113,12 +113,8 @@ class TransformerRecommender(Recommender):
     def embed(self, users: Sequence[UserContext]) -> np.ndarray:
         """User vectors ``(len(users), d)`` from their windows (unknown items are skipped)."""
         windows = [self._window(user) for user in users]
-        out = np.zeros((len(users), self.model.config.d), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(users), EMBED_BATCH):
-                chunk = windows[start : start + EMBED_BATCH]
-                out[start : start + len(chunk)] = encode_last(self.model, chunk, self.item_vectors).numpy()
-        return out
+            return encode_users(self.model, windows, self.item_vectors, EMBED_BATCH).numpy()
 
     def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
         missing = [i for i, user in enumerate(users) if user.vector is None]

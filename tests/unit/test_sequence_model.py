@@ -11,7 +11,7 @@ import torch
 
 from streamrec.models import artifact
 from streamrec.models.fusion import WEIGHTS_FILE, FusionWeights
-from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_last, gap_buckets, pack
+from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_last, encode_users, gap_buckets, pack
 from streamrec.models.versions import MANIFEST, UnsupportedFormat, new_version
 from tests.published import newest_artifact
 
@@ -66,6 +66,19 @@ def test_padding_does_not_change_the_user_vector(net: SequenceEncoder) -> None:
         short = encode_last(net, [_window([3, 5])], items)
         batched = encode_last(net, [_window([3, 5]), _window([1, 2, 3, 4, 5, 6, 7, 8])], items)
     torch.testing.assert_close(short[0], batched[0])
+
+
+def test_user_vectors_in_length_buckets_equal_the_full_forward_pass(net: SequenceEncoder) -> None:
+    """`encode_users` pads each chunk to its longest window and computes the top block for
+    the newest position only: the same vectors as every position over the model's window."""
+    rng = np.random.default_rng(3)
+    lengths = [0, 1, 12, 3, 8, 2, 5, 1, 7]  # empty, longer than the window (8), mixed
+    windows = [_window(rng.integers(1, N_ITEMS + 1, n).tolist(), rng.integers(1, 4, n).tolist()) for n in lengths]
+    text = _text()
+    items = net.item_vectors(torch.arange(N_ITEMS + 1), text)
+    with torch.inference_mode():
+        fast = encode_users(net, windows, items, batch=2)
+    torch.testing.assert_close(fast, _outputs(net, windows, text)[:, -1])
 
 
 def test_gap_buckets_are_logarithmic() -> None:
