@@ -46,3 +46,21 @@ def test_new_items_and_replaced_vectors_are_searchable_at_once() -> None:
 def test_asking_for_more_than_the_catalog_returns_the_catalog_once() -> None:
     ranked = _index().search(QUERY, 50, [{"c"}])[0]
     assert [i for i, _ in ranked] == ["a", "b", "d", "e"]
+
+
+def test_a_batch_equals_each_query_filtered_by_hand() -> None:
+    """Random vectors, exclusion sets with unknown ids and items unavailable: every list is
+    the brute-force top-n of the available, non-excluded items."""
+    rng = np.random.default_rng(7)
+    ids = [f"i{n}" for n in range(60)]
+    vectors = rng.normal(size=(60, 4)).astype(np.float32)
+    index = ItemIndex(4)
+    index.add(ids, vectors)
+    for item in ids[::7]:
+        index.set_available(item, False)
+    queries = rng.normal(size=(9, 4)).astype(np.float32)
+    exclude = [{*rng.choice(ids, size=n, replace=False).tolist(), "unknown"} for n in range(9)]
+    for query, banned, ranked in zip(queries, exclude, index.search(queries, 10, exclude), strict=True):
+        allowed = [i for n, i in enumerate(ids) if n % 7 and i not in banned]
+        best = sorted(allowed, key=lambda i: -float(vectors[ids.index(i)] @ query))[:10]
+        assert [i for i, _ in ranked] == best
