@@ -17,6 +17,7 @@ exported from it at scrape time (`StatsCollector`): no second count to keep in s
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import time
@@ -36,6 +37,9 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 BATCH_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Event -> list: ~20 ms p50 with a 10 ms fetch wait, ~1 s with Faust's default; 30 s+ is a backlog.
 FRESHNESS_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# Pauses of Python's cyclic collector: young generations well under 1 ms, a full
+# collection of a large heap tens to hundreds (the event loop stands still meanwhile).
+GC_SECONDS_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 # Age of a served list: fresh (sub-second) to a user idle for a day.
 LIST_AGE_BUCKETS = (0.1, 1.0, 10.0, 60.0, 600.0, 3600.0, 86400.0)
 # HTTP handlers answer from memory (~1 ms) or wait for broker acks (up to http_ack_timeout_s).
@@ -152,6 +156,13 @@ class WorkerMetrics(Registered):
             buckets=FRESHNESS_BUCKETS,
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "streamrec_worker_gc_pause_seconds",
+            "Pauses of Python's cyclic garbage collector, by generation collected",
+            ["generation"],
+            buckets=GC_SECONDS_BUCKETS,
+            registry=r,
+        )
         self.model = Info("streamrec_worker_model", "The model being served and its artifact version", registry=r)
         self.model_loaded = Gauge(
             "streamrec_worker_model_loaded_timestamp_seconds",
@@ -188,6 +199,19 @@ class WorkerMetrics(Registered):
         self.batch_size.observe(size)
         with self.batch_seconds.time():
             yield
+
+    def time_gc(self) -> None:
+        """Observe every collection of Python's cyclic collector in `gc_pause` (this process's)."""
+        started = 0.0
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            nonlocal started
+            if phase == "start":
+                started = time.perf_counter()
+            else:
+                self.gc_pause.labels(str(info["generation"])).observe(time.perf_counter() - started)
+
+        gc.callbacks.append(on_gc)
 
     def published(self, produced_at: Iterable[float | None], now: float) -> None:
         """A list went out at ``now`` including events produced at ``produced_at`` (Unix s)."""

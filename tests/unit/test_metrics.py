@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
+import weakref
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamrec.infra.broker import free_port
 from streamrec.streams.metrics import REASONS, WORKER_STATS, ServerMetrics, WorkerMetrics, reason_class
+from streamrec.streams.worker import freeze_heap
 from tests.unit.test_processor import Fixture
 
 
@@ -159,3 +162,39 @@ def test_the_processor_records_dead_letters_and_freshness(tmp_path: Path) -> Non
     assert metrics.value("streamrec_worker_dead_lettered_total", reason="malformed") == 1
     assert metrics.value("streamrec_event_to_list_seconds_count") == 2
     assert (metrics.value("streamrec_event_to_list_seconds_sum") or 0) / 2 >= 0.5
+
+
+def test_garbage_collections_are_timed_by_generation() -> None:
+    metrics = WorkerMetrics()
+    metrics.time_gc()
+    try:
+        gc.collect(1)
+        gc.collect()
+    finally:
+        gc.callbacks.pop()
+    values = scraped(metrics)
+    assert values["streamrec_worker_gc_pause_seconds_count|generation=1"] >= 1
+    assert values["streamrec_worker_gc_pause_seconds_count|generation=2"] >= 1
+    assert values["streamrec_worker_gc_pause_seconds_sum|generation=2"] > 0
+
+
+def test_a_frozen_heap_still_frees_a_replaced_model_at_the_next_freeze() -> None:
+    """`freeze_heap` exempts live objects from collections; the next one (after a reload)
+    must still free the old objects' reference cycles, or every reload would leak."""
+
+    class Model:
+        def __init__(self) -> None:
+            self.itself = self  # a reference cycle: only the cyclic collector frees it
+
+    model = Model()
+    gone = weakref.ref(model)
+    try:
+        freeze_heap()
+        assert gc.get_freeze_count() > 0
+        del model
+        gc.collect()
+        assert gone() is not None  # frozen: the collector leaves it alone
+        freeze_heap()
+        assert gone() is None
+    finally:
+        gc.unfreeze()
