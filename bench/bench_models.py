@@ -2,8 +2,10 @@
 
     python bench/bench_models.py [--model-dir DIR]
 
-Encoder: user vectors for windows of ``window`` events (random items; an artifact's
-weights if one exists under --model-dir, else a fresh ml-100k-sized model: same cost).
+Encoder: user vectors for full, mixed and short windows (random items; an artifact's
+weights if one exists under --model-dir, else a fresh ml-100k-sized model: same cost),
+as the worker computes them (`encode_users`) and, for the ratio, every position of
+windows padded to the model's window.
 FAISS: exact inner-product top-``k`` with a 50-item exclusion set, over the ml-100k
 catalog (1,682 items) and a synthetic 100k-item catalog.
 """
@@ -21,7 +23,8 @@ from rich.table import Table
 
 from streamrec.models.artifact import load_latest
 from streamrec.models.retrieval import ItemIndex
-from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_last
+from streamrec.models.sequence import SequenceConfig, SequenceEncoder, encode_users, gap_buckets, pack
+from streamrec.models.transformer import EMBED_BATCH
 
 ML100K_ITEMS = 1682
 CATALOG_SIZES = (ML100K_ITEMS, 100_000)
@@ -41,23 +44,35 @@ def _timed(fn, units_per_call: int) -> float:
     return (time.perf_counter() - started) / (calls * units_per_call)
 
 
-def bench_encoder(model: SequenceEncoder, rng: np.random.Generator) -> dict[int, float]:
-    """µs per user vector (= per event, the worker embeds once per event) by batch size."""
-    n, length = model.config.n_items, model.config.window
+# Window lengths of a batch: all full, uniform over 1..window, and short (1..8 events).
+LENGTHS = {"full windows": (1.0, 1.0), "mixed lengths": (0.0, 1.0), "short windows": (0.0, 8 / 50)}
+
+
+def bench_encoder(model: SequenceEncoder, rng: np.random.Generator) -> dict[tuple[str, int], tuple[float, float]]:
+    """µs per user vector (= per event, the worker embeds once per event) by window lengths
+    and batch size: `encode_users` against every position of windows padded to the
+    model's window (what it computed before)."""
+    n, window = model.config.n_items, model.config.window
     with torch.inference_mode():
         items = model.item_vectors(torch.arange(n + 1), torch.zeros(n + 1, model.config.text_dim))
     out = {}
-    for batch in BATCHES:
-        windows = [
-            (rng.integers(1, n + 1, length), rng.integers(1, 4, length), np.sort(rng.uniform(0, 1e6, length)))
-            for _ in range(batch)
-        ]
+    for name, (low, high) in LENGTHS.items():
+        for batch in BATCHES:
+            lengths = rng.integers(max(1, round(low * window)), round(high * window) + 1, batch)
+            windows = [
+                (rng.integers(1, n + 1, m), rng.integers(1, 4, m), np.sort(rng.uniform(0, 1e6, m))) for m in lengths
+            ]
 
-        def run(windows: list = windows) -> None:
-            with torch.inference_mode():
-                encode_last(model, windows, items)
+            def fast(windows: list = windows) -> None:
+                with torch.inference_mode():
+                    encode_users(model, windows, items, EMBED_BATCH)
 
-        out[batch] = 1e6 * _timed(run, batch)
+            def every_position(windows: list = windows) -> None:
+                with torch.inference_mode():
+                    idx, types, ts = pack(windows, window)
+                    model(items[idx], types, gap_buckets(ts, types > 0, model.config.gap_buckets))[:, -1]
+
+            out[name, batch] = (1e6 * _timed(fast, batch), 1e6 * _timed(every_position, batch))
     return out
 
 
@@ -85,14 +100,16 @@ def main(model_dir: str) -> None:
     source = f"artifact {artifact.version}" if artifact else "fresh model"
     encoder, queries = bench_encoder(model, rng), bench_faiss(model.config.d, rng)
     table = Table(title=f"models, 1 thread ({source}, d={model.config.d}, window={model.config.window})")
-    table.add_column("block")
-    table.add_column("setting")
-    table.add_column("figure", justify="right")
-    for batch, us in encoder.items():
-        table.add_row("sequence encoder", f"batch {batch}", f"{us:,.0f} µs/event")
+    for column in ("block", "setting", "figure", "every position (before)", "ratio"):
+        table.add_column(column, justify="left" if column in ("block", "setting") else "right")
+    for (lengths, batch), (us, before) in encoder.items():
+        row = (f"{us:,.0f} µs/event", f"{before:,.0f} µs/event", f"{before / us:.1f}x")
+        table.add_row("sequence encoder", f"{lengths}, batch {batch}", *row)
     for size, qps in queries.items():
-        table.add_row("FAISS IndexFlatIP top-10", f"{size:,} items, {EXCLUDED} excluded", f"{qps:,.0f} queries/s")
-    Console().print(table)
+        table.add_row(
+            "FAISS IndexFlatIP top-10", f"{size:,} items, {EXCLUDED} excluded", f"{qps:,.0f} queries/s", "", ""
+        )
+    Console(width=130).print(table)
 
 
 if __name__ == "__main__":
