@@ -20,7 +20,7 @@ import faust
 from streamrec.settings import Settings
 from streamrec.streams.faust_compat import set_current_event
 from streamrec.streams.workdir import ready_marker
-from streamrec.streams.worker import APP_ID, create_app
+from streamrec.streams.worker import APP_ID, STORE_OPTIONS, create_app
 
 NAME = "bare"
 TABLE = "bare"
@@ -30,7 +30,8 @@ CHANGELOG = f"{APP_ID}-{TABLE}-changelog"
 def build(settings: Settings) -> faust.App:
     app = create_app(settings, NAME)
     events = app.topic(settings.topic_events, key_serializer="raw", value_serializer="raw")
-    table = app.Table(TABLE, partitions=settings.partitions)  # JSON keys and values, as the worker's
+    # JSON keys and values and the store's memory bounds, as the worker's.
+    table = app.Table(TABLE, partitions=settings.partitions, options=dict(STORE_OPTIONS))
     written: Counter[str] = Counter()  # per-user count, kept aside so the table is only written
 
     @app.agent(events)
