@@ -175,8 +175,8 @@ def encode_last(model: SequenceEncoder, windows: Sequence[Window], items: torch.
     (row 0 = padding). They are padded to the longest of them, not to the model's window:
     padding changes no output, and attention costs grow with the square of the length.
     """
-    longest = min(max((len(w[0]) for w in windows), default=1), model.config.window)
-    idx, types, ts = pack(windows, max(longest, 1))
+    longest = max((len(w[0]) for w in windows), default=0)
+    idx, types, ts = pack(windows, min(max(longest, 1), model.config.window))
     gaps = gap_buckets(ts, types > 0, model.config.gap_buckets)
     return model(items[idx], types, gaps, last_only=True)[:, -1]
 
