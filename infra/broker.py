@@ -66,6 +66,11 @@ class EmbeddedBroker:
     def url(self) -> str:
         return f"kafka://{self.bootstrap}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs (benches watch its CPU)."""
+        return self._process.pid if self._process else None
+
     def start(self) -> EmbeddedBroker:
         listener = f"tcp://{self.bootstrap}"
         # The child keeps its own copy of the log's descriptor; ours closes right away.
