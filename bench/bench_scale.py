@@ -9,8 +9,8 @@ Three parts (``--parts``), each on its own embedded stack:
 - ``worker``: ``--events`` synthetic events (Zipf items, uniform users among ``--users``)
   streamed through one worker (``--recommender``, on an untrained artifact of ``--items``
   items: a trained one's cost). Prints events/s (extrapolate: the whole run is this rate),
-  RocksDB state bytes per user touched, worker RSS sampled over the run (it must
-  plateau), restart time (SIGTERM, start, ready) and hot-reload time (new version
+  RocksDB state bytes per user touched, worker RSS sampled over the run and split into
+  RocksDB's own memory (bounded by its options) and the rest (both must plateau), restart time (SIGTERM, start, ready) and hot-reload time (new version
   written -> swapped in).
 - ``serving``: ``--serve-users`` lists produced to ``recommendations`` directly (not
   computed by a worker: the worker part measures that side), read by one HTTP server into
@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,8 @@ from streamrec.streams.sources import synthetic_catalog, synthetic_events
 PARTS = ("worker", "serving", "ann")
 DATA = Path(__file__).resolve().parent.parent / ".streamrec" / "bench-scale"
 LIST_ITEMS = 10
+MB = 1 << 20  # as rss_mb counts
+STORE_METRIC = "streamrec_worker_store_memory_bytes"
 SAMPLE_EVERY_S = 2.0
 DRAIN_TIMEOUT_S = 3600.0
 POLL_S = 1.0
@@ -70,6 +73,7 @@ TRAIN_SECONDS = 180.0
 WINDOW = 50  # longest query window (the transformer's)
 
 console = Console(stderr=True)
+Series = list[tuple[float, float]]
 
 
 def settings_for(part: str, **overrides: Any) -> Settings:
@@ -92,10 +96,25 @@ def wait_for(what: str, done: Any, timeout_s: float) -> float:
     return time.monotonic() - started
 
 
-def memory(sampler: Sampler, name: str, until: float | None = None) -> dict[str, Any]:
-    """The RSS series of ``name``, and its plateau figures up to ``until`` (s) if given."""
-    series = sampler.series.get(name, [])
-    return {"rss_mb": plateau([(t, mb) for t, mb in series if until is None or t <= until]), "rss_series": series}
+def memory(series: Series, until: float | None = None, as_: str = "rss") -> dict[str, Any]:
+    """``series`` (MB over time), and its plateau figures up to ``until`` (s) if given."""
+    return {f"{as_}_mb": plateau([(t, mb) for t, mb in series if until is None or t <= until]), f"{as_}_series": series}
+
+
+def store_mb(url: str) -> float | None:
+    """What RocksDB holds in memory in the worker at ``url`` (all kinds), MB; None if unreachable."""
+    try:
+        text = httpx.get(url, timeout=5).text
+    except httpx.HTTPError:
+        return None
+    held = (s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == STORE_METRIC)
+    return sum(held) / MB
+
+
+def without(series: Series, part: Series) -> Series:
+    """``series`` minus ``part``, at the times both were sampled."""
+    at = dict(part)
+    return [(t, round(mb - at[t], 1)) for t, mb in series if t in at]
 
 
 # -- worker
@@ -116,8 +135,9 @@ def bench_worker(users: int, items: int, events: int, recommender: str) -> dict[
             yield event
 
     with Stack(settings, workers=1) as stack, Sampler(SAMPLE_EVERY_S) as sampler:
-        sampler.watch("worker", stack.processes["worker-0"].pid)
         url = stack.metrics_urls["worker-0"]
+        sampler.watch("worker", stack.processes["worker-0"].pid)
+        sampler.track("worker store", partial(store_mb, url))
         produce_items(catalog, stack.settings)  # events that overtake their item wait for it (parked)
         started = time.monotonic()
         replay(counted(), stack.settings, Pacer(rate=None), total=events)
@@ -128,6 +148,7 @@ def bench_worker(users: int, items: int, events: int, recommender: str) -> dict[
         state = folder_bytes(Path(stack.settings.data_dir) / "workers")
         restart_s = restart_worker(stack, sampler)
         reload_s = hot_reload(stack, model_dir, catalog)
+    rss, store = sampler.series["worker"], sampler.series["worker store"]
     return {
         "events": events,
         "users_touched": len(seen),
@@ -141,7 +162,11 @@ def bench_worker(users: int, items: int, events: int, recommender: str) -> dict[
         "restart_s": round(restart_s, 1),
         "hot_reload_s": round(reload_s, 1),
         "load_avg": os.getloadavg(),
-        **memory(sampler, "worker", until=streamed_at),  # the series goes on through restart and reload
+        # The series go on through restart and reload. RocksDB's share is bounded by its
+        # options; what must plateau besides it is the rest (Python, torch, the model).
+        **memory(rss, until=streamed_at),
+        **memory(store, until=streamed_at, as_="store"),
+        **memory(without(rss, store), until=streamed_at, as_="rest"),
     }
 
 
@@ -223,7 +248,7 @@ def bench_serving(users: int, items: int, wrk_seconds: float, connections: int, 
         "after_restart": {"users_with_lists": after["users_with_lists"], "lists_reread": after["lists_consumed"]},
         "load": load,
         "load_avg": os.getloadavg(),
-        **memory(sampler, "server"),
+        **memory(sampler.series["server"]),
         **({"baseline": before} if before else {}),
     }
 

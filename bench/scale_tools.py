@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,18 +64,23 @@ def folder_bytes(path: Path) -> int:
 
 
 class Sampler:
-    """Samples ``rss_mb`` of named processes every ``every_s`` in a thread: ``series[name] = [(t, MB)]``."""
+    """Samples named probes every ``every_s`` in a thread: ``series[name] = [(t, MB)]``, all
+    probes of a round at the same ``t``. ``watch`` probes a process's ``rss_mb``."""
 
     def __init__(self, every_s: float) -> None:
         self.every_s = every_s
-        self.pids: dict[str, int] = {}
+        self.probes: dict[str, Callable[[], float | None]] = {}
         self.series: dict[str, list[tuple[float, float]]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._t0 = time.monotonic()
 
     def watch(self, name: str, pid: int) -> None:
-        self.pids[name] = pid
+        self.track(name, partial(rss_mb, pid))
+
+    def track(self, name: str, probe: Callable[[], float | None]) -> None:
+        """Sample ``probe()`` (MB; None: no sample this round) as ``name``."""
+        self.probes[name] = probe
         self.series.setdefault(name, [])
 
     def elapsed(self) -> float:
@@ -90,10 +97,11 @@ class Sampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
-            for name, pid in list(self.pids.items()):
-                mb = rss_mb(pid)
+            t = round(self.elapsed(), 1)
+            for name, probe in list(self.probes.items()):
+                mb = probe()
                 if mb is not None:
-                    self.series[name].append((round(self.elapsed(), 1), round(mb, 1)))
+                    self.series[name].append((t, round(mb, 1)))
 
 
 def spark(values: list[float]) -> str:

@@ -13,6 +13,8 @@ patched here, so an upgrade that changes them fails a fast test, not a running w
 - `current`: a parked or in-flight event may be settled after a rebalance started a new
   consumer generation; Faust's stream skips stale messages, and `settle` does not ack them.
 - `consumer_lags`: Faust keeps the last offset it read per partition in a private map.
+- `store_databases`: a ``rocksdb://`` table's store keeps its open databases (one per
+  partition held) in a private map.
 - `guard_fetch_holes`: Faust asks aiokafka for the records of its *live* set of active
   partitions, which table recovery empties for a moment, and aiokafka reads an empty
   set as "all partitions"; Faust then drops the records of partitions not active (also
@@ -102,6 +104,12 @@ def consumer_lags(app: Any, topic: str) -> dict[int, int]:
     except Exception:
         return {}
     return {tp.partition: max(0, hw - _next(read.get(tp))) for tp, hw in highwaters.items() if hw is not None}
+
+
+def store_databases(table: Any) -> list[Any]:
+    """The open RocksDB databases (`rocksdict.Rdict`) behind ``table``, one per partition
+    this worker holds (none before the first assignment, or for another store)."""
+    return list(getattr(table.data, "_dbs", {}).values())
 
 
 def _next(last_read: int | None) -> int:

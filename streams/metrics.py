@@ -57,6 +57,15 @@ REASON_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
 INVALID = "invalid"
 REASONS = (*(name for name, _ in REASON_CLASSES), INVALID)
 
+# RocksDB properties behind streamrec_worker_store_memory_bytes{kind}: the parts of a
+# store's memory its options bound (streams/worker.py STORE_OPTIONS), and the index and
+# filter blocks, which grow with the data.
+STORE_MEMORY = {
+    "memtables": "rocksdb.cur-size-all-mem-tables",
+    "block_cache": "rocksdb.block-cache-usage",
+    "table_readers": "rocksdb.estimate-table-readers-mem",
+}
+
 # Processor and model-host ``stats`` keys -> exported counter (name without ``_total``, help).
 WORKER_STATS: dict[str, tuple[str, str]] = {
     "events_in": ("streamrec_worker_events", "Records read from the events topic"),
@@ -119,6 +128,38 @@ class PartitionLag(Collector):
         for partition, lag in sorted(self.lags().items()):
             family.add_metric([str(partition)], lag)
         yield family
+
+
+class StoreMemory(Collector):
+    """What RocksDB itself holds in memory for a table, by kind (`STORE_MEMORY`), summed
+    over the databases ``databases()`` returns (one per partition held; each has its own
+    block cache). The rest of a worker's resident memory is Python, torch and the model."""
+
+    def __init__(self, databases: Callable[[], Sequence[Any]]) -> None:
+        self.databases = databases
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "streamrec_worker_store_memory_bytes",
+            "Memory RocksDB holds for the users table, by kind (memtables, block cache, index and filter blocks)",
+            labels=["kind"],
+        )
+        totals = dict.fromkeys(STORE_MEMORY, 0)
+        for db in self.databases():
+            for kind, prop in STORE_MEMORY.items():
+                totals[kind] += store_property(db, prop)
+        for kind, total in totals.items():
+            family.add_metric([kind], total)
+        yield family
+
+
+def store_property(db: Any, name: str) -> int:
+    """An integer property of an open database, 0 if it was closed meanwhile (a rebalance:
+    this runs in the metrics thread)."""
+    try:
+        return int(db.property_int_value(name) or 0)
+    except Exception:
+        return 0
 
 
 class Registered:
@@ -242,10 +283,13 @@ class WorkerMetrics(Registered):
         learning_lag: Callable[[], float],
         lags: Callable[[], Mapping[int, int]],
         trusted: bool,
+        databases: Callable[[], Sequence[Any]] = list,
     ) -> None:
-        """Export what the processor and model host count and hold."""
+        """Export what the processor and model host count and hold, and what the users
+        table's ``databases`` hold in memory."""
         self.registry.register(StatsCollector(WORKER_STATS, *stats))
         self.registry.register(PartitionLag(lags))
+        self.registry.register(StoreMemory(databases))
         Gauge(
             "streamrec_worker_parked_events", "Events waiting for their item now", registry=self.registry
         ).set_function(parked)

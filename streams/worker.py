@@ -27,6 +27,7 @@ from streamrec.streams.faust_compat import (
     hold,
     set_current_event,
     settle,
+    store_databases,
     use_fetch_wait,
 )
 from streamrec.streams.learning import LearningLog
@@ -157,6 +158,7 @@ def build(settings: Settings, worker_name: str, host: ModelHost) -> tuple[faust.
         learning_lag=host.learning_lag,
         lags=lambda: consumer_lags(app, settings.topic_events),
         trusted=bool(settings.recovery_check),  # on only where the broker's end offsets are right
+        databases=lambda: store_databases(users),
     )
     metrics.model_swapped(host.recommender.version, host.version)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from contextvars import ContextVar
+from pathlib import Path
 from types import SimpleNamespace
 
 import aiokafka
@@ -194,3 +195,14 @@ def test_records_faust_drops_are_fetched_again() -> None:
     assert inactive.fetch() == {a: 8, b: 3} and inactive.delivered == [(0, 5), (0, 6), (0, 7)]
     stopped = FetchingConsumer({a: [5, 6, 7], b: [3, 4]}, active={a, b}, stop_flow_after=2)  # a rebalance begins
     assert stopped.fetch() == {a: 6, b: 4} and stopped.delivered == [(0, 5), (1, 3)]
+
+
+def test_a_rocksdb_tables_open_databases_are_where_store_databases_reads_them(tmp_path: Path) -> None:
+    import faust
+
+    app = faust.App("compat", store="rocksdb://", datadir=str(tmp_path))
+    table = app.Table("users", partitions=2)
+    assert faust_compat.store_databases(table) == []
+    db = table.data._db_for_partition(1)
+    assert faust_compat.store_databases(table) == [db]
+    db.close()

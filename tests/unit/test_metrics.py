@@ -198,3 +198,23 @@ def test_a_frozen_heap_still_frees_a_replaced_model_at_the_next_freeze() -> None
         assert gone() is None
     finally:
         gc.unfreeze()
+
+
+def test_store_memory_sums_what_rocksdb_holds_per_kind_and_skips_closed_databases(tmp_path: Path) -> None:
+    from rocksdict import Rdict
+
+    from streamrec.streams.metrics import STORE_MEMORY
+
+    dbs = [Rdict(str(tmp_path / f"p{n}")) for n in range(3)]
+    for n, db in enumerate(dbs[:2]):
+        for key in range(1000 * (n + 1)):
+            db[key] = "x" * 100
+    dbs[2].close()
+    metrics = WorkerMetrics()
+    metrics.watch([], parked=lambda: 0, learning_lag=lambda: 0, lags=dict, trusted=True, databases=lambda: dbs)
+    held = {kind: scraped(metrics)[f"streamrec_worker_store_memory_bytes|kind={kind}"] for kind in STORE_MEMORY}
+    one = dbs[0].property_int_value(STORE_MEMORY["memtables"])
+    both = one + dbs[1].property_int_value(STORE_MEMORY["memtables"])
+    assert held["memtables"] == both > one > 200_000  # 3,000 values of 100 B, in two stores
+    for db in dbs[:2]:
+        db.close()
