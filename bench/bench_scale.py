@@ -144,7 +144,9 @@ def bench_worker(users: int, items: int, events: int, recommender: str) -> dict[
         produced_s = time.monotonic() - started
         wait_for("events", lambda: scrape(url)["streamrec_worker_events_applied_total"] >= events, DRAIN_TIMEOUT_S)
         wall = time.monotonic() - started
-        streamed_at = sampler.elapsed()
+        # The last round before the restart may scrape a stopping worker (its stores
+        # closed): the series end one round earlier.
+        streamed_at = sampler.elapsed() - SAMPLE_EVERY_S
         state = folder_bytes(Path(stack.settings.data_dir) / "workers")
         restart_s = restart_worker(stack, sampler)
         reload_s = hot_reload(stack, model_dir, catalog)
