@@ -6,6 +6,8 @@ the contract of `models.base` and what the worker relies on:
 - at most ``k`` items per list, no item twice, scores non-increasing;
 - never an item of ``user.exclude``, never an unavailable item (``Item(available=False)``);
 - deterministic: two fresh instances fed the same stream give the same lists;
+- ``recommend_arrays`` is ``recommend`` as arrays: one fresh instance's `TopK` holds
+  exactly the other's lists (items, order, scores);
 - hot reload: a fresh instance fed the same stream that `carry_over`\\ s from a serving one
   serves what that one would serve next (it keeps the carried memory, e.g. exposure).
 
@@ -84,6 +86,10 @@ def check_recommender(
     lists = carried.recommend(users, k)
     check_lists(carried, users, lists, k, unavailable)
     _require(lists == twin.recommend(users, k), f"{carried.version} loses what carry_over hands it: lists differ")
+    # Fresh instances: serving a list may change a model (a re-ranker's exposure memory).
+    lists = fed(make(), items, events, unavailable).recommend(users, k)
+    arrays = fed(make(), items, events, unavailable).recommend_arrays(users, k)
+    _require(arrays.lists() == lists, f"{serving.version}: recommend_arrays and recommend give different lists")
 
 
 def fed(model: Recommender, items: Sequence[Item], events: Sequence[Event], unavailable: str) -> Recommender:

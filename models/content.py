@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from streamrec.models.base import Recommender, window_weights
+from streamrec.models.base import ArrayRecommender, ItemVocab, TopK, window_weights
 from streamrec.models.retrieval import ItemIndex
 from streamrec.models.text_encoder import TextEncoder
-from streamrec.types import EVENT_WEIGHTS, Interaction, Item, Ranked, UserContext
+from streamrec.types import EVENT_WEIGHTS, Interaction, Item, UserContext
 
 # Per-position decay of the profile weights: the newest item counts 1, ten items back ~0.35.
 RECENCY = 0.9
@@ -39,7 +39,7 @@ RECENCY = 0.9
 SPAN = 20
 
 
-class Content(Recommender):
+class Content(ArrayRecommender):
     """Cosine between item texts and a recency-weighted profile of the user's window."""
 
     name = "content"
@@ -83,14 +83,14 @@ class Content(Recommender):
         norm = np.linalg.norm(mean)
         return mean / norm if norm > 0 else None
 
-    def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
+    def recommend_arrays(self, users: Sequence[UserContext], k: int) -> TopK:
+        if self.index is None:  # no item vectors yet, so no profiles
+            return TopK.empty(ItemVocab(), len(users))
         known = [(n, q) for n, user in enumerate(users) if (q := self.profile(user)) is not None]
-        out: list[Ranked] = [[] for _ in users]
-        if known and self.index is not None:
-            found = self.index.search(np.stack([q for _, q in known]), k, [users[n].exclude for n, _ in known])
-            for (n, _), ranked in zip(known, found, strict=True):
-                out[n] = ranked
-        return out
+        if not known:
+            return TopK.empty(self.index.vocab, len(users))
+        found = self.index.search_arrays(np.stack([q for _, q in known]), k, [users[n].exclude for n, _ in known])
+        return found.spread(np.array([n for n, _ in known], np.int64), len(users))
 
     def vector(self, item_id: str) -> np.ndarray | None:
         return None if self.index is None else self.index.vector(item_id)

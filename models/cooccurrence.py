@@ -36,10 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.models.base import Recommender, top_k_chunked
+from streamrec.models.base import ArrayRecommender, TopK, top_k_chunked
 from streamrec.models.popularity import ItemScores
 from streamrec.models.trending import EventTimeDecay, Trending
-from streamrec.types import EVENT_WEIGHTS, Interaction, Item, Ranked, UserContext
+from streamrec.types import EVENT_WEIGHTS, Interaction, Item, UserContext
 
 # How many earlier window items an event is credited to, and how fast credit decays.
 LEARN_SPAN = 3
@@ -49,7 +49,7 @@ DECAY = 0.6
 POPULARITY_BLEND = 0.1
 
 
-class CoOccurrence(Recommender):
+class CoOccurrence(ArrayRecommender):
     """Next-item co-occurrence blended with popularity."""
 
     name = "cooccurrence"
@@ -100,7 +100,7 @@ class CoOccurrence(Recommender):
     def update_items(self, items: Iterable[Item]) -> None:
         self.popularity.update_items(items)
 
-    def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
+    def recommend_arrays(self, users: Sequence[UserContext], k: int) -> TopK:
         scores = partial(self._scores, pop_part=self.blend * self.popularity.trend())
         return top_k_chunked(users, k, self.items.vocab, scores, self.items.banned)
 

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from streamrec.models.base import ItemVocab, Recommender, top_k
-from streamrec.types import EVENT_WEIGHTS, Interaction, Item, Ranked, UserContext
+from streamrec.models.base import ArrayRecommender, ItemVocab, TopK, top_k_chunked
+from streamrec.types import EVENT_WEIGHTS, Interaction, Item, UserContext
 
 
 class ItemScores:
@@ -43,7 +43,7 @@ class ItemScores:
         return self.scores[: len(self.vocab)]
 
 
-class Popularity(Recommender):
+class Popularity(ArrayRecommender):
     """Most popular items the user has not excluded."""
 
     name = "popularity"
@@ -60,6 +60,10 @@ class Popularity(Recommender):
     def update_items(self, items: Iterable[Item]) -> None:
         self.items.update_items(items)
 
-    def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
+    def recommend_arrays(self, users: Sequence[UserContext], k: int) -> TopK:
         scores = self.items.live()
-        return [top_k(scores, k, self.items.vocab, self.items.banned(user)) for user in users]
+
+        def rows(chunk: Sequence[UserContext]) -> np.ndarray:
+            return np.broadcast_to(scores, (len(chunk), len(scores)))  # a view: top_k_rows copies it
+
+        return top_k_chunked(users, k, self.items.vocab, rows, self.items.banned)

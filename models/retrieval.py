@@ -36,11 +36,12 @@ catalog has doubled since. Adds, availability and exclusions behave as in the fl
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from itertools import chain
 
 import faiss
 import numpy as np
 
-from streamrec.models.base import ItemVocab
+from streamrec.models.base import ItemVocab, TopK
 from streamrec.types import Ranked
 
 faiss.omp_set_num_threads(1)
@@ -122,19 +123,33 @@ class ItemIndex:
 
     def search(self, queries: np.ndarray, n: int, exclude: Sequence[Collection[str]] | None = None) -> list[Ranked]:
         """Top-``n`` ``(item_id, score)`` per query row, best first, never an excluded item."""
+        return self.search_arrays(queries, n, exclude).lists()
+
+    def search_arrays(self, queries: np.ndarray, n: int, exclude: Sequence[Collection[str]] | None = None) -> TopK:
+        """`search` as a `TopK` over `vocab` (FAISS's float32 scores, widened exactly)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         exclude = exclude or [frozenset()] * len(queries)
         fetch = min(len(self), n + max((len(x) for x in exclude), default=0))
         if fetch == 0 or len(queries) == 0:
-            return [[] for _ in range(len(queries))]
+            return TopK.empty(self.vocab, len(queries))
         scores, rows = self.nearest(queries, fetch)
-        out = []
-        ids = self.vocab.ids
-        # tolist: Python numbers made in C, not one numpy scalar per result (fusion fetches 100s per user).
-        for row_scores, row_ids, banned in zip(scores.tolist(), rows.tolist(), exclude, strict=True):
-            ranked = [(ids[r], s) for s, r in zip(row_scores, row_ids, strict=True) if r >= 0 and ids[r] not in banned]
-            out.append(ranked[:n])
-        return out
+        keep = (rows >= 0) & ~self._excluded(rows, exclude)
+        keep &= np.cumsum(keep, axis=1) <= n  # the first n kept of each row
+        return TopK(
+            self.vocab, rows[keep].astype(np.int64, copy=False), keep.sum(axis=1), scores[keep].astype(np.float64)
+        )
+
+    def _excluded(self, rows: np.ndarray, exclude: Sequence[Collection[str]]) -> np.ndarray:
+        """Whether each found row (one line per query) is in its query's exclusion set: keys
+        ``q (|vocab| + 1) + row`` looked up in the sorted banned keys, not a set lookup per
+        result. An unknown banned id (row -1) can only meet a result of row -1, dropped anyway."""
+        width = len(self.vocab) + 1
+        owner = np.repeat(np.arange(len(rows)), [len(x) for x in exclude])
+        banned = np.sort(owner * width + self.vocab.indices(chain.from_iterable(exclude)))
+        if not len(banned):
+            return np.zeros(rows.shape, dtype=bool)
+        keys = rows + (np.arange(len(rows)) * width)[:, None]
+        return banned.take(np.searchsorted(banned, keys), mode="clip") == keys
 
     def nearest(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """FAISS-style ``(scores, rows)`` of the top ``n`` available items per query, best

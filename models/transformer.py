@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from streamrec.models.artifact import Artifact, load_latest
-from streamrec.models.base import ItemVocab, Recommender
+from streamrec.models.base import ArrayRecommender, ItemVocab, TopK
 from streamrec.models.retrieval import ItemIndex
 from streamrec.models.sequence import encode_events, encode_users
 from streamrec.models.text_encoder import TextEncoder
@@ -56,7 +56,7 @@ NEW_ITEM_BOOST = 1.0
 BOOST_FADE_EVENTS = 20
 
 
-class TransformerRecommender(Recommender):
+class TransformerRecommender(ArrayRecommender):
     """Serves an artifact; new catalog items are embedded from their text on arrival."""
 
     name = "transformer"
@@ -116,7 +116,7 @@ class TransformerRecommender(Recommender):
         with torch.inference_mode():
             return encode_users(self.model, windows, self.item_vectors, EMBED_BATCH).numpy()
 
-    def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
+    def recommend_arrays(self, users: Sequence[UserContext], k: int) -> TopK:
         missing = [i for i, user in enumerate(users) if user.vector is None]
         vectors = np.zeros((len(users), self.model.config.d), dtype=np.float32)
         if missing:
@@ -124,7 +124,7 @@ class TransformerRecommender(Recommender):
         for i, user in enumerate(users):
             if user.vector is not None:
                 vectors[i] = user.vector
-        return self.index.search(_with_boost(vectors, 1.0), k, [user.exclude for user in users])
+        return self.index.search_arrays(_with_boost(vectors, 1.0), k, [user.exclude for user in users])
 
     def update_items(self, items: Iterable[Item]) -> None:
         """New items: text-only vectors, searchable at once; known items: availability."""

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.models.base import Recommender, top_k_chunked, window_weights
+from streamrec.models.base import ArrayRecommender, TopK, top_k_chunked, window_weights
 from streamrec.models.popularity import ItemScores
 from streamrec.types import EVENT_WEIGHTS, Explanation, Interaction, Item, Ranked, UserContext
 
@@ -148,7 +148,7 @@ class Categories:
         return np.fromiter((c for item in cats for c in item), dtype=np.int64), starts
 
 
-class Trending(Recommender):
+class Trending(ArrayRecommender):
     """Event-time-decayed popularity, boosted in the user's recent categories."""
 
     name = "trending"
@@ -190,7 +190,7 @@ class Trending(Recommender):
         top = scores.max() if len(scores) else 0.0
         return scores / top if top > 0 else scores.copy()
 
-    def recommend(self, users: Sequence[UserContext], k: int) -> list[Ranked]:
+    def recommend_arrays(self, users: Sequence[UserContext], k: int) -> TopK:
         scores = partial(self.user_scores, trend=self.trend())
         return top_k_chunked(users, k, self.items.vocab, scores, self.items.banned)
 

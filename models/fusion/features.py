@@ -8,7 +8,7 @@ union per user, and ``x = u \\otimes b`` per candidate (`models.fusion` gives th
 
 with ``W`` = `streamrec.types.WINDOW`, the worker's window.
 
->>> proposals = Proposals.of([[[("a", 2.0), ("b", 1.0)]], [[("b", 5.0)]]])  # 2 sources, 1 user
+>>> proposals = Proposals.of([TopK.of([[("a", 2.0), ("b", 1.0)]]), TopK.of([[("b", 5.0)]])])  # 2 sources, 1 user
 >>> proposals.item_ids, proposals.rank.tolist(), proposals.score.tolist()
 (['a', 'b'], [1, 2, 1], [1.0, 0.0, 1.0])
 >>> Candidates.of(proposals).row.tolist()  # "b" proposed twice: one candidate row
@@ -21,15 +21,41 @@ with ``W`` = `streamrec.types.WINDOW`, the worker's window.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import repeat
 
 import numpy as np
 
+from streamrec.models.base import ItemVocab, TopK
 from streamrec.models.popularity import ItemScores
 from streamrec.models.trending import DAY_S
-from streamrec.types import EVENT_TYPE_INDEX, EVENT_TYPES, WINDOW, Ranked, UserContext
+from streamrec.types import EVENT_TYPE_INDEX, EVENT_TYPES, WINDOW, UserContext
+
+
+class ItemUnion:
+    """One index over the items of several vocabularies: per `ItemVocab`, an array from its
+    rows to union rows, extended as it grows (a vocabulary only grows, so a row's union row
+    never changes and only new items cost Python work).
+
+    >>> union, a, b = ItemUnion(), ItemVocab(["x", "y"]), ItemVocab(["y", "z"])
+    >>> union.rows(a).tolist(), union.rows(b).tolist(), union.vocab.ids
+    ([0, 1], [1, 2], ['x', 'y', 'z'])
+    """
+
+    def __init__(self) -> None:
+        self.vocab = ItemVocab()
+        # Weak keys: a vocabulary replaced by a hot reload, or made for one list, is dropped.
+        self._rows: weakref.WeakKeyDictionary[ItemVocab, np.ndarray] = weakref.WeakKeyDictionary()
+
+    def rows(self, vocab: ItemVocab) -> np.ndarray:
+        """The union row of each row of ``vocab``."""
+        rows = self._rows.get(vocab, np.zeros(0, np.int64))
+        if len(rows) < len(vocab):
+            new = np.fromiter(map(self.vocab.add, vocab.ids[len(rows) :]), np.int64, len(vocab) - len(rows))
+            rows = self._rows[vocab] = np.concatenate([rows, new])
+        return rows
 
 
 @dataclass
@@ -45,21 +71,36 @@ class Proposals:
     item_ids: list[str]  # the distinct items proposed, first-proposed first
 
     @classmethod
-    def of(cls, lists: Sequence[Sequence[Ranked]]) -> Proposals:
-        """``lists[s][n]``: source ``s``'s list for user ``n``."""
-        ranked = [by_source[n] for n in range(len(lists[0])) for by_source in lists]
-        lengths = np.array([len(r) for r in ranked], dtype=np.int64)
-        group = np.repeat(np.arange(len(ranked)), lengths)
-        # zip/chain/map keep the per-proposal work in C: a batch holds ~400 proposals per user.
-        columns = [tuple(zip(*r, strict=True)) or ((), ()) for r in ranked]
-        ids = list(chain.from_iterable(i for i, _ in columns))
-        score = np.fromiter(chain.from_iterable(s for _, s in columns), np.float64, len(ids))
-        item_ids = list(dict.fromkeys(ids))
-        item = np.fromiter(
-            map(dict(zip(item_ids, range(len(item_ids)), strict=True)).__getitem__, ids), np.int64, len(ids)
-        )
-        rank = np.arange(len(ids)) - (np.cumsum(lengths) - lengths)[group] + 1
-        return cls(group // len(lists), group % len(lists), rank, min_max(score, lengths), item, item_ids)
+    def of(cls, tops: Sequence[TopK], union: ItemUnion | None = None) -> Proposals:
+        """``tops[s]``: source ``s``'s lists for the batch; ``union`` (kept across batches by
+        the caller) maps each source's vocabulary to one item index."""
+        union = union or ItemUnion()
+        counts = np.stack([top.lengths for top in tops])  # (sources, users)
+        lengths = counts.T.ravel()  # the proposals' order: user by user, then source by source
+        group = np.repeat(np.arange(len(lengths)), lengths)
+        place = np.arange(len(group)) - (np.cumsum(lengths) - lengths)[group]  # 0-based rank
+        # Where each (user, source) list starts in the sources' entries, concatenated source by source.
+        held = (np.cumsum(counts) - counts.ravel()).reshape(counts.shape).T.ravel()
+        take = held[group] + place
+        rows = np.concatenate([union.rows(top.vocab)[top.item] for top in tops])[take]
+        score = np.concatenate([top.score for top in tops])[take]
+        item, item_ids = first_proposed(rows, union.vocab)
+        return cls(group // len(tops), group % len(tops), place + 1, min_max(score, lengths), item, item_ids)
+
+
+def first_proposed(rows: np.ndarray, vocab: ItemVocab) -> tuple[np.ndarray, list[str]]:
+    """``rows`` (of ``vocab``) renumbered by first appearance, and the ids in that order.
+
+    >>> first_proposed(np.array([2, 0, 2, 1]), ItemVocab("abc"))
+    (array([0, 1, 0, 2]), ['c', 'a', 'b'])
+    """
+    first = np.full(len(vocab), len(rows))
+    np.minimum.at(first, rows, np.arange(len(rows)))
+    distinct = np.flatnonzero(first < len(rows))
+    distinct = distinct[np.argsort(first[distinct])]
+    renumber = np.empty(len(vocab), np.int64)
+    renumber[distinct] = np.arange(len(distinct))
+    return renumber[rows], list(map(vocab.ids.__getitem__, distinct.tolist()))
 
 
 @dataclass

@@ -27,7 +27,14 @@ from streamrec.models.base import Recommender, top_k
 from streamrec.models.content import Content
 from streamrec.models.cooccurrence import CoOccurrence
 from streamrec.models.fusion.explanations import Explanations
-from streamrec.models.fusion.features import Candidates, Proposals, candidate_vectors, item_vectors, user_vectors
+from streamrec.models.fusion.features import (
+    Candidates,
+    ItemUnion,
+    Proposals,
+    candidate_vectors,
+    item_vectors,
+    user_vectors,
+)
 from streamrec.models.fusion.weights import WEIGHTS_FILE, FusionWeights
 from streamrec.models.popularity import ItemScores, Popularity
 from streamrec.models.trending import DAY_S, Trending
@@ -76,6 +83,7 @@ class Fusion(Explanations, Recommender):
         self.clock: float | None = None  # newest event time learned
         self.catalog: dict[str, Item] = {}  # latest version of every announced item
         self._credited: dict[str, dict[str, str]] = {}  # user -> item -> source, last recommend
+        self._union = ItemUnion()  # the sources' vocabularies in one index, kept across batches
 
     @classmethod
     def around(cls, transformer: TransformerRecommender, event_weights: Mapping[str, float] | None = None) -> Fusion:
@@ -148,7 +156,8 @@ class Fusion(Explanations, Recommender):
         ``x`` matrix; built for the whole batch at once."""
         if not users:
             return []
-        proposals = Proposals.of([source.recommend(users, self.fetch) for source in self.sources.values()])
+        lists = [source.recommend_arrays(users, self.fetch) for source in self.sources.values()]
+        proposals = Proposals.of(lists, self._union)
         candidates = Candidates.of(proposals)
         popularity, log_age = item_vectors(self.items, self.first_seen, self.clock, proposals.item_ids)
         b = candidate_vectors(proposals, candidates, len(self.sources), self.fetch, popularity, log_age)

@@ -94,7 +94,7 @@ def test_top_k_rows_is_the_sorted_prefix_older_items_first_on_ties(rows: list[li
     for row, ban in zip(rows, banned, strict=True):
         allowed = sorted((-s, i) for i, s in enumerate(row) if i not in ban)
         expected.append([(vocab.ids[i], float(-s)) for s, i in allowed[:k]])
-    assert top_k_rows(scores, k, vocab, banned) == expected
+    assert top_k_rows(scores, k, vocab, banned).lists() == expected
 
 
 def test_closest_window_item_is_batched_and_the_earliest_entry_of_an_item_met_twice() -> None:

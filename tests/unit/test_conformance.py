@@ -76,9 +76,18 @@ class Moody(Popularity):
         return [[(item, score + self.offset) for item, score in ranked] for ranked in super().recommend(users, k)]
 
 
-def test_the_check_catches_a_lost_memory_and_a_nondeterministic_model() -> None:
+class Shortened(Popularity):
+    """Lists one item shorter than its arrays hold: ``recommend`` overridden alone."""
+
+    def recommend(self, users, k):
+        return [ranked[:-1] for ranked in super().recommend(users, k)]
+
+
+def test_the_check_catches_a_lost_memory_a_nondeterministic_model_and_lists_unlike_the_arrays() -> None:
     with pytest.raises(AssertionError, match="loses what carry_over hands it"):
         check_recommender(lambda: Forgetful(Popularity(), knob=2.0))
     check_recommender(lambda: TailRerank(Popularity(), knob=2.0))  # the real one keeps it
     with pytest.raises(AssertionError, match="not deterministic"):
         check_recommender(Moody)
+    with pytest.raises(AssertionError, match="recommend_arrays and recommend give different lists"):
+        check_recommender(Shortened)
