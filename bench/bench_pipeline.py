@@ -7,8 +7,9 @@ each also as a ratio to the framework alone (the ``bare`` row), through the real
 
 Every figure (the backlog, each rate) gets a fresh stack and synthetic Zipf traffic.
 ``bare`` is bench/bare_worker.py: a Faust agent with the worker's app settings that
-writes one table entry per event and nothing else; its "lists" are its changelog records. The machine is shared and noisy:
-compare rows of one run (``ratio_to_bare``), not runs.
+writes one table entry per event and nothing else; its "lists" are its changelog
+records. The machine is shared and noisy: compare rows of one run (``ratio_to_bare``),
+not runs.
 
 Freshness is measured at a fixed rate (``--rate``, and each ``--curve`` rate), from the
 producer's send to the publication of the first list that includes the event

@@ -54,9 +54,10 @@ PARK_CHECK_S = 0.1
 CATCH_UP_WAIT_S = 30.0
 # RocksDB memory per partition's store, bounded: Faust's defaults allow 3 x 64 MB of
 # memtables and a 2 GB block cache per store. With 2 x 16 MB + 64 MB, a 4-partition
-# worker's stores stay under ~400 MB; over 300k events of 260k users (bench/bench_scale.py
-# --parts worker) its RSS grew at half the rate (0.45 against 1 MB/s) and a user's state
-# took 556 B on disk against 813.
+# worker's stores stay under ~400 MB (streamrec_worker_store_memory_bytes shows them
+# fill up to it); over 1M events of 632k users (bench/bench_scale.py --parts worker) the
+# worker's RSS levelled off once they had, and a user's state took ~600 B on disk
+# against 813 with the defaults.
 STORE_OPTIONS = {"write_buffer_size": 16 << 20, "max_write_buffer_number": 2, "block_cache_size": 64 << 20}
 # Tests set this to make the processor fail on marked events (see `fault_injector`).
 FAULT_ENV = "STREAMREC_INJECT_FAULT"
